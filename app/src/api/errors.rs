@@ -1,0 +1,138 @@
+//! Error responses as the OpenAPI document shows them: every operation
+//! lists the error statuses it can answer, each with the envelope schema.
+
+use std::marker::PhantomData;
+
+use poem_openapi::{
+    ApiResponse, Object,
+    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::{Example, Type},
+};
+
+use crate::error::Error;
+
+/// The body of every 4xx/5xx answer.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct ErrorEnvelope {
+    pub detail: ErrorDetail,
+}
+
+/// What went wrong, in words a user can act on.
+#[derive(Debug, Object)]
+pub struct ErrorDetail {
+    /// One of `ValidationError`, `NotFoundError`, `ConflictError`,
+    /// `PayloadTooLargeError`, `MethodNotAllowedError`,
+    /// `ServiceUnavailableError`, `InternalServerError`.
+    pub error: String,
+    /// A human-readable explanation.
+    pub message: String,
+    /// The request's id, also in the `X-Request-Id` header and the logs.
+    pub request_id: String,
+}
+
+impl Example for ErrorEnvelope {
+    fn example() -> Self {
+        Self {
+            detail: ErrorDetail {
+                error: "NotFoundError".into(),
+                message: "session `chat-42` not found".into(),
+                request_id: "5f0c6b7e-2d7b-4f5e-9a43-1b2a3c4d5e6f".into(),
+            },
+        }
+    }
+}
+
+/// A set of error statuses an operation documents, beyond the ones every
+/// operation has (422, 503, 500).
+pub trait ErrorSet: Send + Sync + 'static {
+    /// `(status, description)` pairs.
+    const EXTRA: &'static [(u16, &'static str)];
+}
+
+const NOT_FOUND: (u16, &str) = (404, "The resource, or one of its parents, does not exist.");
+const CONFLICT: (u16, &str) = (409, "A resource with this id already exists (with other content).");
+const TOO_LARGE: (u16, &str) = (413, "The request body exceeds the configured limit.");
+
+/// Listing at the top level.
+pub struct Plain;
+impl ErrorSet for Plain {
+    const EXTRA: &'static [(u16, &'static str)] = &[];
+}
+
+/// Reads, deletes and listings below a parent.
+pub struct Missing;
+impl ErrorSet for Missing {
+    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND];
+}
+
+/// Updates.
+pub struct MissingWithBody;
+impl ErrorSet for MissingWithBody {
+    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, TOO_LARGE];
+}
+
+/// Creating a session.
+pub struct Duplicate;
+impl ErrorSet for Duplicate {
+    const EXTRA: &'static [(u16, &'static str)] = &[CONFLICT, TOO_LARGE];
+}
+
+/// Creating below a parent.
+pub struct MissingOrDuplicate;
+impl ErrorSet for MissingOrDuplicate {
+    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, CONFLICT, TOO_LARGE];
+}
+
+/// The error side of an operation's result; `S` says which statuses the
+/// document lists. The envelope itself is rendered by the middleware, which
+/// knows the request id.
+pub struct Failure<S>(Error, PhantomData<S>);
+
+impl<S> From<Error> for Failure<S> {
+    fn from(err: Error) -> Self {
+        Self(err, PhantomData)
+    }
+}
+
+impl<S> From<Failure<S>> for poem::Error {
+    fn from(failure: Failure<S>) -> Self {
+        failure.0.into()
+    }
+}
+
+impl<S: ErrorSet> ApiResponse for Failure<S> {
+    fn meta() -> MetaResponses {
+        let common_before = [(
+            422,
+            "The request is invalid: malformed JSON, wrong types, missing fields, bad ids or query values.",
+        )];
+        let common_after = [
+            (503, "The database is unavailable or did not answer in time; retry later."),
+            (500, "An unexpected error; details are logged under the request id."),
+        ];
+        let responses = common_before
+            .iter()
+            .chain(S::EXTRA)
+            .chain(common_after.iter())
+            .map(|&(status, description)| MetaResponse {
+                description,
+                status: Some(status),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json; charset=utf-8",
+                    schema: ErrorEnvelope::schema_ref(),
+                }],
+                headers: vec![],
+            })
+            .collect();
+        MetaResponses { responses }
+    }
+
+    fn register(registry: &mut Registry) {
+        ErrorEnvelope::register(registry);
+    }
+}
+
+/// Operation result with documented errors.
+pub type ApiResult<T, S> = Result<T, Failure<S>>;

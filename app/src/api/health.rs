@@ -1,0 +1,261 @@
+//! Health probes and counters: `/health`, `/health/live`, `/health/db`,
+//! `/health/ready`, `/health/metrics`.
+
+use std::collections::BTreeMap;
+
+use poem::web::Data;
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json, types::Example};
+
+use super::{ApiTags, input};
+use crate::{AppState, VERSION, db::PoolStats, metrics};
+
+/// A probe's answer.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct HealthReport {
+    /// `healthy`, `alive`, `ready`, or `unhealthy` / `not ready` on failure.
+    pub status: String,
+    /// The service version.
+    pub version: String,
+    /// When the probe ran (RFC 3339).
+    pub timestamp: String,
+    pub checks: HealthChecks,
+}
+
+impl Example for HealthReport {
+    fn example() -> Self {
+        Self {
+            status: "ready".into(),
+            version: VERSION.into(),
+            timestamp: "2026-11-21T10:00:00.123456+00:00".into(),
+            checks: HealthChecks {
+                service: Some(ServiceCheck { status: "ready".into() }),
+                database: Some(DatabaseCheck {
+                    status: "ready".into(),
+                    response_time_ms: Some(0.4),
+                    connection_pool: None,
+                    message: None,
+                }),
+            },
+        }
+    }
+}
+
+/// A failed probe, in the earlier service's shape.
+#[derive(Debug, Object)]
+pub struct HealthFailure {
+    pub detail: HealthReport,
+}
+
+/// The individual checks of a probe.
+#[derive(Debug, Object)]
+pub struct HealthChecks {
+    #[oai(skip_serializing_if_is_none)]
+    pub service: Option<ServiceCheck>,
+    #[oai(skip_serializing_if_is_none)]
+    pub database: Option<DatabaseCheck>,
+}
+
+/// The process itself.
+#[derive(Debug, Object)]
+pub struct ServiceCheck {
+    pub status: String,
+}
+
+/// The database round trip.
+#[derive(Debug, Object)]
+pub struct DatabaseCheck {
+    pub status: String,
+    /// Round-trip time of `SELECT 1`.
+    #[oai(skip_serializing_if_is_none)]
+    pub response_time_ms: Option<f64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub connection_pool: Option<PoolInfo>,
+    /// Why the check failed.
+    #[oai(skip_serializing_if_is_none)]
+    pub message: Option<String>,
+}
+
+/// Connection pool figures.
+#[derive(Debug, Object)]
+pub struct PoolInfo {
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// Connections in use.
+    pub in_use: u32,
+    /// Most connections the pool opens.
+    pub max_size: u32,
+}
+
+impl From<PoolStats> for PoolInfo {
+    fn from(p: PoolStats) -> Self {
+        Self { size: p.size, idle: p.idle, in_use: p.size.saturating_sub(p.idle), max_size: p.max }
+    }
+}
+
+/// Counters for people (Prometheus format comes with `/metrics`).
+#[derive(Debug, Object)]
+pub struct MetricsReport {
+    pub version: String,
+    pub timestamp: String,
+    pub uptime_seconds: f64,
+    pub requests_total: u64,
+    /// Requests by HTTP status.
+    pub requests_by_status: BTreeMap<String, u64>,
+    /// Requests answered 4xx.
+    pub client_errors_total: u64,
+    /// Requests answered 5xx.
+    pub errors_total: u64,
+    pub mean_latency_ms: f64,
+    /// Resident memory of the process.
+    pub process_memory_bytes: Option<u64>,
+    /// `sqlite` or `postgres`.
+    pub database_backend: String,
+    pub connection_pool: PoolInfo,
+}
+
+#[derive(ApiResponse)]
+enum Probe {
+    /// The check passed.
+    #[oai(status = 200)]
+    Ok(Json<HealthReport>),
+    /// The check failed; the report is under `detail`.
+    #[oai(status = 503)]
+    Failed(Json<HealthFailure>),
+}
+
+fn report(status: &str, checks: HealthChecks) -> HealthReport {
+    HealthReport {
+        status: status.into(),
+        version: VERSION.into(),
+        timestamp: input::format_timestamp(chrono::Utc::now()),
+        checks,
+    }
+}
+
+/// Health probes.
+pub struct HealthApi;
+
+#[OpenApi(tag = "ApiTags::Health")]
+impl HealthApi {
+    /// Process health
+    ///
+    /// The process is up; never touches the database.
+    #[oai(path = "/health", method = "get", operation_id = "health")]
+    async fn health(&self) -> Json<HealthReport> {
+        Json(report(
+            "healthy",
+            HealthChecks { service: Some(ServiceCheck { status: "healthy".into() }), database: None },
+        ))
+    }
+
+    /// Liveness probe
+    ///
+    /// Same rule as `/health`: restart the process only if this fails.
+    #[oai(path = "/health/live", method = "get", operation_id = "health_live")]
+    async fn live(&self) -> Json<HealthReport> {
+        Json(report(
+            "alive",
+            HealthChecks { service: Some(ServiceCheck { status: "alive".into() }), database: None },
+        ))
+    }
+
+    /// Database health
+    ///
+    /// Answers within `database.health_timeout_ms` (2 s) even while the
+    /// database is down or hanging.
+    #[oai(path = "/health/db", method = "get", operation_id = "health_db")]
+    async fn db(&self, state: Data<&AppState>) -> Probe {
+        let pool = Some(PoolInfo::from(state.db.pool_stats()));
+        match state.db.ping(state.health_timeout()).await {
+            Ok(rtt) => Probe::Ok(Json(report(
+                "healthy",
+                HealthChecks {
+                    service: None,
+                    database: Some(DatabaseCheck {
+                        status: "healthy".into(),
+                        response_time_ms: Some(rtt.as_secs_f64() * 1000.0),
+                        connection_pool: pool,
+                        message: None,
+                    }),
+                },
+            ))),
+            Err(why) => Probe::Failed(Json(HealthFailure {
+                detail: report(
+                    "unhealthy",
+                    HealthChecks {
+                        service: None,
+                        database: Some(DatabaseCheck {
+                            status: "unhealthy".into(),
+                            response_time_ms: None,
+                            connection_pool: pool,
+                            message: Some(why),
+                        }),
+                    },
+                ),
+            })),
+        }
+    }
+
+    /// Readiness probe
+    ///
+    /// Service and database; take the pod out of rotation while this fails.
+    #[oai(path = "/health/ready", method = "get", operation_id = "health_ready")]
+    async fn ready(&self, state: Data<&AppState>) -> Probe {
+        let service = Some(ServiceCheck { status: "ready".into() });
+        match state.db.ping(state.health_timeout()).await {
+            Ok(rtt) => Probe::Ok(Json(report(
+                "ready",
+                HealthChecks {
+                    service,
+                    database: Some(DatabaseCheck {
+                        status: "ready".into(),
+                        response_time_ms: Some(rtt.as_secs_f64() * 1000.0),
+                        connection_pool: None,
+                        message: None,
+                    }),
+                },
+            ))),
+            Err(why) => Probe::Failed(Json(HealthFailure {
+                detail: report(
+                    "not ready",
+                    HealthChecks {
+                        service,
+                        database: Some(DatabaseCheck {
+                            status: "not ready".into(),
+                            response_time_ms: None,
+                            connection_pool: None,
+                            message: Some(why),
+                        }),
+                    },
+                ),
+            })),
+        }
+    }
+
+    /// Request counters
+    ///
+    /// Uptime, requests by status, errors, mean latency, memory and pool.
+    #[oai(path = "/health/metrics", method = "get", operation_id = "health_metrics")]
+    async fn metrics(&self, state: Data<&AppState>) -> Json<MetricsReport> {
+        let snap = state.metrics.snapshot();
+        Json(MetricsReport {
+            version: VERSION.into(),
+            timestamp: input::format_timestamp(chrono::Utc::now()),
+            uptime_seconds: snap.uptime.as_secs_f64(),
+            requests_total: snap.requests,
+            requests_by_status: snap.by_status.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            client_errors_total: snap.client_errors,
+            errors_total: snap.server_errors,
+            mean_latency_ms: snap.mean_latency_ms,
+            process_memory_bytes: metrics::resident_memory_bytes(),
+            database_backend: match state.db.backend() {
+                crate::config::Backend::Sqlite => "sqlite".into(),
+                crate::config::Backend::Postgres => "postgres".into(),
+            },
+            connection_pool: state.db.pool_stats().into(),
+        })
+    }
+}

@@ -1,0 +1,103 @@
+//! Commands: `serve` (default), `migrate`, `openapi`, `healthcheck`, `config`.
+
+mod healthcheck;
+mod migrate;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use session_backend::{Server, config::Config, telemetry};
+
+/// Session storage for Strands agents: one binary, SQLite or PostgreSQL.
+///
+/// Configuration comes from built-in defaults, an optional TOML file and the
+/// environment (`SESSION_BACKEND_<SECTION>__<KEY>`, or the earlier service's
+/// `DATABASE_URL`, `API_HOST`, `API_PORT`, `LOG_LEVEL`, `LOG_FORMAT`,
+/// `POSTGRES_*`). See `session-backend config` for the effective values.
+#[derive(Debug, Parser)]
+#[command(name = "session-backend", version)]
+pub struct Cli {
+    /// TOML configuration file (also `SESSION_BACKEND_CONFIG`).
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default): migrates unless `auto_migrate` is
+    /// false, drains in-flight requests on SIGTERM/SIGINT and exits 0.
+    Serve,
+    /// Inspect or change the database schema.
+    Migrate {
+        #[command(subcommand)]
+        action: migrate::Action,
+    },
+    /// Print the OpenAPI document (JSON) to standard output.
+    Openapi,
+    /// Probe a running server; exit 0 when it answers 200, else 1. For
+    /// container health checks in images without curl.
+    Healthcheck(healthcheck::Args),
+    /// Print the effective configuration as TOML, secrets masked.
+    Config,
+}
+
+/// Runs the chosen command; `Err` is one line for standard error.
+pub async fn run(cli: Cli) -> Result<ExitCode, String> {
+    let load = || Config::load(cli.config.as_deref()).map_err(|e| e.to_string());
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(load()?).await.map(|()| ExitCode::SUCCESS),
+        Command::Migrate { action } => {
+            let config = load()?;
+            telemetry::init(&config.log);
+            migrate::run(&config, action).await.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Openapi => {
+            println!("{}", session_backend::openapi_json());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Healthcheck(args) => Ok(healthcheck::run(&load()?, &args).await),
+        Command::Config => {
+            print!("{}", load()?.to_masked_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    telemetry::init(&config.log);
+    let url = config.database_url().map_err(|e| e.to_string())?;
+    let server = Server::start(config).await.map_err(|e| e.to_string())?;
+    tracing::info!(
+        address = %server.local_addr(),
+        database = %url,
+        version = session_backend::VERSION,
+        "serving; Swagger UI at http://{}/docs",
+        server.local_addr()
+    );
+    server.run(shutdown_signal()).await.map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => drop(interrupt.await),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(interrupt.await);
+    tracing::info!("shutdown requested; draining in-flight requests");
+}

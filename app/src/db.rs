@@ -1,0 +1,173 @@
+//! The database connection: pool set-up per backend, migrations under a
+//! lock, and the probes behind the health endpoints.
+
+use std::time::{Duration, Instant};
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+
+use crate::config::{Backend, Config, ConfigError, DatabaseUrl};
+
+/// Both halves of the `pg_advisory_xact_lock(int, int)` key that serialises
+/// migrations: a constant for this program and the hash of the schema, so
+/// replicas of one deployment wait for each other and others do not.
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(1936023906, hashtext(current_schema()))";
+
+/// A connected database.
+#[derive(Clone, Debug)]
+pub struct Database {
+    conn: DatabaseConnection,
+    backend: Backend,
+    url: DatabaseUrl,
+}
+
+/// Pool figures for `/health/db` and `/health/metrics`.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// Why the database could not be used at start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot connect to the database at {url} (database.url / DATABASE_URL): {cause}")]
+    Connect { url: DatabaseUrl, cause: String },
+    #[error("migrating the database at {url} failed: {cause}")]
+    Migrate { url: DatabaseUrl, cause: String },
+    #[error(
+        "the database schema at {url} is out of date ({pending} pending migration(s)) and \
+         database.auto_migrate is false; run `session-backend migrate up` first"
+    )]
+    OutOfDate { url: DatabaseUrl, pending: usize },
+}
+
+impl Database {
+    /// Opens the pool and checks that the database answers.
+    pub async fn connect(config: &Config) -> Result<Self, StartError> {
+        let url = config.database_url()?;
+        let backend = url
+            .backend()
+            .ok_or_else(|| ConfigError::from_message(format!("unsupported database.url `{url}`")))?;
+        let db = &config.database;
+        let wait = config.acquire_timeout();
+        let mut options = ConnectOptions::new(url.expose());
+        options
+            .max_connections(db.max_connections)
+            .min_connections(1)
+            .acquire_timeout(wait)
+            .connect_timeout(wait)
+            .sqlx_logging(false)
+            // Hot connections go straight to work; only ones idle for a
+            // while are pinged first, so a restarted database is noticed.
+            .test_before_acquire_if_idle_for(Duration::from_secs(1));
+        if backend == Backend::Sqlite {
+            let in_memory = url.expose().contains(":memory:") || url.expose().contains("mode=memory");
+            if in_memory {
+                // Every connection to `:memory:` is its own database.
+                options.max_connections(1).idle_timeout(None).max_lifetime(None);
+            }
+            options.map_sqlx_sqlite_opts(move |o| {
+                o.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(wait)
+            });
+        }
+        let conn = sea_orm::Database::connect(options)
+            .await
+            .map_err(|e| StartError::Connect { url: url.clone(), cause: cause_of(&e) })?;
+        Ok(Self { conn, backend, url })
+    }
+
+    /// The sea-orm connection every store function takes.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Which database system this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations. On PostgreSQL this holds a transaction
+    /// advisory lock, so replicas starting together migrate one at a time
+    /// and the later ones find nothing left to do.
+    pub async fn migrate_up(&self) -> Result<(), DbErr> {
+        match self.backend {
+            Backend::Postgres => {
+                let txn = self.conn.begin().await?;
+                txn.execute_unprepared(MIGRATION_LOCK).await?;
+                Migrator::up(&txn, None).await?;
+                txn.commit().await
+            }
+            Backend::Sqlite => Migrator::up(&self.conn, None).await,
+        }
+    }
+
+    /// Migrates (or, with `auto_migrate = false`, checks the schema is current).
+    pub async fn prepare(&self, auto_migrate: bool) -> Result<(), StartError> {
+        if auto_migrate {
+            return self
+                .migrate_up()
+                .await
+                .map_err(|e| StartError::Migrate { url: self.url.clone(), cause: cause_of(&e) });
+        }
+        let pending = Migrator::get_pending_migrations_read_only(&self.conn)
+            .await
+            .map_err(|e| StartError::Migrate { url: self.url.clone(), cause: cause_of(&e) })?
+            .len();
+        if pending > 0 {
+            return Err(StartError::OutOfDate { url: self.url.clone(), pending });
+        }
+        Ok(())
+    }
+
+    /// Runs `SELECT 1` within `timeout`; the round-trip time on success.
+    pub async fn ping(&self, timeout: Duration) -> Result<Duration, String> {
+        let started = Instant::now();
+        match tokio::time::timeout(timeout, self.conn.execute_unprepared("SELECT 1")).await {
+            Ok(Ok(_)) => Ok(started.elapsed()),
+            Ok(Err(e)) => Err(format!("database error: {}", cause_of(&e))),
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        }
+    }
+
+    /// Current pool figures.
+    pub fn pool_stats(&self) -> PoolStats {
+        let (size, idle, max) = match self.backend {
+            Backend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+            }
+            Backend::Sqlite => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+            }
+        };
+        PoolStats { size, idle: u32::try_from(idle).unwrap_or(u32::MAX), max }
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(self) {
+        if let Err(e) = self.conn.close().await {
+            tracing::warn!(error = %e, "closing the database pool");
+        }
+    }
+}
+
+/// The innermost useful text of a database error, for one-line messages.
+fn cause_of(err: &DbErr) -> String {
+    let mut cause: &dyn std::error::Error = err;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
+}

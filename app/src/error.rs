@@ -1,0 +1,162 @@
+//! The one error type of the service and its mapping to the contract's
+//! envelope: `{"detail": {"error": KIND, "message": TEXT, "request_id": ID}}`.
+//!
+//! Database errors are classified by kind (connection trouble → 503,
+//! anything else → 500); their text is logged, never returned.
+
+use poem::http::StatusCode;
+use sea_orm::{DbErr, RuntimeErr};
+
+use crate::request_id;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: malformed JSON, wrong types, invalid ids or query values.
+    #[error("{0}")]
+    Validation(String),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The named thing already exists, or differs from what a retry sent.
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is larger than the configured limit.
+    #[error("request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Wrong HTTP method for an existing path.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The database cannot be reached or did not answer in time.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected database failure; details are only logged.
+    #[error("internal server error")]
+    Internal,
+}
+
+impl Error {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `error` field of the envelope.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "ValidationError",
+            Self::NotFound(_) => "NotFoundError",
+            Self::Conflict(_) => "ConflictError",
+            Self::PayloadTooLarge(_) => "PayloadTooLargeError",
+            Self::MethodNotAllowed(_) => "MethodNotAllowedError",
+            Self::Unavailable(_) => "ServiceUnavailableError",
+            Self::Internal => "InternalServerError",
+        }
+    }
+
+    /// The envelope for this error, tagged with the current request id.
+    pub fn envelope(&self) -> serde_json::Value {
+        serde_json::json!({
+            "detail": {
+                "error": self.kind(),
+                "message": self.to_string(),
+                "request_id": request_id::current(),
+            }
+        })
+    }
+
+    /// Maps any error poem or poem-openapi produced (parse errors, unknown
+    /// routes, wrong methods, …) onto the contract's kinds.
+    pub fn from_poem(err: &poem::Error) -> Self {
+        if let Some(err) = err.downcast_ref::<Error>() {
+            return err.clone_kind();
+        }
+        match err.status() {
+            StatusCode::NOT_FOUND => Self::NotFound("no such route".into()),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                Self::MethodNotAllowed("this method is not allowed on this path".into())
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => Self::Validation(err.to_string()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::Validation(format!(
+                "{err}; send the body as JSON with `Content-Type: application/json`"
+            )),
+            status if status.is_client_error() => Self::Validation(err.to_string()),
+            _ => {
+                tracing::error!(error = %err, "unhandled error");
+                Self::Internal
+            }
+        }
+    }
+
+    fn clone_kind(&self) -> Self {
+        match self {
+            Self::Validation(m) => Self::Validation(m.clone()),
+            Self::NotFound(m) => Self::NotFound(m.clone()),
+            Self::Conflict(m) => Self::Conflict(m.clone()),
+            Self::PayloadTooLarge(n) => Self::PayloadTooLarge(*n),
+            Self::MethodNotAllowed(m) => Self::MethodNotAllowed(m.clone()),
+            Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::Internal => Self::Internal,
+        }
+    }
+}
+
+impl poem::error::ResponseError for Error {
+    fn status(&self) -> StatusCode {
+        Error::status(self)
+    }
+}
+
+impl From<DbErr> for Error {
+    fn from(err: DbErr) -> Self {
+        if is_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            Self::Unavailable("the database is unavailable, retry shortly".into())
+        } else {
+            tracing::error!(error = %err, "database error");
+            Self::Internal
+        }
+    }
+}
+
+/// Whether the error means "the database cannot be reached right now"
+/// rather than "this statement is wrong".
+fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let sqlx = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        DbErr::Conn(_) => return true,
+        _ => return false,
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::Protocol(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed => true,
+        Sqlx::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>().is_some() {
+                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes.
+                code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+            } else {
+                // PostgreSQL: class 08 (connection exception), 57P01–03
+                // (shutting down, cannot connect now), 53300 (too many clients).
+                code.starts_with("08") || code.starts_with("57P") || code == "53300"
+            }
+        }
+        _ => false,
+    }
+}

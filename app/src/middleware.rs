@@ -1,0 +1,121 @@
+//! What wraps every request: request id, access log and counters, the
+//! error envelope, the body limit, the request deadline, panic safety.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use poem::{
+    Endpoint, IntoResponse, Request, Response,
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::PanicHandler,
+};
+use poem_openapi::OperationId;
+use tracing::Instrument;
+
+use crate::{error::Error, metrics::Metrics, request_id};
+
+/// Renders an error as the contract's envelope.
+pub fn error_response(err: &Error) -> Response {
+    Response::builder()
+        .status(err.status())
+        .content_type("application/json; charset=utf-8")
+        .body(err.envelope().to_string())
+}
+
+/// Outermost layer: assigns the request id, runs the request inside its
+/// span, turns every error into the envelope, logs and counts the result.
+pub async fn observe<E: Endpoint>(ep: Arc<E>, req: Request, metrics: Arc<Metrics>) -> poem::Result<Response> {
+    let started = Instant::now();
+    let id =
+        request_id::accept_or_generate(req.headers().get(request_id::HEADER).and_then(|v| v.to_str().ok()));
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", %method, %path, request_id = %id);
+    let work = async move {
+        let (mut resp, route) = match ep.call(req).await {
+            Ok(resp) => {
+                let resp = resp.into_response();
+                let route = resp.data::<OperationId>().map(|op| op.0);
+                (resp, route)
+            }
+            Err(err) => {
+                let route = err.data::<OperationId>().map(|op| op.0);
+                let mapped = Error::from_poem(&err);
+                (error_response(&mapped), route)
+            }
+        };
+        let status = resp.status();
+        let latency = started.elapsed();
+        metrics.record(status.as_u16(), latency);
+        let route = route.unwrap_or("-");
+        let latency_ms = latency.as_secs_f64() * 1000.0;
+        if status.is_server_error() {
+            tracing::warn!(route, status = status.as_u16(), latency_ms, "request failed");
+        } else {
+            tracing::info!(route, status = status.as_u16(), latency_ms, "request");
+        }
+        if let Ok(value) = HeaderValue::from_str(&request_id::current()) {
+            resp.headers_mut().insert(request_id::HEADER, value);
+        }
+        Ok(resp)
+    };
+    request_id::scope(id, work.instrument(span)).await
+}
+
+/// Refuses bodies over `limit` bytes with 413, whether or not the client
+/// announced the length, and treats a missing `Content-Type` as JSON.
+pub async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request, limit: usize) -> poem::Result<Response> {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS) {
+        return ep.call(req).await.map(IntoResponse::into_response);
+    }
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(Error::PayloadTooLarge(limit).into());
+    }
+    let body = req.take_body().into_bytes_limit(limit).await.map_err(|e| match e {
+        poem::error::ReadBodyError::PayloadTooLarge => Error::PayloadTooLarge(limit),
+        other => Error::Validation(format!("cannot read the request body: {other}")),
+    })?;
+    if !req.headers().contains_key(header::CONTENT_TYPE) && !body.is_empty() {
+        req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    req.set_body(body);
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Answers 503 when an API request (in practice: the database behind it)
+/// takes longer than `deadline`. Probes and docs are not limited.
+pub async fn deadline<E: Endpoint>(ep: Arc<E>, req: Request, deadline: Duration) -> poem::Result<Response> {
+    if !req.uri().path().starts_with("/api/") {
+        return ep.call(req).await.map(IntoResponse::into_response);
+    }
+    match tokio::time::timeout(deadline, ep.call(req)).await {
+        Ok(result) => result.map(IntoResponse::into_response),
+        Err(_) => Err(Error::Unavailable(format!(
+            "the request did not complete within {} ms; the database is slow or unreachable, retry shortly",
+            deadline.as_millis()
+        ))
+        .into()),
+    }
+}
+
+/// Turns a panic into a 500 envelope (the panic itself is logged by poem).
+#[derive(Clone, Copy, Debug)]
+pub struct PanicToEnvelope;
+
+impl PanicHandler for PanicToEnvelope {
+    type Response = Response;
+
+    fn get_response(&self, _err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+        tracing::error!("handler panicked");
+        let mut resp = error_response(&Error::Internal);
+        resp.set_status(StatusCode::INTERNAL_SERVER_ERROR);
+        resp
+    }
+}

@@ -1,0 +1,333 @@
+//! An agent's messages, keyed by the client's 0-based index.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::message::{self, Column, Entity};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+    sea_query::{Expr, Func, OnConflict, Order, Query, SelectStatement},
+};
+use serde_json::Value;
+
+use super::{agents, count, insert_error, now, page_with_counts};
+use crate::error::Error;
+
+/// The agent a message belongs to.
+#[derive(Clone, Copy, Debug)]
+pub struct AgentKey<'a> {
+    pub tenant: &'a str,
+    pub session_id: &'a str,
+    pub agent_id: &'a str,
+}
+
+/// What a new message is made of (JSON already serialized).
+#[derive(Debug)]
+pub struct NewMessage {
+    pub message_id: i64,
+    pub message: String,
+    pub redact_message: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Fields an update may change; `None` keeps the stored value
+/// (`Some(None)` clears the redaction).
+#[derive(Debug, Default)]
+pub struct MessageChanges {
+    pub message: Option<String>,
+    pub redact_message: Option<Option<String>>,
+}
+
+/// The outcome of an append.
+#[derive(Debug)]
+pub enum Appended {
+    /// A new row was written.
+    Created(message::Model),
+    /// The same message was already stored (a client retry): nothing written.
+    Replayed(message::Model),
+}
+
+/// Which slice of the conversation to list.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    /// Newest first instead of oldest first.
+    pub descending: bool,
+    /// Keyset start: only ids after this one in listing order.
+    pub after: Option<i64>,
+    /// Rows to skip (after the keyset start, if any).
+    pub offset: u64,
+    /// Rows to return at most.
+    pub limit: u64,
+}
+
+/// One listed slice and where it sits in the whole conversation.
+#[derive(Debug)]
+pub struct Listing {
+    pub messages: Vec<message::Model>,
+    /// The agent's message count.
+    pub total: u64,
+    /// Position (in listing order) of the first message of the slice.
+    pub position: u64,
+}
+
+impl Listing {
+    /// The offset of the first message not returned, if any remains.
+    pub fn next_offset(&self) -> Option<u64> {
+        let next = self.position + self.messages.len() as u64;
+        (next < self.total).then_some(next)
+    }
+}
+
+fn not_found(key: AgentKey<'_>, message_id: i64) -> Error {
+    Error::NotFound(format!(
+        "message {message_id} not found for agent `{}` in session `{}`",
+        key.agent_id, key.session_id
+    ))
+}
+
+fn agent_missing(key: AgentKey<'_>) -> Error {
+    Error::NotFound(format!("agent `{}` not found in session `{}`", key.agent_id, key.session_id))
+}
+
+fn conflict(message_id: i64) -> Error {
+    Error::Conflict(format!(
+        "message {message_id} already exists with different content; \
+         message ids are positions in the conversation and are never reused"
+    ))
+}
+
+fn by_agent<Q: QueryFilter>(query: Q, key: AgentKey<'_>) -> Q {
+    query
+        .filter(Column::TenantId.eq(key.tenant))
+        .filter(Column::SessionId.eq(key.session_id))
+        .filter(Column::AgentId.eq(key.agent_id))
+}
+
+fn into_model(key: AgentKey<'_>, new: NewMessage, now: DateTime<Utc>) -> message::Model {
+    message::Model {
+        tenant_id: key.tenant.to_owned(),
+        session_id: key.session_id.to_owned(),
+        agent_id: key.agent_id.to_owned(),
+        message_id: new.message_id,
+        message: new.message,
+        redact_message: new.redact_message,
+        created_at: new.created_at.unwrap_or(now),
+        updated_at: new.updated_at.unwrap_or(now),
+    }
+}
+
+/// `INSERT … ON CONFLICT DO NOTHING` of `models`: taken ids are skipped, a
+/// missing agent fails the statement through the foreign key.
+async fn insert_new(
+    db: &impl ConnectionTrait,
+    key: AgentKey<'_>,
+    models: &[message::Model],
+) -> Result<u64, Error> {
+    let mut insert = Query::insert();
+    insert.into_table(Entity).columns([
+        Column::TenantId,
+        Column::SessionId,
+        Column::AgentId,
+        Column::MessageId,
+        Column::Message,
+        Column::RedactMessage,
+        Column::CreatedAt,
+        Column::UpdatedAt,
+    ]);
+    for m in models {
+        insert
+            .values([
+                m.tenant_id.clone().into(),
+                m.session_id.clone().into(),
+                m.agent_id.clone().into(),
+                m.message_id.into(),
+                m.message.clone().into(),
+                m.redact_message.clone().into(),
+                m.created_at.into(),
+                m.updated_at.into(),
+            ])
+            .map_err(|e| {
+                tracing::error!(error = %e, "building the message insert");
+                Error::Internal
+            })?;
+    }
+    insert.on_conflict(
+        OnConflict::columns([Column::TenantId, Column::SessionId, Column::AgentId, Column::MessageId])
+            .do_nothing()
+            .to_owned(),
+    );
+    let result =
+        db.execute(&insert).await.map_err(|e| insert_error(e, || agent_missing(key), || Error::Internal))?;
+    Ok(result.rows_affected())
+}
+
+/// Whether a stored message holds the same content as a new one (by JSON
+/// value, so key order and whitespace do not matter).
+fn same_content(stored: &message::Model, new: &message::Model) -> bool {
+    fn parse(text: Option<&str>) -> Option<Value> {
+        text.map(|t| serde_json::from_str(t).unwrap_or(Value::Null))
+    }
+    parse(Some(&stored.message)) == parse(Some(&new.message))
+        && parse(stored.redact_message.as_deref()) == parse(new.redact_message.as_deref())
+}
+
+/// Appends one message in one statement. An identical replay of a stored
+/// message is `Replayed`; the same id with other content is a conflict.
+pub async fn append(
+    db: &impl ConnectionTrait,
+    key: AgentKey<'_>,
+    new: NewMessage,
+) -> Result<Appended, Error> {
+    let model = into_model(key, new, now());
+    if insert_new(db, key, std::slice::from_ref(&model)).await? == 1 {
+        return Ok(Appended::Created(model));
+    }
+    let stored = get(db, key, model.message_id).await?;
+    if same_content(&stored, &model) {
+        Ok(Appended::Replayed(stored))
+    } else {
+        Err(conflict(model.message_id))
+    }
+}
+
+/// Appends many messages atomically: one transaction, one `INSERT`. Ids
+/// already stored with identical content are kept as they are (retries);
+/// any other conflict or error writes nothing. Returns the stored records
+/// in request order.
+pub async fn append_batch(
+    db: &DatabaseConnection,
+    key: AgentKey<'_>,
+    batch: Vec<NewMessage>,
+) -> Result<Vec<message::Model>, Error> {
+    let now = now();
+    let models: Vec<_> = batch.into_iter().map(|new| into_model(key, new, now)).collect();
+    let txn = db.begin().await?;
+    if insert_new(&txn, key, &models).await? == models.len() as u64 {
+        txn.commit().await?;
+        return Ok(models);
+    }
+    let ids: Vec<i64> = models.iter().map(|m| m.message_id).collect();
+    let mut stored: HashMap<i64, message::Model> = by_agent(Entity::find(), key)
+        .filter(Column::MessageId.is_in(ids))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|m| (m.message_id, m))
+        .collect();
+    let mut records = Vec::with_capacity(models.len());
+    for model in &models {
+        match stored.remove(&model.message_id) {
+            Some(row) if same_content(&row, model) => records.push(row),
+            _ => return Err(conflict(model.message_id)),
+        }
+    }
+    txn.commit().await?;
+    Ok(records)
+}
+
+/// Reads one message.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    key: AgentKey<'_>,
+    message_id: i64,
+) -> Result<message::Model, Error> {
+    by_agent(Entity::find(), key)
+        .filter(Column::MessageId.eq(message_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| not_found(key, message_id))
+}
+
+/// Applies `changes` and sets `updated_at`, in one statement.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    key: AgentKey<'_>,
+    message_id: i64,
+    changes: MessageChanges,
+) -> Result<message::Model, Error> {
+    let mut update = by_agent(Entity::update_many(), key)
+        .filter(Column::MessageId.eq(message_id))
+        .col_expr(Column::UpdatedAt, Expr::value(now()));
+    if let Some(message) = changes.message {
+        update = update.col_expr(Column::Message, Expr::value(message));
+    }
+    if let Some(redact) = changes.redact_message {
+        update = update.col_expr(Column::RedactMessage, Expr::value(redact));
+    }
+    update.exec_with_returning(db).await?.into_iter().next().ok_or_else(|| not_found(key, message_id))
+}
+
+/// Deletes one message (the others keep their ids).
+pub async fn delete(db: &impl ConnectionTrait, key: AgentKey<'_>, message_id: i64) -> Result<(), Error> {
+    let deleted =
+        by_agent(Entity::delete_many(), key).filter(Column::MessageId.eq(message_id)).exec(db).await?;
+    if deleted.rows_affected == 0 {
+        return Err(not_found(key, message_id));
+    }
+    Ok(())
+}
+
+/// Lists a window of the conversation ordered by `message_id`, with the
+/// agent's message count, in one round trip (three on the rare empty page,
+/// which must tell a missing agent from the end of the list).
+pub async fn list(db: &impl ConnectionTrait, key: AgentKey<'_>, window: Window) -> Result<Listing, Error> {
+    let (order, after_filter) = match (window.descending, window.after) {
+        (false, Some(after)) => (Order::Asc, Some(Column::MessageId.gt(after))),
+        (true, Some(after)) => (Order::Desc, Some(Column::MessageId.lt(after))),
+        (false, None) => (Order::Asc, None),
+        (true, None) => (Order::Desc, None),
+    };
+    let mut select = by_agent(Entity::find(), key);
+    if let Some(filter) = after_filter {
+        select = select.filter(filter);
+    }
+    let select = select.order_by(Column::MessageId, order).offset(window.offset).limit(window.limit);
+    let total_query = count_of(key, None);
+    // Messages ordered before the keyset start (0 without one).
+    let before_query = window.after.map(|after| {
+        count_of(
+            key,
+            Some(if window.descending { Column::MessageId.gte(after) } else { Column::MessageId.lte(after) }),
+        )
+    });
+    let (messages, total, before) = match before_query {
+        Some(before_query) => {
+            let (messages, counts) =
+                page_with_counts(db, select, [total_query, before_query.clone()]).await?;
+            match counts {
+                Some([total, before]) => (messages, total, before),
+                None => {
+                    agents::ensure_exists(db, key.tenant, key.session_id, key.agent_id).await?;
+                    (messages, count(db, &count_of(key, None)).await?, count(db, &before_query).await?)
+                }
+            }
+        }
+        None => {
+            let (messages, counts) = page_with_counts(db, select, [total_query]).await?;
+            match counts {
+                Some([total]) => (messages, total, 0),
+                None => {
+                    agents::ensure_exists(db, key.tenant, key.session_id, key.agent_id).await?;
+                    (messages, count(db, &count_of(key, None)).await?, 0)
+                }
+            }
+        }
+    };
+    Ok(Listing { messages, total, position: before + window.offset })
+}
+
+fn count_of(key: AgentKey<'_>, extra: Option<sea_orm::sea_query::SimpleExpr>) -> SelectStatement {
+    let mut query = Query::select();
+    query
+        .expr(Func::count(Expr::col(Column::MessageId)))
+        .from(Entity)
+        .and_where(Column::TenantId.eq(key.tenant))
+        .and_where(Column::SessionId.eq(key.session_id))
+        .and_where(Column::AgentId.eq(key.agent_id));
+    if let Some(extra) = extra {
+        query.and_where(extra);
+    }
+    query
+}

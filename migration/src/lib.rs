@@ -1,0 +1,19 @@
+//! Schema migrations of the session backend, shared by SQLite and PostgreSQL.
+//!
+//! One module per change, named `mYYYYMMDD_HHMMSS_verb_noun`. A released
+//! migration is never edited: add a new one.
+
+pub use sea_orm_migration::{migrator::MigrationStatus, prelude::*};
+
+mod m20261121_000001_create_tables;
+
+/// Every migration of the project, in the order they apply.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_create_tables::Migration)]
+    }
+}
