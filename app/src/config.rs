@@ -455,9 +455,18 @@ fn read_secret_file(setting: &str, path: &str) -> Result<String, ConfigError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
 mod tests {
     use super::*;
     use figment::Jail;
+
+    fn to_figment(e: ConfigError) -> figment::Error {
+        e.to_string().into()
+    }
+
+    fn load() -> figment::error::Result<Config> {
+        Config::load(None).map_err(to_figment)
+    }
 
     fn load_err() -> String {
         Config::load(None).expect_err("configuration should be refused").to_string()
@@ -466,9 +475,9 @@ mod tests {
     #[test]
     fn defaults_are_sqlite_on_loopback_8001() {
         Jail::expect_with(|_| {
-            let config = Config::load(None)?;
+            let config = load()?;
             assert_eq!(config.listen_address(), "127.0.0.1:8001");
-            assert_eq!(config.database_url()?.expose(), DEFAULT_DATABASE_URL);
+            assert_eq!(config.database_url().map_err(to_figment)?.expose(), DEFAULT_DATABASE_URL);
             assert_eq!(config.log.level, LogLevel::Info);
             assert_eq!(config.log.format, LogFormat::Text);
             assert!(config.database.auto_migrate);
@@ -485,11 +494,11 @@ mod tests {
             jail.set_env("LOG_FORMAT", "json");
             jail.set_env("DATABASE_URL", "postgres://u:p@db/x");
             jail.set_env("SESSION_BACKEND_SERVER__PORT", "9100");
-            let config = Config::load(None)?;
+            let config = load()?;
             assert_eq!(config.listen_address(), "0.0.0.0:9100");
             assert_eq!(config.log.level, LogLevel::Warn);
             assert_eq!(config.log.format, LogFormat::Json);
-            assert_eq!(config.database_url()?.expose(), "postgres://u:p@db/x");
+            assert_eq!(config.database_url().map_err(to_figment)?.expose(), "postgres://u:p@db/x");
             Ok(())
         });
     }
@@ -503,7 +512,7 @@ mod tests {
             jail.set_env("POSTGRES_DB", "sessions");
             jail.set_env("POSTGRES_USER", "app");
             jail.set_env("POSTGRES_PASSWORD_FILE", "pw");
-            let url = Config::load(None)?.database_url()?;
+            let url = load()?.database_url().map_err(to_figment)?;
             assert_eq!(url.expose(), "postgres://app:s3cr%3At%40@db.internal:6543/sessions");
             assert_eq!(url.masked(), "postgres://app:***@db.internal:6543/sessions");
             Ok(())
@@ -519,7 +528,7 @@ mod tests {
             )?;
             jail.set_env(CONFIG_FILE_ENV, "conf.toml");
             jail.set_env("SESSION_BACKEND_SERVER__BODY_LIMIT_BYTES", "2048");
-            let config = Config::load(None)?;
+            let config = load()?;
             assert_eq!(config.server.port, 7000);
             assert_eq!(config.server.body_limit_bytes, 2048);
             assert!(!config.database.auto_migrate);
@@ -550,7 +559,7 @@ mod tests {
     fn secrets_never_show() {
         Jail::expect_with(|jail| {
             jail.set_env("DATABASE_URL", "postgres://app:hunter2@db/x");
-            let config = Config::load(None)?;
+            let config = load()?;
             assert!(!config.to_masked_toml().contains("hunter2"));
             assert!(!format!("{config:?}").contains("hunter2"));
             Ok(())

@@ -6,6 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::StreamExt;
 use poem::{
     Endpoint, IntoResponse, Request, Response,
     http::{HeaderValue, Method, StatusCode, header},
@@ -64,6 +65,10 @@ pub async fn observe<E: Endpoint>(ep: Arc<E>, req: Request, metrics: Arc<Metrics
     request_id::scope(id, work.instrument(span)).await
 }
 
+/// How much of an oversized body is read and thrown away before the 413 is
+/// sent, so that ordinary clients receive the answer instead of a reset.
+const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
+
 /// Refuses bodies over `limit` bytes with 413, whether or not the client
 /// announced the length, and treats a missing `Content-Type` as JSON.
 pub async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request, limit: usize) -> poem::Result<Response> {
@@ -75,13 +80,24 @@ pub async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request, limit: usize)
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
+    if announced.is_some_and(|n| n > limit as u64 + DRAIN_LIMIT) {
         return Err(Error::PayloadTooLarge(limit).into());
     }
-    let body = req.take_body().into_bytes_limit(limit).await.map_err(|e| match e {
-        poem::error::ReadBodyError::PayloadTooLarge => Error::PayloadTooLarge(limit),
-        other => Error::Validation(format!("cannot read the request body: {other}")),
-    })?;
+    let mut chunks = req.take_body().into_bytes_stream();
+    let mut body = Vec::new();
+    let mut received = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| Error::Validation(format!("cannot read the request body: {e}")))?;
+        received += chunk.len() as u64;
+        if received <= limit as u64 {
+            body.extend_from_slice(&chunk);
+        } else if received > limit as u64 + DRAIN_LIMIT {
+            break;
+        }
+    }
+    if received > limit as u64 {
+        return Err(Error::PayloadTooLarge(limit).into());
+    }
     if !req.headers().contains_key(header::CONTENT_TYPE) && !body.is_empty() {
         req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }

@@ -14,6 +14,7 @@ use super::{
     ApiTags, Paging,
     errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
     input::{self, JsonObject},
+    text::Text,
 };
 use crate::{
     AppState,
@@ -94,7 +95,7 @@ impl TryFrom<agent::Model> for Agent {
 #[oai(example)]
 pub struct CreateAgentRequest {
     /// 1 to 255 bytes; no `/`, `\` or control characters; not `.` or `..`.
-    pub agent_id: String,
+    pub agent_id: Text,
     pub state: JsonObject,
     pub conversation_manager_state: JsonObject,
     /// The SDK's internal state; wins over `internal_state`. Default `{}`.
@@ -103,9 +104,9 @@ pub struct CreateAgentRequest {
     /// The earlier service's name for `_internal_state`.
     pub internal_state: Option<JsonObject>,
     /// Kept when given; RFC 3339 with offset.
-    pub created_at: Option<String>,
+    pub created_at: Option<Text>,
     /// Kept when given; RFC 3339 with offset.
-    pub updated_at: Option<String>,
+    pub updated_at: Option<Text>,
 }
 
 impl Example for CreateAgentRequest {

@@ -33,6 +33,16 @@ pub fn id<'a>(field: &str, value: &'a str) -> Result<&'a str, Error> {
     }
 }
 
+/// Checks an optional `session_type`: 1 to 64 characters.
+pub fn session_type(value: Option<&str>) -> Result<Option<String>, Error> {
+    match value {
+        Some(t) if t.is_empty() || t.chars().count() > 64 => {
+            Err(Error::Validation("invalid session_type: must be 1 to 64 characters".into()))
+        }
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
 /// Parses an optional RFC 3339 timestamp with offset, kept at microsecond
 /// precision in UTC.
 pub fn timestamp(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Error> {

@@ -17,6 +17,7 @@ use super::{
     ApiTags, Paging,
     errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
     input,
+    text::Text,
 };
 use crate::{
     AppState,
@@ -83,9 +84,9 @@ pub struct CreateMessageRequest {
     /// Such an object, or `null`.
     pub redact_message: Option<Value>,
     /// Kept when given; RFC 3339 with offset.
-    pub created_at: Option<String>,
+    pub created_at: Option<Text>,
     /// Kept when given; RFC 3339 with offset.
-    pub updated_at: Option<String>,
+    pub updated_at: Option<Text>,
 }
 
 impl Example for CreateMessageRequest {

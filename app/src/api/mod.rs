@@ -8,6 +8,7 @@ pub mod input;
 mod messages;
 mod multi_agents;
 mod sessions;
+mod text;
 
 use poem_openapi::{OpenApiService, Tags};
 

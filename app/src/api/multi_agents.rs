@@ -14,6 +14,7 @@ use super::{
     ApiTags, Paging,
     errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
     input::{self, JsonObject},
+    text::Text,
 };
 use crate::{AppState, error::Error, store};
 
@@ -70,7 +71,7 @@ impl TryFrom<multi_agent::Model> for MultiAgent {
 #[oai(example)]
 pub struct CreateMultiAgentRequest {
     /// 1 to 255 bytes; no `/`, `\` or control characters; not `.` or `..`.
-    pub multi_agent_id: String,
+    pub multi_agent_id: Text,
     pub state: JsonObject,
 }
 

@@ -14,6 +14,7 @@ use super::{
     ApiTags, Paging,
     errors::{ApiResult, Duplicate, Missing, MissingWithBody, Plain},
     input::{self, JsonObject},
+    text::Text,
 };
 use crate::{
     AppState,
@@ -72,16 +73,15 @@ impl TryFrom<session::Model> for Session {
 #[oai(example)]
 pub struct CreateSessionRequest {
     /// 1 to 255 bytes; no `/`, `\` or control characters; not `.` or `..`.
-    pub session_id: String,
+    pub session_id: Text,
     /// 1 to 64 characters; defaults to `AGENT`.
-    #[oai(validator(min_length = 1, max_length = 64))]
-    pub session_type: Option<String>,
+    pub session_type: Option<Text>,
     /// Free-form JSON object; defaults to `{}`.
     pub metadata: Option<JsonObject>,
     /// Kept when given (imports, the SDK); RFC 3339 with offset.
-    pub created_at: Option<String>,
+    pub created_at: Option<Text>,
     /// Kept when given; RFC 3339 with offset.
-    pub updated_at: Option<String>,
+    pub updated_at: Option<Text>,
 }
 
 impl Example for CreateSessionRequest {
@@ -101,8 +101,7 @@ impl Example for CreateSessionRequest {
 #[oai(example)]
 pub struct UpdateSessionRequest {
     /// 1 to 64 characters.
-    #[oai(validator(min_length = 1, max_length = 64))]
-    pub session_type: Option<String>,
+    pub session_type: Option<Text>,
     /// Replaces the stored metadata.
     pub metadata: Option<JsonObject>,
 }
@@ -155,7 +154,8 @@ impl SessionsApi {
         let body = body.0;
         let new = NewSession {
             session_id: input::id("session_id", &body.session_id)?.to_owned(),
-            session_type: body.session_type.unwrap_or_else(|| "AGENT".into()),
+            session_type: input::session_type(body.session_type.as_deref())?
+                .unwrap_or_else(|| "AGENT".into()),
             metadata: input::to_text(&body.metadata.unwrap_or_default()),
             created_at: input::timestamp("created_at", body.created_at.as_deref())?,
             updated_at: input::timestamp("updated_at", body.updated_at.as_deref())?,
@@ -188,7 +188,7 @@ impl SessionsApi {
     ) -> ApiResult<Json<Session>, MissingWithBody> {
         let session_id = input::id("session_id", &session_id)?;
         let changes = SessionChanges {
-            session_type: body.0.session_type,
+            session_type: input::session_type(body.0.session_type.as_deref())?,
             metadata: body.0.metadata.as_ref().map(input::to_text),
         };
         let model = store::sessions::update(state.db.conn(), state.tenant(), session_id, changes).await?;

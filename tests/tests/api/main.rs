@@ -1,1 +1,15 @@
+//! Integration tests: the real server on port 0, every test against SQLite
+//! and PostgreSQL, through HTTP only.
 
+mod helpers;
+
+mod agents;
+mod concurrency;
+mod http;
+mod messages;
+mod multi_agents;
+mod outage;
+mod roundtrip;
+mod sessions;
+mod strands;
+mod testcontainers_postgres;

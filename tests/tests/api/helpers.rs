@@ -1,0 +1,332 @@
+//! `spawn_app(backend)`: the real server on port 0 against a database of
+//! its own, and typed request helpers.
+//!
+//! PostgreSQL comes from `TEST_DATABASE_URL` (one schema per test), else from
+//! a reusable testcontainers PostgreSQL (`TEST_POSTGRES_IMAGE` overrides the
+//! image). Without either, PostgreSQL tests say so and pass, unless
+//! `REQUIRE_POSTGRES=1`.
+
+use std::{net::SocketAddr, sync::OnceLock};
+
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use sea_orm::ConnectionTrait;
+use serde_json::Value;
+use session_backend::{
+    Server,
+    config::{Config, DatabaseUrl},
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// Which database a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    /// The URL the server connects with (for tests that reach in).
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A response: status, headers and body parsed as JSON (`Null` if empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts the status and returns the body.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        self.body
+    }
+
+    /// Asserts an error status with the contract's envelope and kind.
+    #[track_caller]
+    pub fn expect_error(self, status: u16, kind: &str) -> String {
+        let request_id = self.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = self.expect(status);
+        let detail = &body["detail"];
+        assert_eq!(detail["error"], kind, "envelope: {body}");
+        assert!(detail["message"].as_str().is_some_and(|m| !m.is_empty()), "envelope: {body}");
+        assert_eq!(detail["request_id"].as_str(), request_id.as_deref(), "envelope: {body}");
+        detail["message"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// Percent-encodes one path segment.
+pub fn enc(segment: &str) -> String {
+    let mut out = String::new();
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends `body` (JSON) with `method` to `path`.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        Self::reply(req.send().await.expect("request failed")).await
+    }
+
+    /// Sends a raw body with a JSON content type.
+    pub async fn call_raw(&self, method: Method, path: &str, body: impl Into<reqwest::Body>) -> Reply {
+        let req = self.client.request(method, self.url(path)).header("content-type", "application/json");
+        Self::reply(req.body(body).send().await.expect("request failed")).await
+    }
+
+    pub async fn reply(resp: reqwest::Response) -> Reply {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("reading the body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Creates a session, asserting 201.
+    pub async fn session(&self, id: &str) -> Value {
+        self.post("/api/v1/sessions", &serde_json::json!({"session_id": id})).await.expect(201)
+    }
+
+    /// Creates a session and an agent in it, asserting 201s.
+    pub async fn agent(&self, session: &str, agent: &str) -> Value {
+        self.session(session).await;
+        self.post(
+            &format!("/api/v1/sessions/{}/agents", enc(session)),
+            &serde_json::json!({"agent_id": agent, "state": {}, "conversation_manager_state": {}}),
+        )
+        .await
+        .expect(201)
+    }
+
+    /// Path of an agent's messages.
+    pub fn messages_path(session: &str, agent: &str) -> String {
+        format!("/api/v1/sessions/{}/agents/{}/messages", enc(session), enc(agent))
+    }
+
+    /// Asks the server to stop and waits for it (draining in-flight work).
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(handle) => handle.await.expect("server task panicked"),
+            None => Ok(()),
+        }
+    }
+
+    /// Triggers shutdown without waiting.
+    pub fn begin_shutdown(&mut self) -> JoinHandle<std::io::Result<()>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server.take().expect("server already stopped")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A configuration for tests: port 0, the given database.
+pub fn test_config(database_url: &str) -> Config {
+    let mut config = Config::default();
+    config.server.port = 0;
+    config.database.url = Some(DatabaseUrl::new(database_url));
+    config.database.max_connections = 5;
+    config
+}
+
+/// Starts the server against a fresh database of `backend`; `None` (after
+/// saying why) when PostgreSQL is unavailable and not required.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Like [`spawn_app`], with a chance to adjust the configuration.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let (database_url, dir) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+            (url, Some(dir))
+        }
+        Backend::Postgres => (fresh_postgres_schema().await?, None),
+    };
+    let mut config = test_config(&database_url);
+    adjust(&mut config);
+    Some(start(config, database_url, dir).await)
+}
+
+/// Starts a server with exactly `config`.
+pub async fn start(config: Config, database_url: String, dir: Option<tempfile::TempDir>) -> TestApp {
+    let server = Server::start(config).await.expect("server start");
+    let addr = server.local_addr();
+    let (tx, rx) = oneshot::channel();
+    let handle = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        database_url,
+        shutdown: Some(tx),
+        server: Some(handle),
+        _dir: dir,
+    }
+}
+
+/// Whether PostgreSQL tests must run (CI).
+pub fn postgres_required() -> bool {
+    std::env::var("REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// `TEST_POSTGRES_IMAGE` as (name, tag); default the official image.
+pub fn postgres_image() -> (String, String) {
+    let image = std::env::var("TEST_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres:16".into());
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name.to_owned(), tag.to_owned()),
+        _ => (image, "latest".into()),
+    }
+}
+
+/// The server-level URL tests create their schemas in.
+async fn postgres_base_url() -> Option<String> {
+    if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+        return Some(url);
+    }
+    static BASE: OnceLock<tokio::sync::Mutex<Option<Result<String, String>>>> = OnceLock::new();
+    let mut slot = BASE.get_or_init(|| tokio::sync::Mutex::new(None)).lock().await;
+    if slot.is_none() {
+        *slot = Some(reusable_container().await);
+    }
+    match slot.as_ref() {
+        Some(Ok(url)) => Some(url.clone()),
+        Some(Err(why)) => {
+            assert!(!postgres_required(), "REQUIRE_POSTGRES=1 but PostgreSQL is unavailable: {why}");
+            eprintln!("skipping the PostgreSQL variant: no TEST_DATABASE_URL and {why}");
+            None
+        }
+        None => None,
+    }
+}
+
+/// One PostgreSQL container shared by every test run on this machine
+/// (`session-backend-test-postgres`, kept between runs; remove it with
+/// `docker rm -f session-backend-test-postgres`).
+async fn reusable_container() -> Result<String, String> {
+    use testcontainers::{ImageExt, ReuseDirective, runners::AsyncRunner};
+    let (name, tag) = postgres_image();
+    let container = testcontainers_modules::postgres::Postgres::default()
+        .with_name(name)
+        .with_tag(tag)
+        .with_container_name("session-backend-test-postgres")
+        .with_reuse(ReuseDirective::Always)
+        .start()
+        .await
+        .map_err(|e| format!("testcontainers could not start PostgreSQL ({e})"))?;
+    let port = container.get_host_port_ipv4(5432).await.map_err(|e| e.to_string())?;
+    // Reused on purpose: dropping the handle must not stop it.
+    std::mem::forget(container);
+    Ok(format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres"))
+}
+
+/// Creates a schema of its own for one test and returns a URL using it.
+pub async fn fresh_postgres_schema() -> Option<String> {
+    let base = postgres_base_url().await?;
+    Some(schema_in(&base).await)
+}
+
+/// Creates a new schema in the database at `base`; the returned URL puts
+/// it first on the search path.
+pub async fn schema_in(base: &str) -> String {
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(base).await.expect("connecting to TEST_DATABASE_URL");
+    admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
+    admin.close().await.ok();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-c%20search_path%3D{schema}")
+}
+
+/// Runs a test body against SQLite and PostgreSQL: for each listed async
+/// `fn(Backend)`, generates `sqlite::name` and `postgres::name` tests.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
+
+/// `let app = app!(backend);` — spawns the app or returns early when the
+/// backend is unavailable (and not required).
+#[macro_export]
+macro_rules! app {
+    ($backend:expr) => {
+        match $crate::helpers::spawn_app($backend).await {
+            Some(app) => app,
+            None => return,
+        }
+    };
+}

@@ -1,0 +1,153 @@
+//! Database outages: prompt 503s, probes that answer within their bound,
+//! and recovery without a restart.
+//!
+//! PostgreSQL is reached through a small TCP proxy that the test can cut
+//! and restore, so the shared database keeps serving other tests. SQLite
+//! has no network to cut; its outage is another process holding the write
+//! lock.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use sea_orm::sqlx::{Connection, Executor, SqliteConnection};
+use serde_json::json;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::AbortHandle,
+};
+
+use crate::helpers::{self, Backend, TestApp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_answers_503_and_recovers() {
+    let Some(direct) = helpers::fresh_postgres_schema().await else { return };
+    let upstream = reqwest::Url::parse(&direct).expect("database url");
+    let target = format!("{}:{}", upstream.host_str().expect("host"), upstream.port().unwrap_or(5432));
+    let proxy = Proxy::start(target).await;
+    let mut proxied = upstream.clone();
+    proxied.set_host(Some("127.0.0.1")).expect("host");
+    proxied.set_port(Some(proxy.addr.port())).expect("port");
+    let app = helpers::start(helpers::test_config(proxied.as_str()), proxied.to_string(), None).await;
+    app.session("before").await;
+
+    proxy.cut();
+    let started = Instant::now();
+    let db = app.get("/health/db").await;
+    assert!(started.elapsed() < Duration::from_millis(2_500), "took {:?}", started.elapsed());
+    let body = db.expect(503);
+    assert_eq!(body["detail"]["status"], "unhealthy");
+    assert_eq!(body["detail"]["checks"]["database"]["status"], "unhealthy");
+    assert!(body["detail"]["checks"]["database"]["message"].is_string(), "{body}");
+    let started = Instant::now();
+    let ready = app.get("/health/ready").await.expect(503);
+    assert!(started.elapsed() < Duration::from_millis(2_500));
+    assert_eq!(ready["detail"]["status"], "not ready");
+    assert_eq!(ready["detail"]["checks"]["database"]["status"], "not ready");
+    app.get("/health").await.expect(200);
+    for _ in 0..3 {
+        let started = Instant::now();
+        app.post("/api/v1/sessions", &json!({"session_id": "during"}))
+            .await
+            .expect_error(503, "ServiceUnavailableError");
+        app.get("/api/v1/sessions/before").await.expect_error(503, "ServiceUnavailableError");
+        assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
+    }
+
+    proxy.restore();
+    wait_until_ready(&app).await;
+    for i in 0..5 {
+        app.session(&format!("after-{i}")).await;
+    }
+    app.get("/api/v1/sessions/before").await.expect(200);
+    app.get("/api/v1/sessions/during").await.expect(404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_lock_answers_503_and_recovers() {
+    let app = helpers::spawn_app(Backend::Sqlite).await.expect("sqlite app");
+    app.session("before").await;
+    let mut holder = SqliteConnection::connect(&app.database_url).await.expect("second connection");
+    holder.execute("BEGIN EXCLUSIVE").await.expect("take the write lock");
+    let started = Instant::now();
+    app.post("/api/v1/sessions", &json!({"session_id": "during"}))
+        .await
+        .expect_error(503, "ServiceUnavailableError");
+    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
+    holder.execute("ROLLBACK").await.expect("release the lock");
+    app.session("after").await;
+    app.get("/api/v1/sessions/during").await.expect(404);
+    app.get("/health/ready").await.expect(200);
+}
+
+async fn wait_until_ready(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = app.get("/health/ready").await.status;
+        if status == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not ready again after the outage");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A TCP forwarder whose link can be cut (all connections dropped, new
+/// ones refused) and restored.
+struct Proxy {
+    addr: SocketAddr,
+    down: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<AbortHandle>>>,
+    accept: AbortHandle,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
+        let addr = listener.local_addr().expect("proxy addr");
+        let down = Arc::new(AtomicBool::new(false));
+        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let accept = {
+            let (down, links) = (down.clone(), links.clone());
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if down.load(Ordering::SeqCst) {
+                        continue; // dropped: the client sees the link close
+                    }
+                    let target = target.clone();
+                    let link = tokio::spawn(async move {
+                        if let Ok(mut server) = TcpStream::connect(&target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    links.lock().expect("links").push(link.abort_handle());
+                }
+            })
+            .abort_handle()
+        };
+        Self { addr, down, links, accept }
+    }
+
+    fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for link in self.links.lock().expect("links").drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
