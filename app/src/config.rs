@@ -324,14 +324,7 @@ impl ConfigError {
 impl Config {
     /// Reads defaults, the TOML file (if any) and the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::figment(file)
-            .extract::<Self>()
-            .map_err(|e| {
-                // figment reports the first problem with the key and its source.
-                let first = e.into_iter().next().map(|e| e.to_string()).unwrap_or_default();
-                ConfigError(format!("invalid configuration: {first}"))
-            })?
-            .validated()
+        Self::figment(file).extract::<Self>().map_err(describe)?.validated()
     }
 
     /// The layered sources, in increasing priority.
@@ -446,6 +439,21 @@ impl Config {
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.database.acquire_timeout_ms)
     }
+}
+
+/// One line naming the setting, where it can be set and what is wrong.
+fn describe(err: figment::Error) -> ConfigError {
+    let Some(err) = err.into_iter().next() else {
+        return ConfigError("invalid configuration".into());
+    };
+    let key = err.path.join(".").to_ascii_lowercase();
+    let mut sources: Vec<String> = LEGACY_ENV
+        .iter()
+        .filter(|(_, setting)| *setting == key)
+        .map(|(name, _)| (*name).to_owned())
+        .collect();
+    sources.push(format!("SESSION_BACKEND_{}", key.replace('.', "__").to_ascii_uppercase()));
+    ConfigError(format!("invalid {key} ({}): {}", sources.join(" or "), err.kind))
 }
 
 fn read_secret_file(setting: &str, path: &str) -> Result<String, ConfigError> {

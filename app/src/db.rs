@@ -81,9 +81,18 @@ impl Database {
                     .busy_timeout(wait)
             });
         }
-        let conn = sea_orm::Database::connect(options)
-            .await
-            .map_err(|e| StartError::Connect { url: url.clone(), cause: cause_of(&e) })?;
+        let conn = match sea_orm::Database::connect(options).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                let cause = match backend {
+                    // The pool only says it timed out; one plain connection
+                    // attempt tells why (refused, bad password, no database…).
+                    Backend::Postgres => direct_connect_error(&url).await.unwrap_or_else(|| cause_of(&e)),
+                    Backend::Sqlite => cause_of(&e),
+                };
+                return Err(StartError::Connect { url, cause });
+            }
+        };
         Ok(Self { conn, backend, url })
     }
 
@@ -160,6 +169,18 @@ impl Database {
         if let Err(e) = self.conn.close().await {
             tracing::warn!(error = %e, "closing the database pool");
         }
+    }
+}
+
+/// Why a single PostgreSQL connection to `url` fails, if it does.
+async fn direct_connect_error(url: &DatabaseUrl) -> Option<String> {
+    use sea_orm::sqlx::{Connection, postgres::PgConnection};
+    match PgConnection::connect(url.expose()).await {
+        Ok(conn) => {
+            drop(conn.close().await);
+            None
+        }
+        Err(e) => Some(e.to_string()),
     }
 }
 

@@ -192,17 +192,23 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// Like [`spawn_app`], with a chance to adjust the configuration.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
-    let (database_url, dir) = match backend {
+    let (database_url, dir) = fresh_database(backend).await?;
+    let mut config = test_config(&database_url);
+    adjust(&mut config);
+    Some(start(config, database_url, dir).await)
+}
+
+/// An empty database of `backend` (a SQLite file in a temporary directory,
+/// or a new PostgreSQL schema); `None` when PostgreSQL is unavailable.
+pub async fn fresh_database(backend: Backend) -> Option<(String, Option<tempfile::TempDir>)> {
+    Some(match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
             (url, Some(dir))
         }
         Backend::Postgres => (fresh_postgres_schema().await?, None),
-    };
-    let mut config = test_config(&database_url);
-    adjust(&mut config);
-    Some(start(config, database_url, dir).await)
+    })
 }
 
 /// Starts a server with exactly `config`.

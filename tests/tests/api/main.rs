@@ -11,5 +11,6 @@ mod multi_agents;
 mod outage;
 mod roundtrip;
 mod sessions;
+mod startup;
 mod strands;
 mod testcontainers_postgres;
