@@ -135,6 +135,42 @@ fn report(status: &str, checks: HealthChecks) -> HealthReport {
     }
 }
 
+/// Pings the database within the health timeout. `words` are the statuses
+/// for success and failure; readiness also reports the service, the
+/// database probe the pool.
+async fn probe_database(state: &AppState, words: (&str, &str), readiness: bool) -> Probe {
+    let service = readiness.then(|| ServiceCheck { status: words.0.into() });
+    let connection_pool = (!readiness).then(|| PoolInfo::from(state.db.pool_stats()));
+    match state.db.ping(state.health_timeout()).await {
+        Ok(rtt) => Probe::Ok(Json(report(
+            words.0,
+            HealthChecks {
+                service,
+                database: Some(DatabaseCheck {
+                    status: words.0.into(),
+                    response_time_ms: Some(rtt.as_secs_f64() * 1000.0),
+                    connection_pool,
+                    message: None,
+                }),
+            },
+        ))),
+        Err(why) => Probe::Failed(Json(HealthFailure {
+            detail: report(
+                words.1,
+                HealthChecks {
+                    service,
+                    database: Some(DatabaseCheck {
+                        status: words.1.into(),
+                        response_time_ms: None,
+                        connection_pool,
+                        message: Some(why),
+                    }),
+                },
+            ),
+        })),
+    }
+}
+
 /// Health probes.
 pub struct HealthApi;
 
@@ -168,35 +204,7 @@ impl HealthApi {
     /// database is down or hanging.
     #[oai(path = "/health/db", method = "get", operation_id = "health_db")]
     async fn db(&self, state: Data<&AppState>) -> Probe {
-        let pool = Some(PoolInfo::from(state.db.pool_stats()));
-        match state.db.ping(state.health_timeout()).await {
-            Ok(rtt) => Probe::Ok(Json(report(
-                "healthy",
-                HealthChecks {
-                    service: None,
-                    database: Some(DatabaseCheck {
-                        status: "healthy".into(),
-                        response_time_ms: Some(rtt.as_secs_f64() * 1000.0),
-                        connection_pool: pool,
-                        message: None,
-                    }),
-                },
-            ))),
-            Err(why) => Probe::Failed(Json(HealthFailure {
-                detail: report(
-                    "unhealthy",
-                    HealthChecks {
-                        service: None,
-                        database: Some(DatabaseCheck {
-                            status: "unhealthy".into(),
-                            response_time_ms: None,
-                            connection_pool: pool,
-                            message: Some(why),
-                        }),
-                    },
-                ),
-            })),
-        }
+        probe_database(&state, ("healthy", "unhealthy"), false).await
     }
 
     /// Readiness probe
@@ -204,35 +212,7 @@ impl HealthApi {
     /// Service and database; take the pod out of rotation while this fails.
     #[oai(path = "/health/ready", method = "get", operation_id = "health_ready")]
     async fn ready(&self, state: Data<&AppState>) -> Probe {
-        let service = Some(ServiceCheck { status: "ready".into() });
-        match state.db.ping(state.health_timeout()).await {
-            Ok(rtt) => Probe::Ok(Json(report(
-                "ready",
-                HealthChecks {
-                    service,
-                    database: Some(DatabaseCheck {
-                        status: "ready".into(),
-                        response_time_ms: Some(rtt.as_secs_f64() * 1000.0),
-                        connection_pool: None,
-                        message: None,
-                    }),
-                },
-            ))),
-            Err(why) => Probe::Failed(Json(HealthFailure {
-                detail: report(
-                    "not ready",
-                    HealthChecks {
-                        service,
-                        database: Some(DatabaseCheck {
-                            status: "not ready".into(),
-                            response_time_ms: None,
-                            connection_pool: None,
-                            message: Some(why),
-                        }),
-                    },
-                ),
-            })),
-        }
+        probe_database(&state, ("ready", "not ready"), true).await
     }
 
     /// Request counters

@@ -7,7 +7,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, Func, Query, SelectStatement},
 };
 
-use super::{Page, count, insert_error, now, page_with_counts, sessions};
+use super::{Page, insert_error, now, sessions};
 use crate::error::Error;
 
 fn not_found(session_id: &str, multi_agent_id: &str) -> Error {
@@ -118,15 +118,7 @@ pub async fn list(
         .order_by_asc(Column::MultiAgentId)
         .offset(offset)
         .limit(limit);
-    let (items, counts) = page_with_counts(db, select, [count_of(tenant, session_id)]).await?;
-    let total = match counts {
-        Some([total]) => total,
-        None => {
-            sessions::ensure_exists(db, tenant, session_id).await?;
-            count(db, &count_of(tenant, session_id)).await?
-        }
-    };
-    Ok(Page { items, total })
+    sessions::page_of_children(db, tenant, session_id, select, count_of(tenant, session_id)).await
 }
 
 fn count_of(tenant: &str, session_id: &str) -> SelectStatement {

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use entity::session::{self, Column, Entity};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Select,
     sea_query::{Expr, ExprTrait, Func, Query, SelectStatement},
 };
 
@@ -129,6 +129,31 @@ fn count_of(tenant: &str) -> SelectStatement {
         .from(Entity)
         .and_where(Column::TenantId.eq(tenant))
         .to_owned()
+}
+
+/// One page of a session's children (agents, multi-agent states) and their
+/// count: one round trip, plus two on the rare empty page, which must tell
+/// a missing session (404) from the end of the list.
+pub(super) async fn page_of_children<E>(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    session_id: &str,
+    select: Select<E>,
+    count_query: SelectStatement,
+) -> Result<Page<E::Model>, Error>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult,
+{
+    let (items, counts) = page_with_counts(db, select, [count_query.clone()]).await?;
+    let total = match counts {
+        Some([total]) => total,
+        None => {
+            ensure_exists(db, tenant, session_id).await?;
+            count(db, &count_query).await?
+        }
+    };
+    Ok(Page { items, total })
 }
 
 /// `Err(NotFound)` unless the session exists (for the rare empty-page path).
