@@ -151,12 +151,19 @@ impl Example for UpdateAgentRequest {
 
 /// One page of a session's agents, oldest first.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct AgentList {
     pub agents: Vec<Agent>,
     /// All agents of the session.
     pub total: u64,
     pub page: u64,
     pub page_size: u64,
+}
+
+impl Example for AgentList {
+    fn example() -> Self {
+        Self { agents: vec![Agent::example()], total: 1, page: 1, page_size: 10 }
+    }
 }
 
 #[derive(ApiResponse)]

@@ -43,8 +43,22 @@ impl Example for HealthReport {
 
 /// A failed probe, in the earlier service's shape.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct HealthFailure {
     pub detail: HealthReport,
+}
+
+impl Example for HealthFailure {
+    fn example() -> Self {
+        let mut detail = HealthReport::example();
+        detail.status = "not ready".into();
+        if let Some(db) = detail.checks.database.as_mut() {
+            db.status = "not ready".into();
+            db.response_time_ms = None;
+            db.message = Some("no answer within 2000 ms".into());
+        }
+        Self { detail }
+    }
 }
 
 /// The individual checks of a probe.
@@ -97,6 +111,7 @@ impl From<PoolStats> for PoolInfo {
 
 /// Counters for people (Prometheus format comes with `/metrics`).
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MetricsReport {
     pub version: String,
     pub timestamp: String,
@@ -114,6 +129,24 @@ pub struct MetricsReport {
     /// `sqlite` or `postgres`.
     pub database_backend: String,
     pub connection_pool: PoolInfo,
+}
+
+impl Example for MetricsReport {
+    fn example() -> Self {
+        Self {
+            version: VERSION.into(),
+            timestamp: "2026-11-21T10:00:00.123456+00:00".into(),
+            uptime_seconds: 3600.0,
+            requests_total: 1200,
+            requests_by_status: BTreeMap::from([("200".into(), 1100), ("201".into(), 95), ("404".into(), 5)]),
+            client_errors_total: 5,
+            errors_total: 0,
+            mean_latency_ms: 0.8,
+            process_memory_bytes: Some(12_000_000),
+            database_backend: "postgres".into(),
+            connection_pool: PoolInfo { size: 4, idle: 3, in_use: 1, max_size: 10 },
+        }
+    }
 }
 
 #[derive(ApiResponse)]

@@ -134,8 +134,15 @@ impl Example for BatchMessagesRequest {
 
 /// The stored records of a batch, in request order.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MessageBatch {
     pub messages: Vec<Message>,
+}
+
+impl Example for MessageBatch {
+    fn example() -> Self {
+        Self { messages: vec![Message::example()] }
+    }
 }
 
 /// Body of `PUT …/messages/{message_id}`: other fields are ignored (the
@@ -162,6 +169,7 @@ impl Example for UpdateMessageRequest {
 
 /// A window of the conversation.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MessageList {
     pub messages: Vec<Message>,
     /// The agent's message count.
@@ -170,6 +178,12 @@ pub struct MessageList {
     pub page_size: u64,
     /// Offset of the first message not returned; `null` when complete.
     pub next_offset: Option<u64>,
+}
+
+impl Example for MessageList {
+    fn example() -> Self {
+        Self { messages: vec![Message::example()], total: 2500, page: 1, page_size: 1, next_offset: Some(1) }
+    }
 }
 
 /// Listing order, by `message_id`.

@@ -97,11 +97,18 @@ impl Example for UpdateMultiAgentRequest {
 
 /// One page of a session's multi-agent states, oldest first.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MultiAgentList {
     pub multi_agents: Vec<MultiAgent>,
     pub total: u64,
     pub page: u64,
     pub page_size: u64,
+}
+
+impl Example for MultiAgentList {
+    fn example() -> Self {
+        Self { multi_agents: vec![MultiAgent::example()], total: 1, page: 1, page_size: 10 }
+    }
 }
 
 #[derive(ApiResponse)]

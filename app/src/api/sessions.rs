@@ -114,12 +114,19 @@ impl Example for UpdateSessionRequest {
 
 /// One page of sessions, newest first.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct SessionList {
     pub sessions: Vec<Session>,
     /// All sessions of the tenant.
     pub total: u64,
     pub page: u64,
     pub page_size: u64,
+}
+
+impl Example for SessionList {
+    fn example() -> Self {
+        Self { sessions: vec![Session::example()], total: 1, page: 1, page_size: 10 }
+    }
 }
 
 #[derive(ApiResponse)]

@@ -104,7 +104,26 @@ async fn docs_and_openapi_are_served(backend: Backend) {
         assert!(create.get(status).is_some(), "create_message lacks {status}");
     }
     let schemas = spec["components"]["schemas"].as_object().expect("schemas");
-    for name in ["Session", "Agent", "Message", "MultiAgent", "ErrorEnvelope", "CreateAgentRequest"] {
+    for name in [
+        "Session",
+        "SessionList",
+        "CreateSessionRequest",
+        "Agent",
+        "AgentList",
+        "CreateAgentRequest",
+        "UpdateAgentRequest",
+        "Message",
+        "MessageList",
+        "MessageBatch",
+        "BatchMessagesRequest",
+        "UpdateMessageRequest",
+        "MultiAgent",
+        "MultiAgentList",
+        "ErrorEnvelope",
+        "HealthReport",
+        "HealthFailure",
+        "MetricsReport",
+    ] {
         assert!(schemas[name].get("example").is_some(), "{name} has no example");
     }
     assert!(schemas["Agent"]["properties"]["_internal_state"].is_object());
