@@ -1,0 +1,126 @@
+{{/* Chart name, truncated to the 63 characters Kubernetes allows. */}}
+{{- define "session-backend.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name: release-chart unless the release already names the chart. */}}
+{{- define "session-backend.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "session-backend.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels shared by every object. */}}
+{{- define "session-backend.labels" -}}
+helm.sh/chart: {{ include "session-backend.chart" . }}
+app.kubernetes.io/part-of: {{ include "session-backend.name" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Selector of the API pods. */}}
+{{- define "session-backend.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "session-backend.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: api
+{{- end }}
+
+{{/* Selector of the PostgreSQL pod. */}}
+{{- define "session-backend.postgresql.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "session-backend.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: postgresql
+{{- end }}
+
+{{- define "session-backend.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "session-backend.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "session-backend.image" -}}
+{{- $image := .Values.sessionBackend.image -}}
+{{- printf "%s:%s" $image.repository (default .Chart.AppVersion $image.tag) }}
+{{- end }}
+
+{{- define "session-backend.postgresql.fullname" -}}
+{{- printf "%s-postgresql" (include "session-backend.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Database coordinates, in-cluster or external. */}}
+{{- define "session-backend.database.host" -}}
+{{- if .Values.postgresql.enabled }}
+{{- include "session-backend.postgresql.fullname" . }}
+{{- else }}
+{{- required "externalPostgresql.host is required when postgresql.enabled is false" .Values.externalPostgresql.host }}
+{{- end }}
+{{- end }}
+
+{{- define "session-backend.database.port" -}}
+{{- if .Values.postgresql.enabled }}5432{{ else }}{{ .Values.externalPostgresql.port }}{{ end }}
+{{- end }}
+
+{{- define "session-backend.database.name" -}}
+{{- if .Values.postgresql.enabled }}{{ .Values.postgresql.auth.database }}{{ else }}{{ .Values.externalPostgresql.database }}{{ end }}
+{{- end }}
+
+{{- define "session-backend.database.user" -}}
+{{- if .Values.postgresql.enabled }}{{ .Values.postgresql.auth.username }}{{ else }}{{ .Values.externalPostgresql.username }}{{ end }}
+{{- end }}
+
+{{/* The Secret holding the database password, and its key. */}}
+{{- define "session-backend.database.secretName" -}}
+{{- if and .Values.postgresql.enabled .Values.postgresql.auth.existingSecret }}
+{{- .Values.postgresql.auth.existingSecret }}
+{{- else if and (not .Values.postgresql.enabled) .Values.externalPostgresql.existingSecret }}
+{{- .Values.externalPostgresql.existingSecret }}
+{{- else }}
+{{- include "session-backend.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{- define "session-backend.database.secretKey" -}}
+{{- if and .Values.postgresql.enabled .Values.postgresql.auth.existingSecret }}
+{{- .Values.postgresql.auth.secretKeys.passwordKey }}
+{{- else if and (not .Values.postgresql.enabled) .Values.externalPostgresql.existingSecret }}
+{{- .Values.externalPostgresql.existingSecretPasswordKey }}
+{{- else }}password{{ end }}
+{{- end }}
+
+{{/* Whether this chart creates the Secret (no existingSecret in use). */}}
+{{- define "session-backend.createSecret" -}}
+{{- if .Values.postgresql.enabled }}
+{{- if not .Values.postgresql.auth.existingSecret }}true{{ end }}
+{{- else if not .Values.externalPostgresql.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* Environment the binary reads: the earlier service's POSTGRES_* variables,
+     the password always from a Secret. */}}
+{{- define "session-backend.databaseEnv" -}}
+- name: POSTGRES_HOST
+  value: {{ include "session-backend.database.host" . | quote }}
+- name: POSTGRES_PORT
+  value: {{ include "session-backend.database.port" . | quote }}
+- name: POSTGRES_DB
+  value: {{ include "session-backend.database.name" . | quote }}
+- name: POSTGRES_USER
+  value: {{ include "session-backend.database.user" . | quote }}
+- name: POSTGRES_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "session-backend.database.secretName" . }}
+      key: {{ include "session-backend.database.secretKey" . }}
+{{- end }}
