@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait,
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -15,6 +15,12 @@ use crate::config::{Backend, Config, ConfigError, DatabaseUrl};
 /// migrations: a constant for this program and the hash of the schema, so
 /// replicas of one deployment wait for each other and others do not.
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(1936023906, hashtext(current_schema()))";
+
+/// The service's tables, parents first.
+pub const TABLES: [&str; 4] = ["sessions", "agents", "messages", "multi_agents"];
+
+/// Rows per table.
+pub type TableCounts = std::collections::BTreeMap<String, u64>;
 
 /// A connected database.
 #[derive(Clone, Debug)]
@@ -149,6 +155,40 @@ impl Database {
         }
     }
 
+    /// Rows in each of the service's tables (a missing table counts 0), in
+    /// a stable order; `on` is this connection or a transaction of it.
+    pub async fn table_counts(on: &impl ConnectionTrait) -> Result<TableCounts, DbErr> {
+        let mut counts = TableCounts::new();
+        for table in TABLES {
+            let n = if has_table(on, table).await? {
+                let row = on
+                    .query_one_raw(Statement::from_string(
+                        on.get_database_backend(),
+                        format!("SELECT COUNT(*) FROM {table}"),
+                    ))
+                    .await?;
+                row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0)
+            } else {
+                0
+            };
+            counts.insert(table.to_owned(), u64::try_from(n).unwrap_or(0));
+        }
+        Ok(counts)
+    }
+
+    /// The newest applied migration, if any.
+    pub async fn schema_version(&self) -> Result<Option<String>, DbErr> {
+        if !has_table(&self.conn, "seaql_migrations").await? {
+            return Ok(None);
+        }
+        Ok(Migrator::get_migration_with_status_read_only(&self.conn)
+            .await?
+            .into_iter()
+            .filter(|m| m.status() == migration::MigrationStatus::Applied)
+            .map(|m| m.name().to_owned())
+            .last())
+    }
+
     /// Current pool figures.
     pub fn pool_stats(&self) -> PoolStats {
         let (size, idle, max) = match self.backend {
@@ -170,6 +210,19 @@ impl Database {
             tracing::warn!(error = %e, "closing the database pool");
         }
     }
+}
+
+/// Whether `table` exists (in the current schema, on PostgreSQL).
+async fn has_table(on: &impl ConnectionTrait, table: &str) -> Result<bool, DbErr> {
+    let backend = on.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1"
+        }
+        _ => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+    };
+    let row = on.query_one_raw(Statement::from_sql_and_values(backend, sql, [table.into()])).await?;
+    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) > 0)
 }
 
 /// Why a single PostgreSQL connection to `url` fails, if it does.

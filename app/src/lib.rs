@@ -120,3 +120,15 @@ impl Server {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_openapi_document_is_current() {
+        let committed = include_str!("../openapi.json");
+        assert!(
+            committed == format!("{}\n", super::openapi_json()),
+            "app/openapi.json is stale: run `cargo xtask openapi` and commit the result"
+        );
+    }
+}

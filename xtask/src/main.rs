@@ -1,14 +1,20 @@
 //! Project automation, run as `cargo xtask <task>`. One module per task;
-//! commands run without a shell.
+//! external programs run without a shell.
 
+mod backup;
 mod ci;
+mod deploy;
+mod image;
+mod manifest;
+mod openapi;
+mod restore;
 mod run;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Tasks for developers and CI.
+/// Tasks for developers, operators and CI.
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask")]
 struct Xtask {
@@ -21,11 +27,31 @@ enum Task {
     /// What CI checks, minus the machine set-up: `cargo fmt --check`,
     /// `cargo clippy -D warnings` and the test suite (`cargo test --workspace`).
     Ci,
+    /// Build the release binary and the container image, tagged with the
+    /// crate version and the git commit.
+    Image(image::Args),
+    /// Install or upgrade the Helm release (`--dry-run`: render and validate
+    /// the manifests instead of touching a cluster).
+    Deploy(deploy::Args),
+    /// Back up a database (PostgreSQL: pg_dump custom format; SQLite: an
+    /// online copy) with a manifest of row counts and a sha256.
+    Backup(backup::Args),
+    /// Restore a backup: verify its checksum, refuse a non-empty target
+    /// without --force, restore, migrate, and check the row counts.
+    Restore(restore::Args),
+    /// Write the OpenAPI document to app/openapi.json (a test fails when the
+    /// committed file is stale).
+    Openapi,
 }
 
 fn main() -> ExitCode {
     let result = match Xtask::parse().task {
         Task::Ci => ci::run(),
+        Task::Image(args) => image::run(&args),
+        Task::Deploy(args) => deploy::run(&args),
+        Task::Backup(args) => backup::run(&args),
+        Task::Restore(args) => restore::run(&args),
+        Task::Openapi => openapi::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
