@@ -1,0 +1,215 @@
+//! Backup → wipe → restore with every row compared, on PostgreSQL and
+//! SQLite; a corrupted dump and a non-empty target are refused and change
+//! nothing.
+
+use std::{path::Path, process::Command};
+
+use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
+use serde_json::json;
+use session_backend::{Server, config::Config, db::Database};
+
+use crate::support::{XTASK, have, text};
+
+/// Every row of every table, in key order, as comparable text.
+async fn snapshot(url: &str) -> Vec<String> {
+    let db = Database::connect(&config(url)).await.expect("connect");
+    let conn = db.conn();
+    let mut rows = Vec::new();
+    let sessions = entity::session::Entity::find()
+        .order_by_asc(entity::session::Column::SessionId)
+        .all(conn)
+        .await
+        .expect("sessions");
+    rows.extend(sessions.iter().map(|r| format!("{r:?}")));
+    let agents = entity::agent::Entity::find()
+        .order_by_asc(entity::agent::Column::SessionId)
+        .order_by_asc(entity::agent::Column::AgentId)
+        .all(conn)
+        .await
+        .expect("agents");
+    rows.extend(agents.iter().map(|r| format!("{r:?}")));
+    let messages = entity::message::Entity::find()
+        .order_by_asc(entity::message::Column::SessionId)
+        .order_by_asc(entity::message::Column::AgentId)
+        .order_by_asc(entity::message::Column::MessageId)
+        .all(conn)
+        .await
+        .expect("messages");
+    rows.extend(messages.iter().map(|r| format!("{r:?}")));
+    let multi = entity::multi_agent::Entity::find()
+        .order_by_asc(entity::multi_agent::Column::SessionId)
+        .order_by_asc(entity::multi_agent::Column::MultiAgentId)
+        .all(conn)
+        .await
+        .expect("multi_agents");
+    rows.extend(multi.iter().map(|r| format!("{r:?}")));
+    db.close().await;
+    rows
+}
+
+fn config(url: &str) -> Config {
+    let mut config = Config::default();
+    config.server.port = 0;
+    config.database.url = Some(session_backend::config::DatabaseUrl::new(url));
+    config
+}
+
+/// Fills the database through the real server: awkward payloads included.
+async fn populate(url: &str) {
+    let server = Server::start(config(url)).await.expect("server");
+    let base = format!("http://{}", server.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async move {
+        drop(rx.await);
+    }));
+    let client = reqwest::Client::new();
+    for s in 0..3 {
+        let session = format!("s{s}:é");
+        let sid = session.replace(':', "%3A").replace('é', "%C3%A9");
+        let body = json!({"session_id": session, "metadata": {"n": 9007199254740993_u64, "nul": "a\u{0}b"}});
+        assert_eq!(
+            client.post(format!("{base}/api/v1/sessions")).json(&body).send().await.expect("post").status(),
+            201
+        );
+        for a in 0..2 {
+            let agent = json!({"agent_id": format!("a{a}"), "state": {"deep": [[{"x": 1}]]}, "conversation_manager_state": {}, "_internal_state": {"i": a}});
+            let r = client
+                .post(format!("{base}/api/v1/sessions/{sid}/agents"))
+                .json(&agent)
+                .send()
+                .await
+                .expect("agent");
+            assert_eq!(r.status(), 201);
+            let batch: Vec<_> = (0..40)
+                .map(|i| json!({"message_id": i, "message": {"role": "user", "content": [{"text": format!("m{i} ✓\u{0}")}]}}))
+                .collect();
+            let r = client
+                .post(format!("{base}/api/v1/sessions/{sid}/agents/a{a}/messages/batch"))
+                .json(&json!({"messages": batch}))
+                .send()
+                .await
+                .expect("batch");
+            assert_eq!(r.status(), 201);
+        }
+        let r = client
+            .post(format!("{base}/api/v1/sessions/{sid}/multi-agents"))
+            .json(&json!({"multi_agent_id": "default_graph", "state": {"status": "completed"}}))
+            .send()
+            .await
+            .expect("multi");
+        assert_eq!(r.status(), 201);
+    }
+    drop(tx);
+    running.await.expect("server task").expect("server stops");
+}
+
+fn xtask(args: &[&str]) -> std::process::Output {
+    Command::new(XTASK).args(args).output().expect("xtask runs")
+}
+
+async fn round_trip(url: &str, wipe: impl AsyncFnOnce(), dir: &Path) {
+    populate(url).await;
+    let before = snapshot(url).await;
+    assert_eq!(before.len(), 3 + 6 + 240 + 3);
+    let out = dir.display().to_string();
+    let backup = xtask(&["backup", "--database-url", url, "--output", &out, "--name", "b1"]);
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    let manifest_path = dir.join("b1.manifest.json");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("manifest")).expect("json");
+    assert_eq!(manifest["tables"], json!({"sessions": 3, "agents": 6, "messages": 240, "multi_agents": 3}));
+    assert_eq!(manifest["schema_version"], "m20261121_000001_create_tables");
+    assert_eq!(manifest["sha256"].as_str().map(str::len), Some(64));
+    assert!(!manifest["source"].as_str().unwrap_or_default().contains(":pw@"), "{manifest}");
+    let manifest_arg = manifest_path.display().to_string();
+
+    // A non-empty target without --force: refused, untouched.
+    let refused = xtask(&["restore", "--manifest", &manifest_arg, "--database-url", url]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("--force"), "{}", text(&refused.stderr));
+    assert_eq!(snapshot(url).await, before);
+
+    wipe().await;
+    assert!(snapshot_or_empty(url).await.is_empty(), "wipe left rows");
+
+    // A corrupted dump: refused, target untouched.
+    let dump = dir.join(manifest["file"].as_str().expect("file"));
+    let original = std::fs::read(&dump).expect("dump");
+    let mut corrupted = original.clone();
+    let middle = corrupted.len() / 2;
+    corrupted[middle] ^= 0xff;
+    std::fs::write(&dump, &corrupted).expect("corrupt");
+    let refused = xtask(&["restore", "--manifest", &manifest_arg, "--database-url", url]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("does not match its manifest"), "{}", text(&refused.stderr));
+    assert!(snapshot_or_empty(url).await.is_empty());
+    std::fs::write(&dump, &original).expect("restore the dump file");
+
+    let restored = xtask(&["restore", "--manifest", &manifest_arg, "--database-url", url]);
+    assert!(restored.status.success(), "{}", text(&restored.stderr));
+    assert_eq!(snapshot(url).await, before, "every row must come back equal");
+    // And --force replaces a non-empty target.
+    let forced = xtask(&["restore", "--manifest", &manifest_arg, "--database-url", url, "--force"]);
+    assert!(forced.status.success(), "{}", text(&forced.stderr));
+    assert_eq!(snapshot(url).await, before);
+}
+
+/// Rows, or none when the tables are gone.
+async fn snapshot_or_empty(url: &str) -> Vec<String> {
+    let db = Database::connect(&config(url)).await.expect("connect");
+    let counts = Database::table_counts(db.conn()).await.expect("counts");
+    db.close().await;
+    if counts.values().all(|&n| n == 0) { vec![] } else { snapshot(url).await }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_backup_wipe_restore_keeps_every_row() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("live.db").display());
+    let db_path = dir.path().join("live.db");
+    let backups = dir.path().join("backups");
+    round_trip(
+        &url,
+        async || {
+            for suffix in ["", "-wal", "-shm"] {
+                drop(std::fs::remove_file(format!("{}{suffix}", db_path.display())));
+            }
+        },
+        &backups,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backup_wipe_restore_keeps_every_row() {
+    let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "REQUIRE_POSTGRES=1 but no TEST_DATABASE_URL"
+        );
+        eprintln!("skipping: no TEST_DATABASE_URL");
+        return;
+    };
+    if !have("pg_dump", &["--version"]) || !have("pg_restore", &["--version"]) {
+        return;
+    }
+    let schema = format!(
+        "ops_{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    );
+    let admin = sea_orm::Database::connect(&base).await.expect("admin connection");
+    admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("schema");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+    let dir = tempfile::tempdir().expect("dir");
+    let wipe_sql = format!("DROP SCHEMA {schema} CASCADE; CREATE SCHEMA {schema}");
+    round_trip(
+        &url,
+        async || {
+            admin.execute_unprepared(&wipe_sql).await.expect("wipe");
+        },
+        dir.path(),
+    )
+    .await;
+    admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
+}

@@ -1,0 +1,82 @@
+//! Shared helpers: tool checks, the xtask binary, helm rendering.
+
+use std::{
+    path::PathBuf,
+    process::{Command, Output},
+};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The `cargo xtask` binary under test.
+pub const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+}
+
+/// Whether `tool` can run; when it cannot, says so, and fails the test
+/// under `REQUIRE_OPS_TOOLS=1`.
+pub fn have(tool: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(tool).args(probe).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("REQUIRE_OPS_TOOLS").as_deref() != Ok("1"),
+            "REQUIRE_OPS_TOOLS=1 but `{tool}` is not available"
+        );
+        eprintln!("skipping: `{tool}` is not available");
+    }
+    ok
+}
+
+/// The manifest validator: ../shared/ci/k8s-validate.sh here, else kubeconform.
+pub fn validator() -> Option<Vec<String>> {
+    let shared = root().join("../shared/ci/k8s-validate.sh");
+    if shared.exists() {
+        return Some(vec!["bash".into(), shared.display().to_string()]);
+    }
+    have("kubeconform", &["-v"]).then(|| vec!["kubeconform".into(), "-strict".into()])
+}
+
+/// Runs a command in the workspace root and returns its output.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program).args(args).current_dir(root()).output().unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed ({}):\n{}\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Parses a multi-document YAML stream into JSON values (empty documents dropped).
+pub fn documents(yaml: &str) -> Vec<Value> {
+    serde_norway::Deserializer::from_str(yaml)
+        .map(|doc| Value::deserialize(doc).expect("rendered YAML parses"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// The rendered object of `kind` named `name` (or the only one of its kind).
+#[track_caller]
+pub fn find<'a>(objects: &'a [Value], kind: &str, name: Option<&str>) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && name.is_none_or(|n| o["metadata"]["name"] == n))
+        .unwrap_or_else(|| panic!("no {kind} {name:?} rendered"))
+}
+
+pub fn kinds(objects: &[Value]) -> Vec<String> {
+    objects.iter().map(|o| o["kind"].as_str().unwrap_or_default().to_owned()).collect()
+}
