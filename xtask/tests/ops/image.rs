@@ -205,25 +205,58 @@ async fn image_from_the_prebuilt_binary_serves_read_only_as_non_root() {
     assert_eq!(docker(&["inspect", "--format", "{{.State.ExitCode}}", &api]), "0");
 
     // Zero configuration: SQLite on the /data volume, root filesystem read-only.
-    let volume = format!("{lite}-data");
+    serves_on_its_sqlite_volume(&client, &image, &lite, &mut cleanup).await;
+}
+
+/// Runs `image` with no configuration (SQLite on a fresh /data volume,
+/// read-only root) and exercises the API.
+async fn serves_on_its_sqlite_volume(
+    client: &reqwest::Client,
+    image: &str,
+    name: &str,
+    cleanup: &mut Cleanup,
+) {
+    let volume = format!("{name}-data");
     docker(&[
         "run",
         "-d",
         "--name",
-        &lite,
+        name,
         "--read-only",
         "-v",
         &format!("{volume}:/data"),
         "-p",
         "127.0.0.1::8001",
-        &image,
+        image,
     ]);
-    cleanup.0.push(("container", lite.clone()));
-    let base = published_port(&lite);
-    wait_ready(&client, &format!("{base}/health/ready"), "the SQLite container", &lite).await;
-    exercise_api(&client, &base).await;
-    docker(&["rm", "-f", &lite]);
+    cleanup.0.push(("container", name.to_owned()));
+    let base = published_port(name);
+    wait_ready(client, &format!("{base}/health/ready"), "the SQLite container", name).await;
+    exercise_api(client, &base).await;
+    docker(&["rm", "-f", name]);
     drop(Command::new("docker").args(["volume", "rm", &volume]).output());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_builds_from_source() {
+    if !have("docker", &["info"]) {
+        return;
+    }
+    let builder = env_or("TEST_RUST_BUILDER_IMAGE", "rust:1.95-slim-bookworm");
+    let repository = "session-backend-ops-source-test";
+    let built = Command::new(XTASK)
+        .args(["image", "--from-source", "--repository", repository, "--builder-image", &builder])
+        .args(["--base-image", &env_or("TEST_BASE_IMAGE", "gcr.io/distroless/cc-debian12")])
+        .current_dir(root())
+        .output()
+        .expect("xtask image --from-source");
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let image = format!("{repository}:{}", env!("CARGO_PKG_VERSION"));
+    let version = docker(&["run", "--rm", &image, "--version"]);
+    assert_eq!(version, format!("session-backend {}", env!("CARGO_PKG_VERSION")));
+    let mut cleanup = Cleanup(vec![]);
+    let client = reqwest::Client::new();
+    serves_on_its_sqlite_volume(&client, &image, &format!("sb-ops-src-{}", uuid_like()), &mut cleanup).await;
 }
 
 fn uuid_like() -> String {
