@@ -213,3 +213,104 @@ async fn postgres_backup_wipe_restore_keeps_every_row() {
     .await;
     admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
 }
+
+/// `kubectl` for this test: `kubectl exec -n NS POD -c C -- CMD…` runs CMD in
+/// the Docker container named by `$SHIM_CONTAINER` and logs the arguments,
+/// so `backup --release` streams a real pg_dump out of a real PostgreSQL
+/// container exactly as it would out of the release's pod.
+const KUBECTL_SHIM: &str = r#"#!/bin/sh
+echo "$*" >> "$SHIM_LOG"
+case "$1" in
+  version) exit 0 ;;
+  exec) ;;
+  *) echo "unsupported: $*" >&2; exit 2 ;;
+esac
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do shift; done
+shift
+exec docker exec -i "$SHIM_CONTAINER" "$@"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_backup_streams_pg_dump_out_of_the_release_pod() {
+    if !have("docker", &["info"]) || !have("pg_restore", &["--version"]) {
+        return;
+    }
+    let image = std::env::var("TEST_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres:16".into());
+    let name = format!("sb-ops-cluster-{}", std::process::id());
+    let started = Command::new("docker")
+        .args(["run", "-d", "--name", &name, "-p", "127.0.0.1::5432"])
+        .args([
+            "-e",
+            "POSTGRES_USER=session_backend",
+            "-e",
+            "POSTGRES_PASSWORD=pod-pw",
+            "-e",
+            "POSTGRES_DB=session_backend",
+        ])
+        .arg(&image)
+        .output()
+        .expect("docker run");
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    let _remove = RemoveContainer(name.clone());
+    let ready = std::time::Instant::now();
+    while !Command::new("docker")
+        .args(["exec", &name, "pg_isready", "-U", "session_backend", "-h", "127.0.0.1"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(ready.elapsed().as_secs() < 60, "PostgreSQL container never became ready");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let port = text(&Command::new("docker").args(["port", &name, "5432/tcp"]).output().expect("port").stdout);
+    let port =
+        port.lines().find_map(|l| l.strip_prefix("127.0.0.1:")).expect("published port").trim().to_owned();
+    let url = format!("postgres://session_backend:pod-pw@127.0.0.1:{port}/session_backend");
+    populate(&url).await;
+    let before = snapshot(&url).await;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let shim = dir.path().join("kubectl");
+    std::fs::write(&shim, KUBECTL_SHIM).expect("shim");
+    let chmod = Command::new("chmod").args(["+x"]).arg(&shim).status().expect("chmod");
+    assert!(chmod.success());
+    let log = dir.path().join("kubectl.log");
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let out = dir.path().join("backups").display().to_string();
+    let backup = Command::new(XTASK)
+        .args(["backup", "--release", "rel", "--namespace", "sessions", "--output", &out, "--name", "c1"])
+        .env("PATH", &path)
+        .env("SHIM_CONTAINER", &name)
+        .env("SHIM_LOG", &log)
+        .output()
+        .expect("xtask backup");
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    let calls = std::fs::read_to_string(&log).expect("kubectl log");
+    assert!(calls.contains("exec -n sessions rel-session-backend-postgresql-0 -c postgresql --"), "{calls}");
+    let manifest_path = dir.path().join("backups/c1.manifest.json");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("manifest")).expect("json");
+    assert_eq!(manifest["tables"], json!({"sessions": 3, "agents": 6, "messages": 240, "multi_agents": 3}));
+    assert_eq!(manifest["schema_version"], "m20261121_000001_create_tables");
+    assert_eq!(manifest["source"], "release rel in namespace sessions");
+
+    // The streamed dump restores to equal data.
+    let admin = sea_orm::Database::connect(&url).await.expect("admin");
+    admin.execute_unprepared("DROP SCHEMA public CASCADE; CREATE SCHEMA public").await.expect("wipe");
+    admin.close().await.expect("close");
+    let manifest_arg = manifest_path.display().to_string();
+    let restored = Command::new(XTASK)
+        .args(["restore", "--manifest", &manifest_arg, "--database-url", &url])
+        .output()
+        .expect("restore");
+    assert!(restored.status.success(), "{}", text(&restored.stderr));
+    assert_eq!(snapshot(&url).await, before);
+}
+
+/// Removes a container when dropped.
+struct RemoveContainer(String);
+
+impl Drop for RemoveContainer {
+    fn drop(&mut self) {
+        drop(Command::new("docker").args(["rm", "-f", "-v", &self.0]).output());
+    }
+}
