@@ -10,7 +10,7 @@ use sea_orm::{DbErr, RuntimeErr};
 use crate::request_id;
 
 /// Everything a request can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// Bad input: malformed JSON, wrong types, invalid ids or query values.
     #[error("{0}")]
@@ -77,7 +77,7 @@ impl Error {
     /// routes, wrong methods, …) onto the contract's kinds.
     pub fn from_poem(err: &poem::Error) -> Self {
         if let Some(err) = err.downcast_ref::<Error>() {
-            return err.clone_kind();
+            return err.clone();
         }
         match err.status() {
             StatusCode::NOT_FOUND => Self::NotFound("no such route".into()),
@@ -93,18 +93,6 @@ impl Error {
                 tracing::error!(error = %err, "unhandled error");
                 Self::Internal
             }
-        }
-    }
-
-    fn clone_kind(&self) -> Self {
-        match self {
-            Self::Validation(m) => Self::Validation(m.clone()),
-            Self::NotFound(m) => Self::NotFound(m.clone()),
-            Self::Conflict(m) => Self::Conflict(m.clone()),
-            Self::PayloadTooLarge(n) => Self::PayloadTooLarge(*n),
-            Self::MethodNotAllowed(m) => Self::MethodNotAllowed(m.clone()),
-            Self::Unavailable(m) => Self::Unavailable(m.clone()),
-            Self::Internal => Self::Internal,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::{
 use futures::StreamExt;
 use poem::{
     Endpoint, IntoResponse, Request, Response,
-    http::{HeaderValue, Method, StatusCode, header},
+    http::{HeaderValue, Method, header},
     middleware::PanicHandler,
 };
 use poem_openapi::OperationId;
@@ -130,8 +130,6 @@ impl PanicHandler for PanicToEnvelope {
 
     fn get_response(&self, _err: Box<dyn std::any::Any + Send + 'static>) -> Response {
         tracing::error!("handler panicked");
-        let mut resp = error_response(&Error::Internal);
-        resp.set_status(StatusCode::INTERNAL_SERVER_ERROR);
-        resp
+        error_response(&Error::Internal)
     }
 }

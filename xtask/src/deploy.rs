@@ -40,8 +40,8 @@ pub struct Args {
     /// of touching a cluster; the manifests are written to target/deploy/.
     #[arg(long)]
     pub dry_run: bool,
-    /// Validator reading manifests on stdin-like path argument [default:
-    /// ../shared/ci/k8s-validate.sh when present, else kubeconform].
+    /// Program that validates a manifest file given as its argument
+    /// [default: ../shared/ci/k8s-validate.sh when present, else kubeconform].
     #[arg(long)]
     pub validator: Option<String>,
 }

@@ -273,46 +273,32 @@ pub async fn delete(db: &impl ConnectionTrait, key: AgentKey<'_>, message_id: i6
 /// agent's message count, in one round trip (three on the rare empty page,
 /// which must tell a missing agent from the end of the list).
 pub async fn list(db: &impl ConnectionTrait, key: AgentKey<'_>, window: Window) -> Result<Listing, Error> {
-    let (order, after_filter) = match (window.descending, window.after) {
-        (false, Some(after)) => (Order::Asc, Some(Column::MessageId.gt(after))),
-        (true, Some(after)) => (Order::Desc, Some(Column::MessageId.lt(after))),
-        (false, None) => (Order::Asc, None),
-        (true, None) => (Order::Desc, None),
-    };
     let mut select = by_agent(Entity::find(), key);
-    if let Some(filter) = after_filter {
-        select = select.filter(filter);
+    let order = if window.descending { Order::Desc } else { Order::Asc };
+    // Keyset start, and the query counting the messages ordered before it.
+    let mut before_query = None;
+    if let Some(after) = window.after {
+        let (beyond, before) = if window.descending {
+            (Column::MessageId.lt(after), Column::MessageId.gte(after))
+        } else {
+            (Column::MessageId.gt(after), Column::MessageId.lte(after))
+        };
+        select = select.filter(beyond);
+        before_query = Some(count_of(key, Some(before)));
     }
     let select = select.order_by(Column::MessageId, order).offset(window.offset).limit(window.limit);
-    let total_query = count_of(key, None);
-    // Messages ordered before the keyset start (0 without one).
-    let before_query = window.after.map(|after| {
-        count_of(
-            key,
-            Some(if window.descending { Column::MessageId.gte(after) } else { Column::MessageId.lte(after) }),
-        )
-    });
-    let (messages, total, before) = match before_query {
-        Some(before_query) => {
-            let (messages, counts) =
-                page_with_counts(db, select, [total_query, before_query.clone()]).await?;
-            match counts {
-                Some([total, before]) => (messages, total, before),
-                None => {
-                    agents::ensure_exists(db, key.tenant, key.session_id, key.agent_id).await?;
-                    (messages, count(db, &count_of(key, None)).await?, count(db, &before_query).await?)
-                }
-            }
-        }
+    let mut counts = vec![count_of(key, None)];
+    counts.extend(before_query.clone());
+    let (messages, found) = page_with_counts(db, select, counts).await?;
+    let (total, before) = match found {
+        Some(found) => (found.first().copied().unwrap_or(0), found.get(1).copied().unwrap_or(0)),
         None => {
-            let (messages, counts) = page_with_counts(db, select, [total_query]).await?;
-            match counts {
-                Some([total]) => (messages, total, 0),
-                None => {
-                    agents::ensure_exists(db, key.tenant, key.session_id, key.agent_id).await?;
-                    (messages, count(db, &count_of(key, None)).await?, 0)
-                }
-            }
+            agents::ensure_exists(db, key.tenant, key.session_id, key.agent_id).await?;
+            let before = match &before_query {
+                Some(query) => count(db, query).await?,
+                None => 0,
+            };
+            (count(db, &count_of(key, None)).await?, before)
         }
     };
     Ok(Listing { messages, total, position: before + window.offset })

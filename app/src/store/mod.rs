@@ -46,16 +46,17 @@ fn insert_error(err: DbErr, missing_parent: impl FnOnce() -> Error, taken: impl 
 /// come back in one round trip. The counts are `None` when the page is
 /// empty: the caller then decides between "past the end" and "parent
 /// missing", and counts separately.
-async fn page_with_counts<E, const N: usize>(
+async fn page_with_counts<E>(
     db: &impl ConnectionTrait,
     select: Select<E>,
-    counts: [SelectStatement; N],
-) -> Result<(Vec<E::Model>, Option<[u64; N]>), DbErr>
+    counts: Vec<SelectStatement>,
+) -> Result<(Vec<E::Model>, Option<Vec<u64>>), DbErr>
 where
     E: EntityTrait,
     E::Model: FromQueryResult,
 {
     let mut query = select.into_query();
+    let query_count = counts.len();
     for (i, count) in counts.into_iter().enumerate() {
         query.expr_as(
             Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(count))),
@@ -64,13 +65,11 @@ where
     }
     let rows = db.query_all(&query).await?;
     let counts = match rows.first() {
-        Some(row) => {
-            let mut counts = [0; N];
-            for (i, slot) in counts.iter_mut().enumerate() {
-                *slot = count_value(row.try_get::<i64>("", &format!("count_{i}"))?);
-            }
-            Some(counts)
-        }
+        Some(row) => Some(
+            (0..query_count)
+                .map(|i| row.try_get::<i64>("", &format!("count_{i}")).map(count_value))
+                .collect::<Result<_, _>>()?,
+        ),
         None => None,
     };
     let items = rows.iter().map(|row| E::Model::from_query_result(row, "")).collect::<Result<_, _>>()?;

@@ -115,9 +115,9 @@ pub async fn list(
         .order_by_desc(Column::SessionId)
         .offset(offset)
         .limit(limit);
-    let (items, counts) = page_with_counts(db, select, [count_of(tenant)]).await?;
+    let (items, counts) = page_with_counts(db, select, vec![count_of(tenant)]).await?;
     let total = match counts {
-        Some([total]) => total,
+        Some(counts) => counts.first().copied().unwrap_or(0),
         None => count(db, &count_of(tenant)).await?,
     };
     Ok(Page { items, total })
@@ -145,9 +145,9 @@ where
     E: EntityTrait,
     E::Model: FromQueryResult,
 {
-    let (items, counts) = page_with_counts(db, select, [count_query.clone()]).await?;
+    let (items, counts) = page_with_counts(db, select, vec![count_query.clone()]).await?;
     let total = match counts {
-        Some([total]) => total,
+        Some(counts) => counts.first().copied().unwrap_or(0),
         None => {
             ensure_exists(db, tenant, session_id).await?;
             count(db, &count_query).await?
