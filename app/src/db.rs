@@ -73,19 +73,32 @@ impl Database {
             // Hot connections go straight to work; only ones idle for a
             // while are pinged first, so a restarted database is noticed.
             .test_before_acquire_if_idle_for(Duration::from_secs(1));
-        if backend == Backend::Sqlite {
-            let in_memory = url.expose().contains(":memory:") || url.expose().contains("mode=memory");
-            if in_memory {
-                // Every connection to `:memory:` is its own database.
-                options.max_connections(1).idle_timeout(None).max_lifetime(None);
+        match backend {
+            Backend::Sqlite => {
+                let in_memory = url.expose().contains(":memory:") || url.expose().contains("mode=memory");
+                if in_memory {
+                    // Every connection to `:memory:` is its own database.
+                    options.max_connections(1).idle_timeout(None).max_lifetime(None);
+                }
+                options.map_sqlx_sqlite_opts(move |o| {
+                    o.create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .foreign_keys(true)
+                        .busy_timeout(wait)
+                        // Rows a streamed listing may have in flight.
+                        .row_buffer_size(4)
+                });
             }
-            options.map_sqlx_sqlite_opts(move |o| {
-                o.create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .foreign_keys(true)
-                    .busy_timeout(wait)
-            });
+            Backend::Postgres => {
+                // The database gives up on a statement before the request
+                // deadline does, so a 503 always means "not written".
+                let statement = db.statement_timeout_ms;
+                let lock = db.lock_timeout_ms;
+                options.map_sqlx_postgres_opts(move |o| {
+                    o.options([("statement_timeout", statement), ("lock_timeout", lock)])
+                });
+            }
         }
         let conn = match sea_orm::Database::connect(options).await {
             Ok(conn) => conn,
@@ -145,13 +158,21 @@ impl Database {
         Ok(())
     }
 
-    /// Runs `SELECT 1` within `timeout`; the round-trip time on success.
+    /// Runs `SELECT 1` within `timeout`; the round-trip time on success,
+    /// else a fixed sentence for the probe's answer. The cause (which may
+    /// name hosts and users) goes to the log only.
     pub async fn ping(&self, timeout: Duration) -> Result<Duration, String> {
         let started = Instant::now();
         match tokio::time::timeout(timeout, self.conn.execute_unprepared("SELECT 1")).await {
             Ok(Ok(_)) => Ok(started.elapsed()),
-            Ok(Err(e)) => Err(format!("database error: {}", cause_of(&e))),
-            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %cause_of(&e), "database probe failed");
+                Err("the database is unavailable".into())
+            }
+            Err(_) => {
+                tracing::warn!(timeout_ms = timeout.as_millis(), "database probe timed out");
+                Err(format!("the database did not answer within {} ms", timeout.as_millis()))
+            }
         }
     }
 

@@ -24,6 +24,12 @@ pub enum Error {
     /// The body is larger than the configured limit.
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body is not JSON (by its `Content-Type`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The client stopped sending its request body.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Wrong HTTP method for an existing path.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -43,6 +49,8 @@ impl Error {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -56,6 +64,8 @@ impl Error {
             Self::NotFound(_) => "NotFoundError",
             Self::Conflict(_) => "ConflictError",
             Self::PayloadTooLarge(_) => "PayloadTooLargeError",
+            Self::UnsupportedMediaType(_) => "UnsupportedMediaTypeError",
+            Self::RequestTimeout(_) => "RequestTimeoutError",
             Self::MethodNotAllowed(_) => "MethodNotAllowedError",
             Self::Unavailable(_) => "ServiceUnavailableError",
             Self::Internal => "InternalServerError",
@@ -84,16 +94,22 @@ impl Error {
             StatusCode::METHOD_NOT_ALLOWED => {
                 Self::MethodNotAllowed("this method is not allowed on this path".into())
             }
-            StatusCode::PAYLOAD_TOO_LARGE => Self::Validation(err.to_string()),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::Validation(format!(
-                "{err}; send the body as JSON with `Content-Type: application/json`"
-            )),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::unsupported_media_type(),
             status if status.is_client_error() => Self::Validation(err.to_string()),
             _ => {
                 tracing::error!(error = %err, "unhandled error");
                 Self::Internal
             }
         }
+    }
+}
+
+impl Error {
+    /// The answer to a body that is not JSON.
+    pub fn unsupported_media_type() -> Self {
+        Self::UnsupportedMediaType(
+            "the request body must be JSON: send `Content-Type: application/json` (or none)".into(),
+        )
     }
 }
 
@@ -105,7 +121,13 @@ impl poem::error::ResponseError for Error {
 
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
-        if is_unavailable(&err) {
+        if is_timeout(&err) {
+            tracing::warn!(error = %err, "database statement timed out");
+            Self::Unavailable(
+                "the database did not finish in time (a lock or a slow statement); nothing was written, retry shortly"
+                    .into(),
+            )
+        } else if is_unavailable(&err) {
             tracing::warn!(error = %err, "database unavailable");
             Self::Unavailable("the database is unavailable, retry shortly".into())
         } else {
@@ -113,6 +135,22 @@ impl From<DbErr> for Error {
             Self::Internal
         }
     }
+}
+
+/// The SQLSTATE of a PostgreSQL error, if `err` is one.
+fn postgres_code(err: &DbErr) -> Option<String> {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err else {
+        return None;
+    };
+    let db = e.as_database_error()?;
+    db.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>()?;
+    db.code().map(|c| c.into_owned())
+}
+
+/// Whether PostgreSQL cancelled the statement for running past
+/// `statement_timeout` (57014) or waiting past `lock_timeout` (55P03).
+fn is_timeout(err: &DbErr) -> bool {
+    postgres_code(err).is_some_and(|code| code == "57014" || code == "55P03")
 }
 
 /// Whether the error means "the database cannot be reached right now"

@@ -18,6 +18,8 @@ pub struct Metrics {
     server_errors: AtomicU64,
     latency_micros: AtomicU64,
     by_status: Mutex<BTreeMap<u16, u64>>,
+    connections_open: AtomicU64,
+    connections_refused: AtomicU64,
 }
 
 /// A consistent-enough copy of the counters.
@@ -29,6 +31,8 @@ pub struct Snapshot {
     pub server_errors: u64,
     pub mean_latency_ms: f64,
     pub by_status: BTreeMap<u16, u64>,
+    pub connections_open: u64,
+    pub connections_refused: u64,
 }
 
 impl Default for Metrics {
@@ -40,6 +44,8 @@ impl Default for Metrics {
             server_errors: AtomicU64::new(0),
             latency_micros: AtomicU64::new(0),
             by_status: Mutex::new(BTreeMap::new()),
+            connections_open: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
         }
     }
 }
@@ -71,7 +77,30 @@ impl Metrics {
             server_errors: self.server_errors.load(Ordering::Relaxed),
             mean_latency_ms: if requests == 0 { 0.0 } else { latency as f64 / requests as f64 / 1000.0 },
             by_status: self.by_status.lock().map(|m| m.clone()).unwrap_or_default(),
+            connections_open: self.connections_open.load(Ordering::Relaxed),
+            connections_refused: self.connections_refused.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts an open connection until the guard is dropped.
+    pub fn connection_opened(&self) -> OpenConnection<'_> {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self)
+    }
+
+    /// Counts a connection turned away at `server.max_connections`.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// An open connection, counted while it lives.
+#[derive(Debug)]
+pub struct OpenConnection<'a>(&'a Metrics);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -1,5 +1,6 @@
 //! What wraps every request: request id, access log and counters, the
-//! error envelope, the body limit, the request deadline, panic safety.
+//! error envelope (with `Allow` on 405), the body limits, the request
+//! deadline, panic safety.
 
 use std::{
     sync::Arc,
@@ -9,13 +10,13 @@ use std::{
 use futures::StreamExt;
 use poem::{
     Endpoint, IntoResponse, Request, Response,
-    http::{HeaderValue, Method, header},
+    http::{HeaderValue, Method, StatusCode, header},
     middleware::PanicHandler,
 };
 use poem_openapi::OperationId;
 use tracing::Instrument;
 
-use crate::{error::Error, metrics::Metrics, request_id};
+use crate::{api::Routes, error::Error, metrics::Metrics, request_id, server::Draining};
 
 /// Renders an error as the contract's envelope.
 pub fn error_response(err: &Error) -> Response {
@@ -26,8 +27,14 @@ pub fn error_response(err: &Error) -> Response {
 }
 
 /// Outermost layer: assigns the request id, runs the request inside its
-/// span, turns every error into the envelope, logs and counts the result.
-pub async fn observe<E: Endpoint>(ep: Arc<E>, req: Request, metrics: Arc<Metrics>) -> poem::Result<Response> {
+/// span, answers `OPTIONS`, turns every error into the envelope (405s with
+/// `Allow`), logs and counts the result.
+pub async fn observe<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    metrics: Arc<Metrics>,
+    routes: Arc<Routes>,
+) -> poem::Result<Response> {
     let started = Instant::now();
     let id =
         request_id::accept_or_generate(req.headers().get(request_id::HEADER).and_then(|v| v.to_str().ok()));
@@ -35,18 +42,27 @@ pub async fn observe<E: Endpoint>(ep: Arc<E>, req: Request, metrics: Arc<Metrics
     let path = req.uri().path().to_owned();
     let span = tracing::info_span!("request", %method, %path, request_id = %id);
     let work = async move {
-        let (mut resp, route) = match ep.call(req).await {
-            Ok(resp) => {
-                let resp = resp.into_response();
-                let route = resp.data::<OperationId>().map(|op| op.0);
-                (resp, route)
-            }
-            Err(err) => {
-                let route = err.data::<OperationId>().map(|op| op.0);
-                let mapped = Error::from_poem(&err);
-                (error_response(&mapped), route)
-            }
+        let allow = routes.allow(&path).and_then(|allow| HeaderValue::from_str(allow).ok());
+        let (mut resp, route) = match (&method, allow.clone()) {
+            (&Method::OPTIONS, Some(allow)) => (
+                Response::builder().status(StatusCode::NO_CONTENT).header(header::ALLOW, allow).finish(),
+                None,
+            ),
+            _ => match ep.call(req).await {
+                Ok(resp) => {
+                    let resp = resp.into_response();
+                    let route = resp.data::<OperationId>().map(|op| op.0);
+                    (resp, route)
+                }
+                Err(err) => {
+                    let route = err.data::<OperationId>().map(|op| op.0);
+                    (error_response(&Error::from_poem(&err)), route)
+                }
+            },
         };
+        if let (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) = (resp.status(), allow) {
+            resp.headers_mut().insert(header::ALLOW, allow);
+        }
         let status = resp.status();
         let latency = started.elapsed();
         metrics.record(status.as_u16(), latency);
@@ -69,37 +85,70 @@ pub async fn observe<E: Endpoint>(ep: Arc<E>, req: Request, metrics: Arc<Metrics
 /// sent, so that ordinary clients receive the answer instead of a reset.
 const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
 
-/// Refuses bodies over `limit` bytes with 413, whether or not the client
-/// announced the length, and treats a missing `Content-Type` as JSON.
-pub async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request, limit: usize) -> poem::Result<Response> {
+/// While the server shuts down, the longest pause a request body may take;
+/// a client stalled mid-body must not hold the shutdown.
+const DRAINING_STALL: Duration = Duration::from_secs(1);
+
+/// What a request body may be.
+#[derive(Clone, Debug)]
+pub struct BodyLimits {
+    /// Larger bodies are answered 413.
+    pub max_bytes: usize,
+    /// The longest pause between two pieces of a body (408 after it).
+    pub stall: Duration,
+    /// Whether the server is shutting down.
+    pub draining: Draining,
+}
+
+/// Reads the whole body before the handler runs, refusing bodies over the
+/// limit with 413 (whether or not the client announced the length) and
+/// clients that stall with 408.
+pub async fn read_body<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    limits: BodyLimits,
+) -> poem::Result<Response> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS) {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
+    let limit = limits.max_bytes as u64;
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64 + DRAIN_LIMIT) {
-        return Err(Error::PayloadTooLarge(limit).into());
+    if announced.is_some_and(|n| n > limit + DRAIN_LIMIT) {
+        return Err(Error::PayloadTooLarge(limits.max_bytes).into());
     }
     let mut chunks = req.take_body().into_bytes_stream();
-    let mut body = Vec::new();
+    let mut body = Vec::with_capacity(announced.map_or(0, |n| n.min(limit)) as usize);
     let mut received = 0u64;
-    while let Some(chunk) = chunks.next().await {
+    loop {
+        let stall =
+            if limits.draining.is_draining() { DRAINING_STALL.min(limits.stall) } else { limits.stall };
+        let mut draining = limits.draining.clone();
+        let next = tokio::select! {
+            next = tokio::time::timeout(stall, chunks.next()) => next,
+            () = draining.started(), if !draining.is_draining() => continue,
+        };
+        let Ok(next) = next else {
+            return Err(Error::RequestTimeout(format!(
+                "the request body stopped arriving for {} ms",
+                stall.as_millis()
+            ))
+            .into());
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| Error::Validation(format!("cannot read the request body: {e}")))?;
         received += chunk.len() as u64;
-        if received <= limit as u64 {
+        if received <= limit {
             body.extend_from_slice(&chunk);
-        } else if received > limit as u64 + DRAIN_LIMIT {
+        } else if received > limit + DRAIN_LIMIT {
             break;
         }
     }
-    if received > limit as u64 {
-        return Err(Error::PayloadTooLarge(limit).into());
-    }
-    if !req.headers().contains_key(header::CONTENT_TYPE) && !body.is_empty() {
-        req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if received > limit {
+        return Err(Error::PayloadTooLarge(limits.max_bytes).into());
     }
     req.set_body(body);
     ep.call(req).await.map(IntoResponse::into_response)

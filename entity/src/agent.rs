@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::JsonText;
+
 /// One row of `agents`.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "agents")]
@@ -12,15 +14,15 @@ pub struct Model {
     pub session_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub agent_id: String,
-    /// JSON object, as text.
+    /// JSON object.
     #[sea_orm(column_type = "Text")]
-    pub state: String,
-    /// JSON object, as text.
+    pub state: JsonText,
+    /// JSON object.
     #[sea_orm(column_type = "Text")]
-    pub conversation_manager_state: String,
-    /// The SDK's `_internal_state`: JSON object, as text.
+    pub conversation_manager_state: JsonText,
+    /// The SDK's `_internal_state`: a JSON object.
     #[sea_orm(column_type = "Text")]
-    pub internal_state: String,
+    pub internal_state: JsonText,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -1,9 +1,12 @@
 //! sea-orm entities of the session backend: one module per table.
 //!
 //! These are storage shapes only; the HTTP layer exposes its own DTOs.
-//! Opaque JSON columns hold the document's text (see the migration docs).
+//! Opaque JSON columns are [`JsonText`]: the document's text, kept verbatim.
 
 pub mod agent;
+mod json_text;
 pub mod message;
 pub mod multi_agent;
 pub mod session;
+
+pub use json_text::JsonText;

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::JsonText;
+
 /// One row of `messages`.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "messages")]
@@ -15,12 +17,12 @@ pub struct Model {
     /// The client's 0-based index in the conversation.
     #[sea_orm(primary_key, auto_increment = false)]
     pub message_id: i64,
-    /// JSON object, as text.
+    /// JSON object.
     #[sea_orm(column_type = "Text")]
-    pub message: String,
-    /// JSON object as text, or `NULL` when the message is not redacted.
+    pub message: JsonText,
+    /// JSON object, or `NULL` when the message is not redacted.
     #[sea_orm(column_type = "Text", nullable)]
-    pub redact_message: Option<String>,
+    pub redact_message: Option<JsonText>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

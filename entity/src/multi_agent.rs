@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::JsonText;
+
 /// One row of `multi_agents`.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "multi_agents")]
@@ -12,9 +14,9 @@ pub struct Model {
     pub session_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub multi_agent_id: String,
-    /// The orchestrator's `serialize_state()` object, as text.
+    /// The orchestrator's `serialize_state()` object.
     #[sea_orm(column_type = "Text")]
-    pub state: String,
+    pub state: JsonText,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

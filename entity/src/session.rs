@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::JsonText;
+
 /// One row of `sessions`.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sessions")]
@@ -11,9 +13,9 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub session_id: String,
     pub session_type: String,
-    /// JSON object, as text.
+    /// JSON object.
     #[sea_orm(column_type = "Text")]
-    pub metadata: String,
+    pub metadata: JsonText,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

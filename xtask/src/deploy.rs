@@ -40,9 +40,10 @@ pub struct Args {
     /// of touching a cluster; the manifests are written to target/deploy/.
     #[arg(long)]
     pub dry_run: bool,
-    /// Program that validates a manifest file given as its argument
-    /// [default: ../shared/ci/k8s-validate.sh when present, else kubeconform].
-    #[arg(long)]
+    /// Command that validates the manifest file given as its last argument,
+    /// words separated by spaces (e.g. `bash /path/to/k8s-validate.sh`)
+    /// [default: kubeconform -strict -summary].
+    #[arg(long, env = "K8S_VALIDATOR")]
     pub validator: Option<String>,
 }
 
@@ -78,7 +79,7 @@ fn chart_args(args: &Args) -> Vec<String> {
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
-    require("helm", &["version"], "install Helm (here: ../shared/ci/helm-install.sh)")?;
+    require("helm", &["version"], "install Helm (https://helm.sh/docs/intro/install/)")?;
     if args.dry_run {
         return dry_run(args);
     }
@@ -100,16 +101,18 @@ fn dry_run(args: &Args) -> Result<(), String> {
     let path = dir.join(format!("{}-{}.yaml", args.release, args.env.name()));
     std::fs::write(&path, &manifests).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let path_arg = path.display().to_string();
-    match &args.validator {
-        Some(validator) => cmd_owned(validator, &[path_arg])?,
-        None => {
-            let shared = workspace_root().join("../shared/ci/k8s-validate.sh");
-            if shared.exists() {
-                cmd_owned("bash", &[shared.display().to_string(), path_arg])?;
-            } else {
-                require("kubeconform", &["-v"], "install kubeconform or pass --validator")?;
-                cmd_owned("kubeconform", &["-strict".into(), "-summary".into(), path_arg])?;
-            }
+    match args.validator.as_deref().map(str::split_whitespace).map(Iterator::collect::<Vec<_>>) {
+        Some(words) if !words.is_empty() => {
+            let rest = words[1..].iter().map(|w| (*w).to_owned()).chain([path_arg]).collect::<Vec<_>>();
+            cmd_owned(words[0], &rest)?;
+        }
+        _ => {
+            require(
+                "kubeconform",
+                &["-v"],
+                "install kubeconform, or name a validator with --validator / K8S_VALIDATOR",
+            )?;
+            cmd_owned("kubeconform", &["-strict".into(), "-summary".into(), path_arg])?;
         }
     }
     eprintln!("rendered and validated: {}", path.display());

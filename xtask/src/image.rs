@@ -26,7 +26,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
-    require("docker", &["--version"], "install Docker (here: ../shared/ci/docker-up.sh)")?;
+    require("docker", &["--version"], "install Docker (https://docs.docker.com/engine/install/)")?;
     if !args.from_source {
         cmd(&cargo(), &["build", "--release", "--locked", "-p", "session-backend"])?;
     }

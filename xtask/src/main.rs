@@ -1,18 +1,16 @@
 //! Project automation, run as `cargo xtask <task>`. One module per task;
 //! external programs run without a shell.
 
-mod backup;
 mod ci;
 mod deploy;
 mod image;
-mod manifest;
 mod openapi;
-mod restore;
 mod run;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use session_backend::ops::{backup, restore};
 
 /// Tasks for developers, operators and CI.
 #[derive(Debug, Parser)]
@@ -34,10 +32,12 @@ enum Task {
     /// the manifests instead of touching a cluster).
     Deploy(deploy::Args),
     /// Back up a database (PostgreSQL: pg_dump custom format; SQLite: an
-    /// online copy) with a manifest of row counts and a sha256.
+    /// online copy) with a manifest of row counts and a sha256. The same as
+    /// `session-backend backup`.
     Backup(backup::Args),
     /// Restore a backup: verify its checksum, refuse a non-empty target
-    /// without --force, restore, migrate, and check the row counts.
+    /// without --force, restore, migrate, and check the row counts. The
+    /// same as `session-backend restore`.
     Restore(restore::Args),
     /// Write the OpenAPI document to app/openapi.json (a test fails when the
     /// committed file is stale).
@@ -49,8 +49,8 @@ fn main() -> ExitCode {
         Task::Ci => ci::run(),
         Task::Image(args) => image::run(&args),
         Task::Deploy(args) => deploy::run(&args),
-        Task::Backup(args) => backup::run(&args),
-        Task::Restore(args) => restore::run(&args),
+        Task::Backup(args) => run::block_on(backup::run(&args)).and_then(|r| r),
+        Task::Restore(args) => run::block_on(restore::run(&args)).and_then(|r| r),
         Task::Openapi => openapi::run(),
     };
     match result {

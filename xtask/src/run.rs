@@ -2,7 +2,7 @@
 //! and say plainly when a tool is missing.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
 };
 
@@ -41,15 +41,9 @@ pub fn cmd(program: &str, args: &[&str]) -> Result<(), String> {
 
 /// Like [`cmd`], with owned arguments.
 pub fn cmd_owned(program: &str, args: &[String]) -> Result<(), String> {
-    cmd_with_env(program, args, &[])
-}
-
-/// Like [`cmd_owned`], with extra environment variables (not echoed).
-pub fn cmd_with_env(program: &str, args: &[String], env: &[(&str, String)]) -> Result<(), String> {
     let shown = shown(program, args);
     eprintln!("$ {shown}");
     let status = command(program, args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .status()
         .map_err(|e| format!("cannot run `{program}` ({e}); is it installed?"))?;
     if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
@@ -66,18 +60,6 @@ pub fn output(program: &str, args: &[String]) -> Result<String, String> {
         return Err(format!("`{shown}` failed ({})", out.status));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Runs a command with its standard output written to `path`.
-pub fn output_to_file(program: &str, args: &[String], path: &Path) -> Result<(), String> {
-    let shown = shown(program, args);
-    eprintln!("$ {shown} > {}", path.display());
-    let file = std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    let status = command(program, args)
-        .stdout(file)
-        .status()
-        .map_err(|e| format!("cannot run `{program}` ({e}); is it installed?"))?;
-    if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
 }
 
 /// A current-thread runtime for the tasks that talk to a database.

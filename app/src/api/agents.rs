@@ -5,22 +5,24 @@ use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Path, Query},
-    payload::Json,
     types::Example,
 };
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::{
     ApiTags, Paging,
     errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
-    input::{self, JsonObject},
-    text::Text,
+    fields::{Id, ObjectJson, Optional, Timestamp, json_text},
+    listing,
+    payload::{JsonBody, JsonStream},
 };
 use crate::{
-    AppState,
-    error::Error,
-    store,
-    store::agents::{AgentChanges, NewAgent},
+    AppState, store,
+    store::{
+        ChildKey,
+        agents::{AgentChanges, NewAgent},
+        children,
+    },
 };
 
 /// An agent of a session.
@@ -28,38 +30,39 @@ use crate::{
 /// `_internal_state` is the SDK's name (`SessionAgent.to_dict()`) and
 /// `internal_state` the earlier service's name for the same object; both
 /// are returned.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 #[oai(example)]
 pub struct Agent {
     pub session_id: String,
     pub agent_id: String,
     /// The agent's state (opaque JSON object).
-    pub state: JsonObject,
+    pub state: ObjectJson,
     /// The conversation manager's state (`__name__`, `removed_message_count`, …).
-    pub conversation_manager_state: JsonObject,
+    pub conversation_manager_state: ObjectJson,
     /// The SDK's internal state (interrupts, model state, …).
     #[oai(rename = "_internal_state")]
-    pub underscore_internal_state: JsonObject,
+    #[serde(rename = "_internal_state")]
+    pub underscore_internal_state: ObjectJson,
     /// Same object as `_internal_state`, under the earlier service's name.
-    pub internal_state: JsonObject,
-    pub created_at: String,
-    pub updated_at: String,
+    pub internal_state: ObjectJson,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
-fn example_state() -> (JsonObject, JsonObject, JsonObject) {
+fn example_state() -> (ObjectJson, ObjectJson, ObjectJson) {
     (
-        JsonObject::from([("preferences".to_owned(), json!({"units": "metric"}))]),
-        JsonObject::from([
-            ("__name__".to_owned(), json!("SlidingWindowConversationManager")),
-            ("removed_message_count".to_owned(), json!(0)),
-        ]),
-        JsonObject::from([("interrupt_state".to_owned(), json!({"activated": false}))]),
+        ObjectJson(json_text(r#"{"preferences": {"units": "metric"}}"#)),
+        ObjectJson(json_text(
+            r#"{"__name__": "SlidingWindowConversationManager", "removed_message_count": 0}"#,
+        )),
+        ObjectJson(json_text(r#"{"interrupt_state": {"activated": false}}"#)),
     )
 }
 
 impl Example for Agent {
     fn example() -> Self {
         let (state, conversation_manager_state, internal_state) = example_state();
+        let at = Timestamp::example();
         Self {
             session_id: "chat-42".into(),
             agent_id: "default".into(),
@@ -67,46 +70,47 @@ impl Example for Agent {
             conversation_manager_state,
             underscore_internal_state: internal_state.clone(),
             internal_state,
-            created_at: "2026-11-21T10:00:00.123456+00:00".into(),
-            updated_at: "2026-11-21T10:00:00.123456+00:00".into(),
+            created_at: at,
+            updated_at: at,
         }
     }
 }
 
-impl TryFrom<agent::Model> for Agent {
-    type Error = Error;
-    fn try_from(m: agent::Model) -> Result<Self, Error> {
-        let internal_state = input::object(&m.internal_state)?;
-        Ok(Self {
-            state: input::object(&m.state)?,
-            conversation_manager_state: input::object(&m.conversation_manager_state)?,
-            underscore_internal_state: internal_state.clone(),
-            internal_state,
+impl From<agent::Model> for Agent {
+    fn from(m: agent::Model) -> Self {
+        Self {
+            state: ObjectJson(m.state),
+            conversation_manager_state: ObjectJson(m.conversation_manager_state),
+            underscore_internal_state: ObjectJson(m.internal_state.clone()),
+            internal_state: ObjectJson(m.internal_state),
             session_id: m.session_id,
             agent_id: m.agent_id,
-            created_at: input::format_timestamp(m.created_at),
-            updated_at: input::format_timestamp(m.updated_at),
-        })
+            created_at: m.created_at.into(),
+            updated_at: m.updated_at.into(),
+        }
     }
 }
 
 /// Body of `POST …/agents` (the SDK's `SessionAgent.to_dict()`).
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
 #[oai(example)]
 pub struct CreateAgentRequest {
-    /// 1 to 255 bytes; no `/`, `\` or control characters; not `.` or `..`.
-    pub agent_id: Text,
-    pub state: JsonObject,
-    pub conversation_manager_state: JsonObject,
+    pub agent_id: Id,
+    pub state: ObjectJson,
+    pub conversation_manager_state: ObjectJson,
     /// The SDK's internal state; wins over `internal_state`. Default `{}`.
     #[oai(rename = "_internal_state")]
-    pub underscore_internal_state: Option<JsonObject>,
+    #[serde(rename = "_internal_state", default)]
+    pub underscore_internal_state: Optional<ObjectJson>,
     /// The earlier service's name for `_internal_state`.
-    pub internal_state: Option<JsonObject>,
-    /// Kept when given; RFC 3339 with offset.
-    pub created_at: Option<Text>,
-    /// Kept when given; RFC 3339 with offset.
-    pub updated_at: Option<Text>,
+    #[serde(default)]
+    pub internal_state: Optional<ObjectJson>,
+    /// Kept when given.
+    #[serde(default)]
+    pub created_at: Optional<Timestamp>,
+    /// Kept when given.
+    #[serde(default)]
+    pub updated_at: Optional<Timestamp>,
 }
 
 impl Example for CreateAgentRequest {
@@ -116,35 +120,39 @@ impl Example for CreateAgentRequest {
             agent_id: "default".into(),
             state,
             conversation_manager_state,
-            underscore_internal_state: Some(internal_state),
-            internal_state: None,
-            created_at: Some("2026-11-21T10:00:00.123456+00:00".into()),
-            updated_at: Some("2026-11-21T10:00:00.123456+00:00".into()),
+            underscore_internal_state: Optional::Value(internal_state),
+            internal_state: Optional::Absent,
+            created_at: Optional::Value(Timestamp::example()),
+            updated_at: Optional::Value(Timestamp::example()),
         }
     }
 }
 
 /// Body of `PUT …/agents/{agent_id}`: fields not sent are kept, unknown
 /// fields are ignored (the SDK sends its whole `SessionAgent`).
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
 #[oai(example)]
 pub struct UpdateAgentRequest {
-    pub state: Option<JsonObject>,
-    pub conversation_manager_state: Option<JsonObject>,
+    #[serde(default)]
+    pub state: Optional<ObjectJson>,
+    #[serde(default)]
+    pub conversation_manager_state: Optional<ObjectJson>,
     /// Wins over `internal_state` when both are sent.
     #[oai(rename = "_internal_state")]
-    pub underscore_internal_state: Option<JsonObject>,
-    pub internal_state: Option<JsonObject>,
+    #[serde(rename = "_internal_state", default)]
+    pub underscore_internal_state: Optional<ObjectJson>,
+    #[serde(default)]
+    pub internal_state: Optional<ObjectJson>,
 }
 
 impl Example for UpdateAgentRequest {
     fn example() -> Self {
         let (state, conversation_manager_state, internal_state) = example_state();
         Self {
-            state: Some(state),
-            conversation_manager_state: Some(conversation_manager_state),
-            underscore_internal_state: Some(internal_state),
-            internal_state: None,
+            state: Optional::Value(state),
+            conversation_manager_state: Optional::Value(conversation_manager_state),
+            underscore_internal_state: Optional::Value(internal_state),
+            internal_state: Optional::Absent,
         }
     }
 }
@@ -170,7 +178,7 @@ impl Example for AgentList {
 enum Created {
     /// The agent was created.
     #[oai(status = 201)]
-    Created(Json<Agent>),
+    Created(JsonBody<Agent>),
 }
 
 #[derive(ApiResponse)]
@@ -178,6 +186,10 @@ enum Deleted {
     /// The agent and its messages were deleted.
     #[oai(status = 204)]
     Deleted,
+}
+
+fn key<'a>(state: &'a AppState, session_id: &'a Id, agent_id: &'a Id) -> ChildKey<'a> {
+    ChildKey { tenant: state.tenant(), session_id: session_id.as_str(), id: agent_id.as_str() }
 }
 
 /// Agent operations.
@@ -190,22 +202,21 @@ impl AgentsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        body: Json<CreateAgentRequest>,
+        session_id: Path<Id>,
+        body: JsonBody<CreateAgentRequest>,
     ) -> ApiResult<Created, MissingOrDuplicate> {
-        let session_id = input::id("session_id", &session_id)?;
         let body = body.0;
-        let internal = body.underscore_internal_state.or(body.internal_state).unwrap_or_default();
+        let internal = body.underscore_internal_state.into_option().or(body.internal_state.into_option());
         let new = NewAgent {
-            agent_id: input::id("agent_id", &body.agent_id)?.to_owned(),
-            state: input::to_text(&body.state),
-            conversation_manager_state: input::to_text(&body.conversation_manager_state),
-            internal_state: input::to_text(&internal),
-            created_at: input::timestamp("created_at", body.created_at.as_deref())?,
-            updated_at: input::timestamp("updated_at", body.updated_at.as_deref())?,
+            state: body.state.0,
+            conversation_manager_state: body.conversation_manager_state.0,
+            internal_state: internal.unwrap_or_else(ObjectJson::empty).0,
+            created_at: body.created_at.into_option().map(|t| t.0),
+            updated_at: body.updated_at.into_option().map(|t| t.0),
         };
-        let model = store::agents::create(state.db.conn(), state.tenant(), session_id, new).await?;
-        Ok(Created::Created(Json(model.try_into()?)))
+        let model =
+            store::agents::create(state.db.conn(), key(&state, &session_id, &body.agent_id), new).await?;
+        Ok(Created::Created(JsonBody(model.into())))
     }
 
     /// Read an agent
@@ -213,13 +224,12 @@ impl AgentsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        agent_id: Path<String>,
-    ) -> ApiResult<Json<Agent>, Missing> {
-        let session_id = input::id("session_id", &session_id)?;
-        let agent_id = input::id("agent_id", &agent_id)?;
-        let model = store::agents::get(state.db.conn(), state.tenant(), session_id, agent_id).await?;
-        Ok(Json(model.try_into()?))
+        session_id: Path<Id>,
+        agent_id: Path<Id>,
+    ) -> ApiResult<JsonBody<Agent>, Missing> {
+        let model =
+            children::get::<agent::Entity>(state.db.conn(), key(&state, &session_id, &agent_id)).await?;
+        Ok(JsonBody(model.into()))
     }
 
     /// Update an agent
@@ -234,25 +244,23 @@ impl AgentsApi {
     async fn update(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        agent_id: Path<String>,
-        body: Json<UpdateAgentRequest>,
-    ) -> ApiResult<Json<Agent>, MissingWithBody> {
-        let session_id = input::id("session_id", &session_id)?;
-        let agent_id = input::id("agent_id", &agent_id)?;
+        session_id: Path<Id>,
+        agent_id: Path<Id>,
+        body: JsonBody<UpdateAgentRequest>,
+    ) -> ApiResult<JsonBody<Agent>, MissingWithBody> {
         let body = body.0;
         let changes = AgentChanges {
-            state: body.state.as_ref().map(input::to_text),
-            conversation_manager_state: body.conversation_manager_state.as_ref().map(input::to_text),
+            state: body.state.into_option().map(|s| s.0),
+            conversation_manager_state: body.conversation_manager_state.into_option().map(|s| s.0),
             internal_state: body
                 .underscore_internal_state
-                .or(body.internal_state)
-                .as_ref()
-                .map(input::to_text),
+                .into_option()
+                .or(body.internal_state.into_option())
+                .map(|s| s.0),
         };
         let model =
-            store::agents::update(state.db.conn(), state.tenant(), session_id, agent_id, changes).await?;
-        Ok(Json(model.try_into()?))
+            store::agents::update(state.db.conn(), key(&state, &session_id, &agent_id), changes).await?;
+        Ok(JsonBody(model.into()))
     }
 
     /// Delete an agent
@@ -266,25 +274,26 @@ impl AgentsApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        agent_id: Path<String>,
+        session_id: Path<Id>,
+        agent_id: Path<Id>,
     ) -> ApiResult<Deleted, Missing> {
-        let session_id = input::id("session_id", &session_id)?;
-        let agent_id = input::id("agent_id", &agent_id)?;
-        store::agents::delete(state.db.conn(), state.tenant(), session_id, agent_id).await?;
+        children::delete::<agent::Entity>(state.db.conn(), key(&state, &session_id, &agent_id)).await?;
         Ok(Deleted::Deleted)
     }
 
     /// List a session's agents
     ///
-    /// Oldest first.
+    /// Oldest first. The page is written as its rows arrive.
     #[oai(path = "/api/v1/sessions/:session_id/agents", method = "get", operation_id = "list_agents")]
     async fn list(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
+        session_id: Path<Id>,
         /// Page number, from 1.
-        #[oai(default = "super::default_page", validator(minimum(value = "1")))]
+        #[oai(
+            default = "super::default_page",
+            validator(minimum(value = "1"), maximum(value = "2147483647"))
+        )]
         page: Query<u64>,
         /// Agents per page, 1 to 1000.
         #[oai(
@@ -292,22 +301,17 @@ impl AgentsApi {
             validator(minimum(value = "1"), maximum(value = "1000"))
         )]
         page_size: Query<u64>,
-    ) -> ApiResult<Json<AgentList>, Missing> {
-        let session_id = input::id("session_id", &session_id)?;
+    ) -> ApiResult<JsonStream<AgentList>, Missing> {
         let paging = Paging::new(page.0, page_size.0);
-        let found = store::agents::list(
+        let found = children::list::<agent::Entity>(
             state.db.conn(),
             state.tenant(),
-            session_id,
+            session_id.as_str(),
             paging.offset(),
             paging.page_size,
         )
         .await?;
-        Ok(Json(AgentList {
-            agents: found.items.into_iter().map(Agent::try_from).collect::<Result<_, _>>()?,
-            total: found.total,
-            page: paging.page,
-            page_size: paging.page_size,
-        }))
+        let total = found.total;
+        Ok(listing::write("agents", found.into_stream(), Agent::from, move |_| paging.tail(total)))
     }
 }

@@ -22,7 +22,8 @@ pub struct ErrorEnvelope {
 #[derive(Debug, Object)]
 pub struct ErrorDetail {
     /// One of `ValidationError`, `NotFoundError`, `ConflictError`,
-    /// `PayloadTooLargeError`, `MethodNotAllowedError`,
+    /// `PayloadTooLargeError`, `UnsupportedMediaTypeError`,
+    /// `RequestTimeoutError`, `MethodNotAllowedError`,
     /// `ServiceUnavailableError`, `InternalServerError`.
     pub error: String,
     /// A human-readable explanation.
@@ -53,6 +54,8 @@ pub trait ErrorSet: Send + Sync + 'static {
 const NOT_FOUND: (u16, &str) = (404, "The resource, or one of its parents, does not exist.");
 const CONFLICT: (u16, &str) = (409, "A resource with this id already exists (with other content).");
 const TOO_LARGE: (u16, &str) = (413, "The request body exceeds the configured limit.");
+const NOT_JSON: (u16, &str) = (415, "The body is not JSON (`Content-Type` other than `application/json`).");
+const STALLED: (u16, &str) = (408, "The request body stopped arriving before it was complete.");
 
 /// Listing at the top level.
 pub struct Plain;
@@ -69,19 +72,19 @@ impl ErrorSet for Missing {
 /// Updates.
 pub struct MissingWithBody;
 impl ErrorSet for MissingWithBody {
-    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, TOO_LARGE];
+    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, TOO_LARGE, NOT_JSON];
 }
 
 /// Creating a session.
 pub struct Duplicate;
 impl ErrorSet for Duplicate {
-    const EXTRA: &'static [(u16, &'static str)] = &[CONFLICT, TOO_LARGE];
+    const EXTRA: &'static [(u16, &'static str)] = &[STALLED, CONFLICT, TOO_LARGE, NOT_JSON];
 }
 
 /// Creating below a parent.
 pub struct MissingOrDuplicate;
 impl ErrorSet for MissingOrDuplicate {
-    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, CONFLICT, TOO_LARGE];
+    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, CONFLICT, TOO_LARGE, NOT_JSON];
 }
 
 /// The error side of an operation's result; `S` says which statuses the

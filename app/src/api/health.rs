@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json, types::Example};
 
-use super::{ApiTags, input};
+use super::{ApiTags, fields::Timestamp};
 use crate::{AppState, VERSION, db::PoolStats, metrics};
 
 /// A probe's answer.
@@ -124,6 +124,10 @@ pub struct MetricsReport {
     /// Requests answered 5xx.
     pub errors_total: u64,
     pub mean_latency_ms: f64,
+    /// Client connections open now.
+    pub connections_open: u64,
+    /// Connections turned away at `server.max_connections`.
+    pub connections_refused_total: u64,
     /// Resident memory of the process.
     pub process_memory_bytes: Option<u64>,
     /// `sqlite` or `postgres`.
@@ -142,6 +146,8 @@ impl Example for MetricsReport {
             client_errors_total: 5,
             errors_total: 0,
             mean_latency_ms: 0.8,
+            connections_open: 3,
+            connections_refused_total: 0,
             process_memory_bytes: Some(12_000_000),
             database_backend: "postgres".into(),
             connection_pool: PoolInfo { size: 4, idle: 3, in_use: 1, max_size: 10 },
@@ -163,7 +169,7 @@ fn report(status: &str, checks: HealthChecks) -> HealthReport {
     HealthReport {
         status: status.into(),
         version: VERSION.into(),
-        timestamp: input::format_timestamp(chrono::Utc::now()),
+        timestamp: Timestamp(chrono::Utc::now()).to_string(),
         checks,
     }
 }
@@ -174,7 +180,7 @@ fn report(status: &str, checks: HealthChecks) -> HealthReport {
 async fn probe_database(state: &AppState, words: (&str, &str), readiness: bool) -> Probe {
     let service = readiness.then(|| ServiceCheck { status: words.0.into() });
     let connection_pool = (!readiness).then(|| PoolInfo::from(state.db.pool_stats()));
-    match state.db.ping(state.health_timeout()).await {
+    match state.db.ping(state.health_timeout).await {
         Ok(rtt) => Probe::Ok(Json(report(
             words.0,
             HealthChecks {
@@ -256,13 +262,15 @@ impl HealthApi {
         let snap = state.metrics.snapshot();
         Json(MetricsReport {
             version: VERSION.into(),
-            timestamp: input::format_timestamp(chrono::Utc::now()),
+            timestamp: Timestamp(chrono::Utc::now()).to_string(),
             uptime_seconds: snap.uptime.as_secs_f64(),
             requests_total: snap.requests,
             requests_by_status: snap.by_status.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
             client_errors_total: snap.client_errors,
             errors_total: snap.server_errors,
             mean_latency_ms: snap.mean_latency_ms,
+            connections_open: snap.connections_open,
+            connections_refused_total: snap.connections_refused,
             process_memory_bytes: metrics::resident_memory_bytes(),
             database_backend: match state.db.backend() {
                 crate::config::Backend::Sqlite => "sqlite".into(),

@@ -8,16 +8,16 @@ use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Enum, Object, OpenApi,
     param::{Path, Query},
-    payload::Json,
-    types::{Example, MaybeUndefined},
+    types::Example,
 };
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::{
     ApiTags, Paging,
     errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
-    input,
-    text::Text,
+    fields::{Id, MessageId, MessageJson, Nullable, Optional, Timestamp, json_text},
+    listing,
+    payload::{JsonBody, JsonStream},
 };
 use crate::{
     AppState,
@@ -27,98 +27,96 @@ use crate::{
 };
 
 /// Most messages one listing returns.
-pub const LIST_CAP: u64 = 10_000;
+const LIST_CAP: u64 = 10_000;
 
 /// One message of the conversation.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 #[oai(example)]
 pub struct Message {
     /// The client's 0-based index in the conversation; never renumbered.
-    pub message_id: i64,
+    pub message_id: MessageId,
     /// `{role, content, …}`, opaque beyond that.
-    pub message: Value,
+    pub message: MessageJson,
     /// What the SDK shows instead of `message` after a guardrail redaction.
-    pub redact_message: Option<Value>,
-    pub created_at: String,
-    pub updated_at: String,
+    pub redact_message: Nullable<MessageJson>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
-fn example_message() -> Value {
-    json!({"role": "user", "content": [{"text": "What is the weather in Paris?"}]})
+fn example_message() -> MessageJson {
+    MessageJson(json_text(r#"{"role": "user", "content": [{"text": "What is the weather in Paris?"}]}"#))
 }
 
 impl Example for Message {
     fn example() -> Self {
+        let at = Timestamp::example();
         Self {
-            message_id: 0,
+            message_id: MessageId(0),
             message: example_message(),
-            redact_message: None,
-            created_at: "2026-11-21T10:00:00.123456+00:00".into(),
-            updated_at: "2026-11-21T10:00:00.123456+00:00".into(),
+            redact_message: Nullable(None),
+            created_at: at,
+            updated_at: at,
         }
     }
 }
 
-impl TryFrom<message::Model> for Message {
-    type Error = Error;
-    fn try_from(m: message::Model) -> Result<Self, Error> {
-        Ok(Self {
-            message_id: m.message_id,
-            message: input::value(&m.message)?,
-            redact_message: m.redact_message.as_deref().map(input::value).transpose()?,
-            created_at: input::format_timestamp(m.created_at),
-            updated_at: input::format_timestamp(m.updated_at),
-        })
+impl From<message::Model> for Message {
+    fn from(m: message::Model) -> Self {
+        Self {
+            message_id: MessageId(m.message_id),
+            message: MessageJson(m.message),
+            redact_message: Nullable(m.redact_message.map(MessageJson)),
+            created_at: m.created_at.into(),
+            updated_at: m.updated_at.into(),
+        }
     }
 }
 
 /// Body of `POST …/messages` (the SDK's `SessionMessage.to_dict()`).
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
 #[oai(example)]
 pub struct CreateMessageRequest {
     /// 0-based index in the conversation.
-    #[oai(validator(minimum(value = "0")))]
-    pub message_id: i64,
+    pub message_id: MessageId,
     /// A JSON object with a string `role` and a `content`.
-    pub message: Value,
+    pub message: MessageJson,
     /// Such an object, or `null`.
-    pub redact_message: Option<Value>,
-    /// Kept when given; RFC 3339 with offset.
-    pub created_at: Option<Text>,
-    /// Kept when given; RFC 3339 with offset.
-    pub updated_at: Option<Text>,
+    #[serde(default)]
+    pub redact_message: Optional<MessageJson>,
+    /// Kept when given.
+    #[serde(default)]
+    pub created_at: Optional<Timestamp>,
+    /// Kept when given.
+    #[serde(default)]
+    pub updated_at: Optional<Timestamp>,
 }
 
 impl Example for CreateMessageRequest {
     fn example() -> Self {
         Self {
-            message_id: 0,
+            message_id: MessageId(0),
             message: example_message(),
-            redact_message: None,
-            created_at: Some("2026-11-21T10:00:00.123456+00:00".into()),
-            updated_at: Some("2026-11-21T10:00:00.123456+00:00".into()),
+            redact_message: Optional::Null,
+            created_at: Optional::Value(Timestamp::example()),
+            updated_at: Optional::Value(Timestamp::example()),
         }
     }
 }
 
-impl CreateMessageRequest {
-    fn into_new(self, field: &str) -> Result<NewMessage, Error> {
-        input::message(&format!("{field}message"), &self.message)?;
-        if let Some(redact) = &self.redact_message {
-            input::message(&format!("{field}redact_message"), redact)?;
+impl From<CreateMessageRequest> for NewMessage {
+    fn from(m: CreateMessageRequest) -> Self {
+        Self {
+            message_id: m.message_id.0,
+            message: m.message.0,
+            redact_message: m.redact_message.into_option().map(|r| r.0),
+            created_at: m.created_at.into_option().map(|t| t.0),
+            updated_at: m.updated_at.into_option().map(|t| t.0),
         }
-        Ok(NewMessage {
-            message_id: self.message_id,
-            message: input::to_text(&self.message),
-            redact_message: self.redact_message.as_ref().map(input::to_text),
-            created_at: input::timestamp(&format!("{field}created_at"), self.created_at.as_deref())?,
-            updated_at: input::timestamp(&format!("{field}updated_at"), self.updated_at.as_deref())?,
-        })
     }
 }
 
 /// Body of `POST …/messages/batch`.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
 #[oai(example)]
 pub struct BatchMessagesRequest {
     /// 1 to 1000 messages with distinct ids.
@@ -133,7 +131,7 @@ impl Example for BatchMessagesRequest {
 }
 
 /// The stored records of a batch, in request order.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 #[oai(example)]
 pub struct MessageBatch {
     pub messages: Vec<Message>,
@@ -147,22 +145,24 @@ impl Example for MessageBatch {
 
 /// Body of `PUT …/messages/{message_id}`: other fields are ignored (the
 /// SDK sends its whole `SessionMessage`).
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
 #[oai(example)]
 pub struct UpdateMessageRequest {
     /// Replaces the message when sent.
-    pub message: Option<Value>,
+    #[serde(default)]
+    pub message: Optional<MessageJson>,
     /// Sets (object) or clears (`null`) the redaction; kept when absent.
-    pub redact_message: MaybeUndefined<Value>,
+    #[serde(default)]
+    pub redact_message: Optional<MessageJson>,
 }
 
 impl Example for UpdateMessageRequest {
     fn example() -> Self {
         Self {
-            message: None,
-            redact_message: MaybeUndefined::Value(
-                json!({"role": "user", "content": [{"text": "[User input redacted.]"}]}),
-            ),
+            message: Optional::Absent,
+            redact_message: Optional::Value(MessageJson(json_text(
+                r#"{"role": "user", "content": [{"text": "[User input redacted.]"}]}"#,
+            ))),
         }
     }
 }
@@ -177,13 +177,28 @@ pub struct MessageList {
     pub page: u64,
     pub page_size: u64,
     /// Offset of the first message not returned; `null` when complete.
-    pub next_offset: Option<u64>,
+    pub next_offset: Nullable<u64>,
 }
 
 impl Example for MessageList {
     fn example() -> Self {
-        Self { messages: vec![Message::example()], total: 2500, page: 1, page_size: 1, next_offset: Some(1) }
+        Self {
+            messages: vec![Message::example()],
+            total: 2500,
+            page: 1,
+            page_size: 1,
+            next_offset: Nullable(Some(1)),
+        }
     }
+}
+
+/// The fields after the messages of a listing.
+#[derive(Debug, Serialize)]
+struct MessageTail {
+    total: u64,
+    page: u64,
+    page_size: u64,
+    next_offset: Option<u64>,
 }
 
 /// Listing order, by `message_id`.
@@ -199,17 +214,17 @@ pub enum SortOrder {
 enum Appended201 {
     /// The message was stored.
     #[oai(status = 201)]
-    Created(Json<Message>),
+    Created(JsonBody<Message>),
     /// The same message was already stored (a retry); nothing changed.
     #[oai(status = 200)]
-    Replayed(Json<Message>),
+    Replayed(JsonBody<Message>),
 }
 
 #[derive(ApiResponse)]
 enum BatchCreated {
     /// All messages are stored.
     #[oai(status = 201)]
-    Created(Json<MessageBatch>),
+    Created(JsonBody<MessageBatch>),
 }
 
 #[derive(ApiResponse)]
@@ -219,20 +234,9 @@ enum Deleted {
     Deleted,
 }
 
-/// Checks the path ids and builds the store key.
-fn key<'a>(state: &'a AppState, session_id: &'a str, agent_id: &'a str) -> Result<AgentKey<'a>, Error> {
-    Ok(AgentKey {
-        tenant: state.tenant(),
-        session_id: input::id("session_id", session_id)?,
-        agent_id: input::id("agent_id", agent_id)?,
-    })
-}
-
-fn message_id(raw: i64) -> Result<i64, Error> {
-    if raw < 0 {
-        return Err(Error::Validation("invalid message_id: must be an integer >= 0".into()));
-    }
-    Ok(raw)
+/// The store key of the agent named in the path.
+fn key<'a>(state: &'a AppState, session_id: &'a Id, agent_id: &'a Id) -> AgentKey<'a> {
+    AgentKey { tenant: state.tenant(), session_id: session_id.as_str(), agent_id: agent_id.as_str() }
 }
 
 /// Message operations.
@@ -253,15 +257,14 @@ impl MessagesApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        agent_id: Path<String>,
-        body: Json<CreateMessageRequest>,
+        session_id: Path<Id>,
+        agent_id: Path<Id>,
+        body: JsonBody<CreateMessageRequest>,
     ) -> ApiResult<Appended201, MissingOrDuplicate> {
-        let key = key(&state, &session_id, &agent_id)?;
-        let new = body.0.into_new("")?;
-        Ok(match store::messages::append(state.db.conn(), key, new).await? {
-            Appended::Created(m) => Appended201::Created(Json(m.try_into()?)),
-            Appended::Replayed(m) => Appended201::Replayed(Json(m.try_into()?)),
+        let key = key(&state, &session_id, &agent_id);
+        Ok(match store::messages::append(state.db.conn(), key, body.0.into()).await? {
+            Appended::Created(m) => Appended201::Created(JsonBody(m.into())),
+            Appended::Replayed(m) => Appended201::Replayed(JsonBody(m.into())),
         })
     }
 
@@ -277,27 +280,31 @@ impl MessagesApi {
     async fn batch(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        agent_id: Path<String>,
-        body: Json<BatchMessagesRequest>,
+        session_id: Path<Id>,
+        agent_id: Path<Id>,
+        body: JsonBody<BatchMessagesRequest>,
     ) -> ApiResult<BatchCreated, MissingOrDuplicate> {
-        let key = key(&state, &session_id, &agent_id)?;
         let messages = body.0.messages;
-        let mut seen = HashSet::with_capacity(messages.len());
-        let mut batch = Vec::with_capacity(messages.len());
-        for (i, m) in messages.into_iter().enumerate() {
-            if !seen.insert(m.message_id) {
-                return Err(Error::Validation(format!(
-                    "messages[{i}]: message_id {} appears twice in the batch",
-                    m.message_id
-                ))
-                .into());
-            }
-            batch.push(m.into_new(&format!("messages[{i}]."))?);
+        if messages.is_empty() || messages.len() > 1000 {
+            return Err(Error::Validation(format!(
+                "messages: a batch holds 1 to 1000 messages, not {}",
+                messages.len()
+            ))
+            .into());
         }
+        let mut seen = HashSet::with_capacity(messages.len());
+        if let Some((i, m)) = messages.iter().enumerate().find(|(_, m)| !seen.insert(m.message_id)) {
+            return Err(Error::Validation(format!(
+                "messages[{i}]: message_id {} appears twice in the batch",
+                m.message_id.0
+            ))
+            .into());
+        }
+        let batch = messages.into_iter().map(NewMessage::from).collect();
+        let key = key(&state, &session_id, &agent_id);
         let stored = store::messages::append_batch(state.db.conn(), key, batch).await?;
-        Ok(BatchCreated::Created(Json(MessageBatch {
-            messages: stored.into_iter().map(Message::try_from).collect::<Result<_, _>>()?,
+        Ok(BatchCreated::Created(JsonBody(MessageBatch {
+            messages: stored.into_iter().map(Message::from).collect(),
         })))
     }
 
@@ -310,13 +317,13 @@ impl MessagesApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        agent_id: Path<String>,
-        message_id: Path<i64>,
-    ) -> ApiResult<Json<Message>, Missing> {
-        let key = key(&state, &session_id, &agent_id)?;
-        let model = store::messages::get(state.db.conn(), key, self::message_id(message_id.0)?).await?;
-        Ok(Json(model.try_into()?))
+        session_id: Path<Id>,
+        agent_id: Path<Id>,
+        #[oai(validator(minimum(value = "0")))] message_id: Path<i64>,
+    ) -> ApiResult<JsonBody<Message>, Missing> {
+        let model =
+            store::messages::get(state.db.conn(), key(&state, &session_id, &agent_id), message_id.0).await?;
+        Ok(JsonBody(model.into()))
     }
 
     /// Update a message
@@ -331,28 +338,21 @@ impl MessagesApi {
     async fn update(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        agent_id: Path<String>,
-        message_id: Path<i64>,
-        body: Json<UpdateMessageRequest>,
-    ) -> ApiResult<Json<Message>, MissingWithBody> {
-        let key = key(&state, &session_id, &agent_id)?;
+        session_id: Path<Id>,
+        agent_id: Path<Id>,
+        #[oai(validator(minimum(value = "0")))] message_id: Path<i64>,
+        body: JsonBody<UpdateMessageRequest>,
+    ) -> ApiResult<JsonBody<Message>, MissingWithBody> {
         let body = body.0;
-        if let Some(message) = &body.message {
-            input::message("message", message)?;
-        }
         let redact_message = match body.redact_message {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(redact) => {
-                input::message("redact_message", &redact)?;
-                Some(Some(input::to_text(&redact)))
-            }
+            Optional::Absent => None,
+            Optional::Null => Some(None),
+            Optional::Value(redact) => Some(Some(redact.0)),
         };
-        let changes = MessageChanges { message: body.message.as_ref().map(input::to_text), redact_message };
-        let model =
-            store::messages::update(state.db.conn(), key, self::message_id(message_id.0)?, changes).await?;
-        Ok(Json(model.try_into()?))
+        let changes = MessageChanges { message: body.message.into_option().map(|m| m.0), redact_message };
+        let key = key(&state, &session_id, &agent_id);
+        let model = store::messages::update(state.db.conn(), key, message_id.0, changes).await?;
+        Ok(JsonBody(model.into()))
     }
 
     /// Delete a message
@@ -364,12 +364,11 @@ impl MessagesApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        agent_id: Path<String>,
-        message_id: Path<i64>,
+        session_id: Path<Id>,
+        agent_id: Path<Id>,
+        #[oai(validator(minimum(value = "0")))] message_id: Path<i64>,
     ) -> ApiResult<Deleted, Missing> {
-        let key = key(&state, &session_id, &agent_id)?;
-        store::messages::delete(state.db.conn(), key, self::message_id(message_id.0)?).await?;
+        store::messages::delete(state.db.conn(), key(&state, &session_id, &agent_id), message_id.0).await?;
         Ok(Deleted::Deleted)
     }
 
@@ -384,6 +383,7 @@ impl MessagesApi {
     ///
     /// `next_offset` is the offset of the first message not returned, or
     /// `null` when the listing is complete; `total` is the agent's count.
+    /// The window is written as its rows arrive.
     #[allow(clippy::too_many_arguments)]
     #[oai(
         path = "/api/v1/sessions/:session_id/agents/:agent_id/messages",
@@ -393,21 +393,25 @@ impl MessagesApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        agent_id: Path<String>,
+        session_id: Path<Id>,
+        agent_id: Path<Id>,
         /// `asc` (default) or `desc`.
         #[oai(default)]
         order: Query<SortOrder>,
         /// Messages to skip, from 0.
-        #[oai(validator(minimum(value = "0")))]
+        #[oai(validator(minimum(value = "0"), maximum(value = "2147483647")))]
         offset: Query<Option<u64>>,
         /// Messages to return, 1 to 10000.
         #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
         limit: Query<Option<u64>>,
-        /// Keyset start: only ids after this one in listing order.
+        /// Keyset start: only ids after this one in listing order (`-1`: from the start).
+        #[oai(validator(minimum(value = "-1")))]
         after_message_id: Query<Option<i64>>,
         /// Page number, from 1 (page style only).
-        #[oai(default = "super::default_page", validator(minimum(value = "1")))]
+        #[oai(
+            default = "super::default_page",
+            validator(minimum(value = "1"), maximum(value = "2147483647"))
+        )]
         page: Query<u64>,
         /// Messages per page, 1 to 1000 (page style only).
         #[oai(
@@ -415,8 +419,7 @@ impl MessagesApi {
             validator(minimum(value = "1"), maximum(value = "1000"))
         )]
         page_size: Query<u64>,
-    ) -> ApiResult<Json<MessageList>, Missing> {
-        let key = key(&state, &session_id, &agent_id)?;
+    ) -> ApiResult<JsonStream<MessageList>, Missing> {
         let strands_style = offset.0.is_some() || limit.0.is_some() || after_message_id.0.is_some();
         let (window_offset, window_limit) = if strands_style {
             (offset.0.unwrap_or(0), limit.0.unwrap_or(LIST_CAP))
@@ -430,14 +433,17 @@ impl MessagesApi {
             offset: window_offset,
             limit: window_limit,
         };
-        let listing = store::messages::list(state.db.conn(), key, window).await?;
-        let next_offset = listing.next_offset();
-        Ok(Json(MessageList {
-            total: listing.total,
-            page: window_offset / window_limit + 1,
-            page_size: window_limit,
-            next_offset,
-            messages: listing.messages.into_iter().map(Message::try_from).collect::<Result<_, _>>()?,
+        let listed =
+            store::messages::list(state.db.conn(), key(&state, &session_id, &agent_id), window).await?;
+        let (total, position) = (listed.page.total, listed.position);
+        Ok(listing::write("messages", listed.page.into_stream(), Message::from, move |sent| {
+            let next = position + sent;
+            MessageTail {
+                total,
+                page: window_offset / window_limit + 1,
+                page_size: window_limit,
+                next_offset: (next < total).then_some(next),
+            }
         }))
     }
 }

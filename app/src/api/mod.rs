@@ -1,15 +1,19 @@
 //! The HTTP API: one `OpenApi` struct per resource, DTOs with explicit
-//! names, typed responses. Handlers check input, call the store, translate.
+//! names, typed responses. Handlers read their input through the types of
+//! [`fields`] (which carry the contract's rules), call the store, translate.
 
 mod agents;
-pub mod errors;
+mod errors;
+mod fields;
 mod health;
-pub mod input;
+mod listing;
 mod messages;
 mod multi_agents;
+mod payload;
 mod sessions;
-mod text;
+mod validate;
 
+use poem::http::Method;
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::VERSION;
@@ -56,11 +60,14 @@ pub fn service() -> OpenApiService<Apis, ()> {
         "Storage for Strands agent sessions: sessions, agents, messages and multi-agent \
          state. Drop-in for the earlier Python Session Backend API. Every error body is \
          `{\"detail\": {\"error\", \"message\", \"request_id\"}}`; every response carries \
-         `X-Request-Id`. Ids are percent-encoded in paths.",
+         `X-Request-Id`. Ids are percent-encoded in paths. Request bodies are JSON \
+         (`Content-Type: application/json`, or none); optional fields may be left out \
+         or sent as `null`.",
     )
 }
 
-/// Page-style paging (`page` from 1, `page_size`).
+/// Page-style paging (`page` from 1, `page_size`), both bounded by the
+/// document, so their product always fits the database's integers.
 #[derive(Clone, Copy, Debug)]
 struct Paging {
     page: u64,
@@ -75,6 +82,10 @@ impl Paging {
     fn offset(self) -> u64 {
         self.page.saturating_sub(1).saturating_mul(self.page_size)
     }
+
+    fn tail(self, total: u64) -> listing::PageTail {
+        listing::PageTail { total, page: self.page, page_size: self.page_size }
+    }
 }
 
 fn default_page() -> u64 {
@@ -83,4 +94,64 @@ fn default_page() -> u64 {
 
 fn default_page_size() -> u64 {
     10
+}
+
+/// The methods each path of the document allows, for `Allow` headers.
+#[derive(Clone, Debug)]
+pub struct Routes(Vec<(Vec<String>, String)>);
+
+impl Routes {
+    /// Reads the paths and methods of the document.
+    pub fn of_document() -> Self {
+        let spec: serde_json::Value = serde_json::from_str(&service().spec()).unwrap_or_default();
+        let mut routes: Vec<(Vec<String>, String)> = spec["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(path, item)| {
+                let methods: Vec<String> = item
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(m, _)| m.to_ascii_uppercase())
+                    .filter(|m| m.parse::<Method>().is_ok())
+                    .collect();
+                (segments(path), allow(methods))
+            })
+            .collect();
+        routes.push((segments("/openapi.json"), allow(vec!["GET".into()])));
+        routes.push((segments("/docs"), allow(vec!["GET".into()])));
+        Self(routes)
+    }
+
+    /// The `Allow` value for `path`, if it is one of ours.
+    pub fn allow(&self, path: &str) -> Option<&str> {
+        let path = segments(path);
+        self.0
+            .iter()
+            .find(|(template, _)| {
+                template.len() == path.len()
+                    && template
+                        .iter()
+                        .zip(&path)
+                        .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+            })
+            .map(|(_, allow)| allow.as_str())
+    }
+}
+
+fn segments(path: &str) -> Vec<String> {
+    path.trim_end_matches('/').split('/').map(str::to_owned).collect()
+}
+
+/// The `Allow` value for `methods`: `HEAD` wherever `GET` is (poem answers
+/// it), `OPTIONS` everywhere, in a fixed order.
+fn allow(mut methods: Vec<String>) -> String {
+    const ORDER: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    if methods.iter().any(|m| m == "GET") {
+        methods.push("HEAD".into());
+    }
+    methods.push("OPTIONS".into());
+    methods.sort_by_key(|m| ORDER.iter().position(|o| o == m).unwrap_or(ORDER.len()));
+    methods.join(", ")
 }

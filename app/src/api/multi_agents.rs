@@ -5,74 +5,72 @@ use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Path, Query},
-    payload::Json,
     types::Example,
 };
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::{
     ApiTags, Paging,
     errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
-    input::{self, JsonObject},
-    text::Text,
+    fields::{Id, ObjectJson, Timestamp, json_text},
+    listing,
+    payload::{JsonBody, JsonStream},
 };
-use crate::{AppState, error::Error, store};
+use crate::{
+    AppState, store,
+    store::{ChildKey, children},
+};
 
 /// The state of a multi-agent orchestrator.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 #[oai(example)]
 pub struct MultiAgent {
     pub session_id: String,
     /// The orchestrator's id (`default_graph`, `default_swarm`, …).
     pub multi_agent_id: String,
     /// The orchestrator's `serialize_state()` object, opaque.
-    pub state: JsonObject,
-    pub created_at: String,
-    pub updated_at: String,
+    pub state: ObjectJson,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
-fn example_state() -> JsonObject {
-    JsonObject::from([
-        ("type".to_owned(), json!("graph")),
-        ("id".to_owned(), json!("default_graph")),
-        ("status".to_owned(), json!("executing")),
-        ("node_results".to_owned(), json!({})),
-        ("next_nodes_to_execute".to_owned(), json!(["research"])),
-    ])
+fn example_state() -> ObjectJson {
+    ObjectJson(json_text(
+        r#"{"type": "graph", "id": "default_graph", "status": "executing", "node_results": {}, "next_nodes_to_execute": ["research"]}"#,
+    ))
 }
 
 impl Example for MultiAgent {
     fn example() -> Self {
+        let at = Timestamp::example();
         Self {
             session_id: "chat-42".into(),
             multi_agent_id: "default_graph".into(),
             state: example_state(),
-            created_at: "2026-11-21T10:00:00.123456+00:00".into(),
-            updated_at: "2026-11-21T10:00:00.123456+00:00".into(),
+            created_at: at,
+            updated_at: at,
         }
     }
 }
 
-impl TryFrom<multi_agent::Model> for MultiAgent {
-    type Error = Error;
-    fn try_from(m: multi_agent::Model) -> Result<Self, Error> {
-        Ok(Self {
-            state: input::object(&m.state)?,
+impl From<multi_agent::Model> for MultiAgent {
+    fn from(m: multi_agent::Model) -> Self {
+        Self {
+            state: ObjectJson(m.state),
             session_id: m.session_id,
             multi_agent_id: m.multi_agent_id,
-            created_at: input::format_timestamp(m.created_at),
-            updated_at: input::format_timestamp(m.updated_at),
-        })
+            created_at: m.created_at.into(),
+            updated_at: m.updated_at.into(),
+        }
     }
 }
 
 /// Body of `POST …/multi-agents`.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
 #[oai(example)]
 pub struct CreateMultiAgentRequest {
-    /// 1 to 255 bytes; no `/`, `\` or control characters; not `.` or `..`.
-    pub multi_agent_id: Text,
-    pub state: JsonObject,
+    pub multi_agent_id: Id,
+    pub state: ObjectJson,
 }
 
 impl Example for CreateMultiAgentRequest {
@@ -82,11 +80,11 @@ impl Example for CreateMultiAgentRequest {
 }
 
 /// Body of `PUT …/multi-agents/{multi_agent_id}`.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
 #[oai(example)]
 pub struct UpdateMultiAgentRequest {
     /// Replaces the stored state.
-    pub state: JsonObject,
+    pub state: ObjectJson,
 }
 
 impl Example for UpdateMultiAgentRequest {
@@ -115,7 +113,7 @@ impl Example for MultiAgentList {
 enum Created {
     /// The state was stored.
     #[oai(status = 201)]
-    Created(Json<MultiAgent>),
+    Created(JsonBody<MultiAgent>),
 }
 
 #[derive(ApiResponse)]
@@ -123,6 +121,10 @@ enum Deleted {
     /// The state was deleted.
     #[oai(status = 204)]
     Deleted,
+}
+
+fn key<'a>(state: &'a AppState, session_id: &'a Id, multi_agent_id: &'a Id) -> ChildKey<'a> {
+    ChildKey { tenant: state.tenant(), session_id: session_id.as_str(), id: multi_agent_id.as_str() }
 }
 
 /// Multi-agent state operations.
@@ -139,20 +141,13 @@ impl MultiAgentsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        body: Json<CreateMultiAgentRequest>,
+        session_id: Path<Id>,
+        body: JsonBody<CreateMultiAgentRequest>,
     ) -> ApiResult<Created, MissingOrDuplicate> {
-        let session_id = input::id("session_id", &session_id)?;
-        let multi_agent_id = input::id("multi_agent_id", &body.multi_agent_id)?.to_owned();
-        let model = store::multi_agents::create(
-            state.db.conn(),
-            state.tenant(),
-            session_id,
-            multi_agent_id,
-            input::to_text(&body.0.state),
-        )
-        .await?;
-        Ok(Created::Created(Json(model.try_into()?)))
+        let body = body.0;
+        let key = key(&state, &session_id, &body.multi_agent_id);
+        let model = store::multi_agents::create(state.db.conn(), key, body.state.0).await?;
+        Ok(Created::Created(JsonBody(model.into())))
     }
 
     /// Read a multi-agent state
@@ -164,14 +159,11 @@ impl MultiAgentsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        multi_agent_id: Path<String>,
-    ) -> ApiResult<Json<MultiAgent>, Missing> {
-        let session_id = input::id("session_id", &session_id)?;
-        let multi_agent_id = input::id("multi_agent_id", &multi_agent_id)?;
-        let model =
-            store::multi_agents::get(state.db.conn(), state.tenant(), session_id, multi_agent_id).await?;
-        Ok(Json(model.try_into()?))
+        session_id: Path<Id>,
+        multi_agent_id: Path<Id>,
+    ) -> ApiResult<JsonBody<MultiAgent>, Missing> {
+        let key = key(&state, &session_id, &multi_agent_id);
+        Ok(JsonBody(children::get::<multi_agent::Entity>(state.db.conn(), key).await?.into()))
     }
 
     /// Update a multi-agent state
@@ -185,21 +177,12 @@ impl MultiAgentsApi {
     async fn update(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        multi_agent_id: Path<String>,
-        body: Json<UpdateMultiAgentRequest>,
-    ) -> ApiResult<Json<MultiAgent>, MissingWithBody> {
-        let session_id = input::id("session_id", &session_id)?;
-        let multi_agent_id = input::id("multi_agent_id", &multi_agent_id)?;
-        let model = store::multi_agents::update(
-            state.db.conn(),
-            state.tenant(),
-            session_id,
-            multi_agent_id,
-            input::to_text(&body.0.state),
-        )
-        .await?;
-        Ok(Json(model.try_into()?))
+        session_id: Path<Id>,
+        multi_agent_id: Path<Id>,
+        body: JsonBody<UpdateMultiAgentRequest>,
+    ) -> ApiResult<JsonBody<MultiAgent>, MissingWithBody> {
+        let key = key(&state, &session_id, &multi_agent_id);
+        Ok(JsonBody(store::multi_agents::update(state.db.conn(), key, body.0.state.0).await?.into()))
     }
 
     /// Delete a multi-agent state
@@ -211,18 +194,17 @@ impl MultiAgentsApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        multi_agent_id: Path<String>,
+        session_id: Path<Id>,
+        multi_agent_id: Path<Id>,
     ) -> ApiResult<Deleted, Missing> {
-        let session_id = input::id("session_id", &session_id)?;
-        let multi_agent_id = input::id("multi_agent_id", &multi_agent_id)?;
-        store::multi_agents::delete(state.db.conn(), state.tenant(), session_id, multi_agent_id).await?;
+        children::delete::<multi_agent::Entity>(state.db.conn(), key(&state, &session_id, &multi_agent_id))
+            .await?;
         Ok(Deleted::Deleted)
     }
 
     /// List a session's multi-agent states
     ///
-    /// Oldest first.
+    /// Oldest first. The page is written as its rows arrive.
     #[oai(
         path = "/api/v1/sessions/:session_id/multi-agents",
         method = "get",
@@ -231,9 +213,12 @@ impl MultiAgentsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
+        session_id: Path<Id>,
         /// Page number, from 1.
-        #[oai(default = "super::default_page", validator(minimum(value = "1")))]
+        #[oai(
+            default = "super::default_page",
+            validator(minimum(value = "1"), maximum(value = "2147483647"))
+        )]
         page: Query<u64>,
         /// States per page, 1 to 1000.
         #[oai(
@@ -241,22 +226,17 @@ impl MultiAgentsApi {
             validator(minimum(value = "1"), maximum(value = "1000"))
         )]
         page_size: Query<u64>,
-    ) -> ApiResult<Json<MultiAgentList>, Missing> {
-        let session_id = input::id("session_id", &session_id)?;
+    ) -> ApiResult<JsonStream<MultiAgentList>, Missing> {
         let paging = Paging::new(page.0, page_size.0);
-        let found = store::multi_agents::list(
+        let found = children::list::<multi_agent::Entity>(
             state.db.conn(),
             state.tenant(),
-            session_id,
+            session_id.as_str(),
             paging.offset(),
             paging.page_size,
         )
         .await?;
-        Ok(Json(MultiAgentList {
-            multi_agents: found.items.into_iter().map(MultiAgent::try_from).collect::<Result<_, _>>()?,
-            total: found.total,
-            page: paging.page,
-            page_size: paging.page_size,
-        }))
+        let total = found.total;
+        Ok(listing::write("multi_agents", found.into_stream(), MultiAgent::from, move |_| paging.tail(total)))
     }
 }

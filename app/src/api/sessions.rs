@@ -5,26 +5,24 @@ use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Path, Query},
-    payload::Json,
     types::Example,
 };
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::{
     ApiTags, Paging,
     errors::{ApiResult, Duplicate, Missing, MissingWithBody, Plain},
-    input::{self, JsonObject},
-    text::Text,
+    fields::{Id, ObjectJson, Optional, SessionType, Timestamp, json_text},
+    listing,
+    payload::{JsonBody, JsonStream},
 };
 use crate::{
-    AppState,
-    error::Error,
-    store,
+    AppState, store,
     store::sessions::{NewSession, SessionChanges},
 };
 
 /// A conversation session.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 #[oai(example)]
 pub struct Session {
     /// The client's id for the session.
@@ -32,83 +30,87 @@ pub struct Session {
     /// Open string, `AGENT` by default.
     pub session_type: String,
     /// When the session was created (RFC 3339, UTC).
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// When the session last changed (RFC 3339, UTC).
-    pub updated_at: String,
+    pub updated_at: Timestamp,
     /// Free-form JSON object.
-    pub metadata: JsonObject,
+    pub metadata: ObjectJson,
 }
 
 impl Example for Session {
     fn example() -> Self {
+        let at = Timestamp::example();
         Self {
             session_id: "chat-42".into(),
             session_type: "AGENT".into(),
-            created_at: "2026-11-21T10:00:00.123456+00:00".into(),
-            updated_at: "2026-11-21T10:00:00.123456+00:00".into(),
+            created_at: at,
+            updated_at: at,
             metadata: example_metadata(),
         }
     }
 }
 
-fn example_metadata() -> JsonObject {
-    JsonObject::from([("user".to_owned(), json!("user@example.com"))])
+fn example_metadata() -> ObjectJson {
+    ObjectJson(json_text(r#"{"user": "user@example.com"}"#))
 }
 
-impl TryFrom<session::Model> for Session {
-    type Error = Error;
-    fn try_from(m: session::Model) -> Result<Self, Error> {
-        Ok(Self {
-            metadata: input::object(&m.metadata)?,
+impl From<session::Model> for Session {
+    fn from(m: session::Model) -> Self {
+        Self {
             session_id: m.session_id,
             session_type: m.session_type,
-            created_at: input::format_timestamp(m.created_at),
-            updated_at: input::format_timestamp(m.updated_at),
-        })
+            created_at: m.created_at.into(),
+            updated_at: m.updated_at.into(),
+            metadata: ObjectJson(m.metadata),
+        }
     }
 }
 
 /// Body of `POST /api/v1/sessions`.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
 #[oai(example)]
 pub struct CreateSessionRequest {
-    /// 1 to 255 bytes; no `/`, `\` or control characters; not `.` or `..`.
-    pub session_id: Text,
-    /// 1 to 64 characters; defaults to `AGENT`.
-    pub session_type: Option<Text>,
+    pub session_id: Id,
+    /// Defaults to `AGENT`.
+    #[serde(default)]
+    pub session_type: Optional<SessionType>,
     /// Free-form JSON object; defaults to `{}`.
-    pub metadata: Option<JsonObject>,
-    /// Kept when given (imports, the SDK); RFC 3339 with offset.
-    pub created_at: Option<Text>,
-    /// Kept when given; RFC 3339 with offset.
-    pub updated_at: Option<Text>,
+    #[serde(default)]
+    pub metadata: Optional<ObjectJson>,
+    /// Kept when given (imports, the SDK).
+    #[serde(default)]
+    pub created_at: Optional<Timestamp>,
+    /// Kept when given.
+    #[serde(default)]
+    pub updated_at: Optional<Timestamp>,
 }
 
 impl Example for CreateSessionRequest {
     fn example() -> Self {
         Self {
             session_id: "chat-42".into(),
-            session_type: Some("AGENT".into()),
-            metadata: Some(example_metadata()),
-            created_at: None,
-            updated_at: None,
+            session_type: Optional::Value("AGENT".into()),
+            metadata: Optional::Value(example_metadata()),
+            created_at: Optional::Absent,
+            updated_at: Optional::Absent,
         }
     }
 }
 
 /// Body of `PUT /api/v1/sessions/{session_id}`; fields not sent are kept.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Deserialize)]
 #[oai(example)]
 pub struct UpdateSessionRequest {
-    /// 1 to 64 characters.
-    pub session_type: Option<Text>,
+    #[serde(default)]
+    pub session_type: Optional<SessionType>,
     /// Replaces the stored metadata.
-    pub metadata: Option<JsonObject>,
+    #[serde(default)]
+    pub metadata: Optional<ObjectJson>,
 }
 
 impl Example for UpdateSessionRequest {
     fn example() -> Self {
-        Self { session_type: None, metadata: Some(example_metadata()) }
+        Self { session_type: Optional::Absent, metadata: Optional::Value(example_metadata()) }
     }
 }
 
@@ -133,7 +135,7 @@ impl Example for SessionList {
 enum Created {
     /// The session was created.
     #[oai(status = 201)]
-    Created(Json<Session>),
+    Created(JsonBody<Session>),
 }
 
 #[derive(ApiResponse)]
@@ -156,19 +158,21 @@ impl SessionsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        body: Json<CreateSessionRequest>,
+        body: JsonBody<CreateSessionRequest>,
     ) -> ApiResult<Created, Duplicate> {
         let body = body.0;
         let new = NewSession {
-            session_id: input::id("session_id", &body.session_id)?.to_owned(),
-            session_type: input::session_type(body.session_type.as_deref())?
-                .unwrap_or_else(|| "AGENT".into()),
-            metadata: input::to_text(&body.metadata.unwrap_or_default()),
-            created_at: input::timestamp("created_at", body.created_at.as_deref())?,
-            updated_at: input::timestamp("updated_at", body.updated_at.as_deref())?,
+            session_id: body.session_id.into_string(),
+            session_type: body
+                .session_type
+                .into_option()
+                .map_or_else(|| "AGENT".into(), SessionType::into_string),
+            metadata: body.metadata.into_option().unwrap_or_else(ObjectJson::empty).0,
+            created_at: body.created_at.into_option().map(|t| t.0),
+            updated_at: body.updated_at.into_option().map(|t| t.0),
         };
         let model = store::sessions::create(state.db.conn(), state.tenant(), new).await?;
-        Ok(Created::Created(Json(model.try_into()?)))
+        Ok(Created::Created(JsonBody(model.into())))
     }
 
     /// Read a session
@@ -176,11 +180,10 @@ impl SessionsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-    ) -> ApiResult<Json<Session>, Missing> {
-        let session_id = input::id("session_id", &session_id)?;
-        let model = store::sessions::get(state.db.conn(), state.tenant(), session_id).await?;
-        Ok(Json(model.try_into()?))
+        session_id: Path<Id>,
+    ) -> ApiResult<JsonBody<Session>, Missing> {
+        let model = store::sessions::get(state.db.conn(), state.tenant(), session_id.as_str()).await?;
+        Ok(JsonBody(model.into()))
     }
 
     /// Update a session
@@ -190,37 +193,39 @@ impl SessionsApi {
     async fn update(
         &self,
         state: Data<&AppState>,
-        session_id: Path<String>,
-        body: Json<UpdateSessionRequest>,
-    ) -> ApiResult<Json<Session>, MissingWithBody> {
-        let session_id = input::id("session_id", &session_id)?;
+        session_id: Path<Id>,
+        body: JsonBody<UpdateSessionRequest>,
+    ) -> ApiResult<JsonBody<Session>, MissingWithBody> {
         let changes = SessionChanges {
-            session_type: input::session_type(body.0.session_type.as_deref())?,
-            metadata: body.0.metadata.as_ref().map(input::to_text),
+            session_type: body.0.session_type.into_option().map(SessionType::into_string),
+            metadata: body.0.metadata.into_option().map(|m| m.0),
         };
-        let model = store::sessions::update(state.db.conn(), state.tenant(), session_id, changes).await?;
-        Ok(Json(model.try_into()?))
+        let model =
+            store::sessions::update(state.db.conn(), state.tenant(), session_id.as_str(), changes).await?;
+        Ok(JsonBody(model.into()))
     }
 
     /// Delete a session
     ///
     /// Its agents, messages and multi-agent states go with it.
     #[oai(path = "/api/v1/sessions/:session_id", method = "delete", operation_id = "delete_session")]
-    async fn delete(&self, state: Data<&AppState>, session_id: Path<String>) -> ApiResult<Deleted, Missing> {
-        let session_id = input::id("session_id", &session_id)?;
-        store::sessions::delete(state.db.conn(), state.tenant(), session_id).await?;
+    async fn delete(&self, state: Data<&AppState>, session_id: Path<Id>) -> ApiResult<Deleted, Missing> {
+        store::sessions::delete(state.db.conn(), state.tenant(), session_id.as_str()).await?;
         Ok(Deleted::Deleted)
     }
 
     /// List sessions
     ///
-    /// Newest `created_at` first.
+    /// Newest `created_at` first. The page is written as its rows arrive.
     #[oai(path = "/api/v1/sessions", method = "get", operation_id = "list_sessions")]
     async fn list(
         &self,
         state: Data<&AppState>,
         /// Page number, from 1.
-        #[oai(default = "super::default_page", validator(minimum(value = "1")))]
+        #[oai(
+            default = "super::default_page",
+            validator(minimum(value = "1"), maximum(value = "2147483647"))
+        )]
         page: Query<u64>,
         /// Sessions per page, 1 to 1000.
         #[oai(
@@ -228,15 +233,11 @@ impl SessionsApi {
             validator(minimum(value = "1"), maximum(value = "1000"))
         )]
         page_size: Query<u64>,
-    ) -> ApiResult<Json<SessionList>, Plain> {
+    ) -> ApiResult<JsonStream<SessionList>, Plain> {
         let paging = Paging::new(page.0, page_size.0);
         let found =
             store::sessions::list(state.db.conn(), state.tenant(), paging.offset(), paging.page_size).await?;
-        Ok(Json(SessionList {
-            sessions: found.items.into_iter().map(Session::try_from).collect::<Result<_, _>>()?,
-            total: found.total,
-            page: paging.page,
-            page_size: paging.page_size,
-        }))
+        let total = found.total;
+        Ok(listing::write("sessions", found.into_stream(), Session::from, move |_| paging.tail(total)))
     }
 }

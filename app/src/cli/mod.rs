@@ -6,7 +6,11 @@ mod migrate;
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use session_backend::{Server, config::Config, telemetry};
+use session_backend::{
+    Server,
+    config::{Config, Loaded},
+    ops, telemetry,
+};
 
 /// Session storage for Strands agents: one binary, SQLite or PostgreSQL.
 ///
@@ -41,32 +45,50 @@ enum Command {
     Healthcheck(healthcheck::Args),
     /// Print the effective configuration as TOML, secrets masked.
     Config,
+    /// Back up a database (PostgreSQL: pg_dump custom format; SQLite: an
+    /// online copy) with a manifest of row counts and a sha256.
+    Backup(ops::backup::Args),
+    /// Restore a backup: verify its checksum, refuse a non-empty target
+    /// without --force, restore, migrate, and check the row counts.
+    Restore(ops::restore::Args),
 }
 
 /// Runs the chosen command; `Err` is one line for standard error.
 pub async fn run(cli: Cli) -> Result<ExitCode, String> {
     let load = || Config::load(cli.config.as_deref()).map_err(|e| e.to_string());
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(load()?).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve => serve(logging(load()?)).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate { action } => {
-            let config = load()?;
-            telemetry::init(&config.log);
-            migrate::run(&config, action).await.map(|()| ExitCode::SUCCESS)
+            migrate::run(&logging(load()?), action).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Openapi => {
             println!("{}", session_backend::openapi_json());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Healthcheck(args) => Ok(healthcheck::run(&load()?, &args).await),
+        Command::Healthcheck(args) => Ok(healthcheck::run(&load()?.config, &args).await),
         Command::Config => {
-            print!("{}", load()?.to_masked_toml());
+            let loaded = load()?;
+            if let Some(warning) = loaded.warning {
+                eprintln!("warning: {warning}");
+            }
+            print!("{}", loaded.config.to_masked_toml());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Backup(args) => ops::backup::run(&args).await.map(|()| ExitCode::SUCCESS),
+        Command::Restore(args) => ops::restore::run(&args).await.map(|()| ExitCode::SUCCESS),
     }
 }
 
+/// Starts logging and says, once, what the configuration ignored.
+fn logging(loaded: Loaded) -> Config {
+    telemetry::init(&loaded.config.log);
+    if let Some(warning) = loaded.warning {
+        tracing::warn!("{warning}");
+    }
+    loaded.config
+}
+
 async fn serve(config: Config) -> Result<(), String> {
-    telemetry::init(&config.log);
     let url = config.database_url().map_err(|e| e.to_string())?;
     let server = Server::start(config).await.map_err(|e| e.to_string())?;
     tracing::info!(

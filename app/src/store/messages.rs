@@ -3,15 +3,17 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::message::{self, Column, Entity};
+use entity::{
+    JsonText,
+    message::{self, Column, Entity},
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
     sea_query::{Expr, Func, OnConflict, Order, Query, SelectStatement},
 };
-use serde_json::Value;
 
-use super::{agents, count, insert_error, now, page_with_counts};
+use super::{ChildKey, children, count, insert_error, listing, now};
 use crate::error::Error;
 
 /// The agent a message belongs to.
@@ -22,12 +24,12 @@ pub struct AgentKey<'a> {
     pub agent_id: &'a str,
 }
 
-/// What a new message is made of (JSON already serialized).
+/// What a new message is made of.
 #[derive(Debug)]
 pub struct NewMessage {
     pub message_id: i64,
-    pub message: String,
-    pub redact_message: Option<String>,
+    pub message: JsonText,
+    pub redact_message: Option<JsonText>,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -36,8 +38,8 @@ pub struct NewMessage {
 /// (`Some(None)` clears the redaction).
 #[derive(Debug, Default)]
 pub struct MessageChanges {
-    pub message: Option<String>,
-    pub redact_message: Option<Option<String>>,
+    pub message: Option<JsonText>,
+    pub redact_message: Option<Option<JsonText>>,
 }
 
 /// The outcome of an append.
@@ -63,21 +65,11 @@ pub struct Window {
 }
 
 /// One listed slice and where it sits in the whole conversation.
-#[derive(Debug)]
 pub struct Listing {
-    pub messages: Vec<message::Model>,
-    /// The agent's message count.
-    pub total: u64,
+    /// The slice's messages, as they arrive.
+    pub page: listing::Page<message::Model>,
     /// Position (in listing order) of the first message of the slice.
     pub position: u64,
-}
-
-impl Listing {
-    /// The offset of the first message not returned, if any remains.
-    pub fn next_offset(&self) -> Option<u64> {
-        let next = self.position + self.messages.len() as u64;
-        (next < self.total).then_some(next)
-    }
 }
 
 fn not_found(key: AgentKey<'_>, message_id: i64) -> Error {
@@ -166,11 +158,12 @@ async fn insert_new(
 /// Whether a stored message holds the same content as a new one (by JSON
 /// value, so key order and whitespace do not matter).
 fn same_content(stored: &message::Model, new: &message::Model) -> bool {
-    fn parse(text: Option<&str>) -> Option<Value> {
-        text.map(|t| serde_json::from_str(t).unwrap_or(Value::Null))
-    }
-    parse(Some(&stored.message)) == parse(Some(&new.message))
-        && parse(stored.redact_message.as_deref()) == parse(new.redact_message.as_deref())
+    let same_redaction = match (&stored.redact_message, &new.redact_message) {
+        (Some(a), Some(b)) => a.same_value(b),
+        (None, None) => true,
+        _ => false,
+    };
+    same_redaction && stored.message.same_value(&new.message)
 }
 
 /// Appends one message in one statement. An identical replay of a stored
@@ -272,7 +265,7 @@ pub async fn delete(db: &impl ConnectionTrait, key: AgentKey<'_>, message_id: i6
 /// Lists a window of the conversation ordered by `message_id`, with the
 /// agent's message count, in one round trip (three on the rare empty page,
 /// which must tell a missing agent from the end of the list).
-pub async fn list(db: &impl ConnectionTrait, key: AgentKey<'_>, window: Window) -> Result<Listing, Error> {
+pub async fn list(db: &DatabaseConnection, key: AgentKey<'_>, window: Window) -> Result<Listing, Error> {
     let mut select = by_agent(Entity::find(), key);
     let order = if window.descending { Order::Desc } else { Order::Asc };
     // Keyset start, and the query counting the messages ordered before it.
@@ -289,19 +282,21 @@ pub async fn list(db: &impl ConnectionTrait, key: AgentKey<'_>, window: Window) 
     let select = select.order_by(Column::MessageId, order).offset(window.offset).limit(window.limit);
     let mut counts = vec![count_of(key, None)];
     counts.extend(before_query.clone());
-    let (messages, found) = page_with_counts(db, select, counts).await?;
-    let (total, before) = match found {
-        Some(found) => (found.first().copied().unwrap_or(0), found.get(1).copied().unwrap_or(0)),
+    let (total, before, rows) = match listing::open(db, select, counts).await? {
+        Some(rows) => {
+            (rows.counts.first().copied().unwrap_or(0), rows.counts.get(1).copied().unwrap_or(0), Some(rows))
+        }
         None => {
-            agents::ensure_exists(db, key.tenant, key.session_id, key.agent_id).await?;
+            let agent = ChildKey { tenant: key.tenant, session_id: key.session_id, id: key.agent_id };
+            children::ensure_exists::<entity::agent::Entity>(db, agent).await?;
             let before = match &before_query {
                 Some(query) => count(db, query).await?,
                 None => 0,
             };
-            (count(db, &count_of(key, None)).await?, before)
+            (count(db, &count_of(key, None)).await?, before, None)
         }
     };
-    Ok(Listing { messages, total, position: before + window.offset })
+    Ok(Listing { page: listing::Page { total, rows }, position: before + window.offset })
 }
 
 fn count_of(key: AgentKey<'_>, extra: Option<sea_orm::sea_query::SimpleExpr>) -> SelectStatement {

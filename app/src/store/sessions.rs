@@ -1,22 +1,25 @@
 //! Sessions: the root of every other row.
 
 use chrono::{DateTime, Utc};
-use entity::session::{self, Column, Entity};
+use entity::{
+    JsonText,
+    session::{Column, Entity, Model},
+};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, Func, Query, SelectStatement},
 };
 
-use super::{Page, count, insert_error, now, page_with_counts};
+use super::{count, insert_error, listing, now};
 use crate::error::Error;
 
-/// What a new session is made of (JSON already serialized).
+/// What a new session is made of.
 #[derive(Debug)]
 pub struct NewSession {
     pub session_id: String,
     pub session_type: String,
-    pub metadata: String,
+    pub metadata: JsonText,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -25,7 +28,7 @@ pub struct NewSession {
 #[derive(Debug, Default)]
 pub struct SessionChanges {
     pub session_type: Option<String>,
-    pub metadata: Option<String>,
+    pub metadata: Option<JsonText>,
 }
 
 fn not_found(session_id: &str) -> Error {
@@ -33,13 +36,9 @@ fn not_found(session_id: &str) -> Error {
 }
 
 /// Inserts a session; 409 when the id is taken.
-pub async fn create(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    new: NewSession,
-) -> Result<session::Model, Error> {
+pub async fn create(db: &impl ConnectionTrait, tenant: &str, new: NewSession) -> Result<Model, Error> {
     let now = now();
-    let model = session::Model {
+    let model = Model {
         tenant_id: tenant.to_owned(),
         session_id: new.session_id,
         session_type: new.session_type,
@@ -61,7 +60,7 @@ pub async fn create(
 }
 
 /// Reads one session.
-pub async fn get(db: &impl ConnectionTrait, tenant: &str, session_id: &str) -> Result<session::Model, Error> {
+pub async fn get(db: &impl ConnectionTrait, tenant: &str, session_id: &str) -> Result<Model, Error> {
     Entity::find_by_id((tenant.to_owned(), session_id.to_owned()))
         .one(db)
         .await?
@@ -74,7 +73,7 @@ pub async fn update(
     tenant: &str,
     session_id: &str,
     changes: SessionChanges,
-) -> Result<session::Model, Error> {
+) -> Result<Model, Error> {
     let mut update = Entity::update_many()
         .col_expr(Column::Version, Expr::col(Column::Version).add(1))
         .col_expr(Column::UpdatedAt, Expr::value(now()))
@@ -104,56 +103,26 @@ pub async fn delete(db: &impl ConnectionTrait, tenant: &str, session_id: &str) -
 
 /// One page of the tenant's sessions, newest `created_at` first.
 pub async fn list(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     tenant: &str,
     offset: u64,
     limit: u64,
-) -> Result<Page<session::Model>, Error> {
+) -> Result<listing::Page<Model>, Error> {
     let select = Entity::find()
         .filter(Column::TenantId.eq(tenant))
         .order_by_desc(Column::CreatedAt)
         .order_by_desc(Column::SessionId)
         .offset(offset)
         .limit(limit);
-    let (items, counts) = page_with_counts(db, select, vec![count_of(tenant)]).await?;
-    let total = match counts {
-        Some(counts) => counts.first().copied().unwrap_or(0),
-        None => count(db, &count_of(tenant)).await?,
-    };
-    Ok(Page { items, total })
-}
-
-fn count_of(tenant: &str) -> SelectStatement {
-    Query::select()
+    let total: SelectStatement = Query::select()
         .expr(Func::count(Expr::col(Column::SessionId)))
         .from(Entity)
         .and_where(Column::TenantId.eq(tenant))
-        .to_owned()
-}
-
-/// One page of a session's children (agents, multi-agent states) and their
-/// count: one round trip, plus two on the rare empty page, which must tell
-/// a missing session (404) from the end of the list.
-pub(super) async fn page_of_children<E>(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    session_id: &str,
-    select: Select<E>,
-    count_query: SelectStatement,
-) -> Result<Page<E::Model>, Error>
-where
-    E: EntityTrait,
-    E::Model: FromQueryResult,
-{
-    let (items, counts) = page_with_counts(db, select, vec![count_query.clone()]).await?;
-    let total = match counts {
-        Some(counts) => counts.first().copied().unwrap_or(0),
-        None => {
-            ensure_exists(db, tenant, session_id).await?;
-            count(db, &count_query).await?
-        }
-    };
-    Ok(Page { items, total })
+        .to_owned();
+    Ok(match listing::open(db, select, vec![total.clone()]).await? {
+        Some(rows) => listing::Page { total: rows.counts.first().copied().unwrap_or(0), rows: Some(rows) },
+        None => listing::Page { total: count(db, &total).await?, rows: None },
+    })
 }
 
 /// `Err(NotFound)` unless the session exists (for the rare empty-page path).

@@ -1,20 +1,21 @@
 //! `spawn_app(backend)`: the real server on port 0 against a database of
 //! its own, and typed request helpers.
 //!
-//! PostgreSQL comes from `TEST_DATABASE_URL` (one schema per test), else from
-//! a reusable testcontainers PostgreSQL (`TEST_POSTGRES_IMAGE` overrides the
-//! image). Without either, PostgreSQL tests say so and pass, unless
-//! `REQUIRE_POSTGRES=1`.
+//! PostgreSQL comes from `TEST_DATABASE_URL` (one schema per test, dropped
+//! when the test ends), else from a reusable testcontainers PostgreSQL
+//! (`TEST_POSTGRES_IMAGE` overrides the image). Without either, PostgreSQL
+//! tests say so and pass, unless `REQUIRE_POSTGRES=1`. `TEST_LOG=1` shows
+//! the server's log of a failing test (`RUST_LOG` picks the level).
 
-use std::{net::SocketAddr, sync::OnceLock};
+use std::{
+    net::SocketAddr,
+    sync::{Once, OnceLock},
+};
 
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
-use session_backend::{
-    Server,
-    config::{Config, DatabaseUrl},
-};
+use session_backend::{Server, config::Config};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// Which database a test runs against.
@@ -32,7 +33,7 @@ pub struct TestApp {
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
-    _dir: Option<tempfile::TempDir>,
+    _database: Option<Fresh>,
 }
 
 /// A response: status, headers and body parsed as JSON (`Null` if empty).
@@ -175,11 +176,10 @@ impl Drop for TestApp {
     }
 }
 
-/// A configuration for tests: port 0, the given database.
+/// A configuration for tests: port 0, a small pool, the given database.
 pub fn test_config(database_url: &str) -> Config {
-    let mut config = Config::default();
+    let mut config = Config::for_database(database_url);
     config.server.port = 0;
-    config.database.url = Some(DatabaseUrl::new(database_url));
     config.database.max_connections = 5;
     config
 }
@@ -192,27 +192,52 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// Like [`spawn_app`], with a chance to adjust the configuration.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
-    let (database_url, dir) = fresh_database(backend).await?;
-    let mut config = test_config(&database_url);
+    let database = fresh_database(backend).await?;
+    let mut config = test_config(&database.url);
     adjust(&mut config);
-    Some(start(config, database_url, dir).await)
+    Some(start(config, Some(database)).await)
 }
 
-/// An empty database of `backend` (a SQLite file in a temporary directory,
-/// or a new PostgreSQL schema); `None` when PostgreSQL is unavailable.
-pub async fn fresh_database(backend: Backend) -> Option<(String, Option<tempfile::TempDir>)> {
+/// An empty database that goes away with this value: a SQLite file in a
+/// temporary directory, or a PostgreSQL schema dropped on drop.
+pub struct Fresh {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<(String, String)>,
+}
+
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        let Some((base, schema)) = self.schema.take() else { return };
+        // Drop cannot wait for async work: a thread of its own does it.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let admin = sea_orm::Database::connect(&base).await.ok()?;
+                admin.execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.ok()?;
+                admin.close().await.ok()
+            })
+        });
+        drop(dropped.join());
+    }
+}
+
+/// An empty database of `backend`; `None` when PostgreSQL is unavailable.
+pub async fn fresh_database(backend: Backend) -> Option<Fresh> {
     Some(match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-            (url, Some(dir))
+            Fresh { url, _dir: Some(dir), schema: None }
         }
-        Backend::Postgres => (fresh_postgres_schema().await?, None),
+        Backend::Postgres => fresh_postgres_schema().await?,
     })
 }
 
-/// Starts a server with exactly `config`.
-pub async fn start(config: Config, database_url: String, dir: Option<tempfile::TempDir>) -> TestApp {
+/// Starts a server with exactly `config`; `database` lives as long as it.
+pub async fn start(config: Config, database: Option<Fresh>) -> TestApp {
+    init_test_log();
+    let database_url = config.database_url().expect("database url").expose().to_owned();
     let server = Server::start(config).await.expect("server start");
     let addr = server.local_addr();
     let (tx, rx) = oneshot::channel();
@@ -225,8 +250,21 @@ pub async fn start(config: Config, database_url: String, dir: Option<tempfile::T
         database_url,
         shutdown: Some(tx),
         server: Some(handle),
-        _dir: dir,
+        _database: database,
     }
+}
+
+/// With `TEST_LOG=1`, the server's log goes to the test's captured output.
+fn init_test_log() {
+    static ONCE: Once = Once::new();
+    if std::env::var("TEST_LOG").as_deref() != Ok("1") {
+        return;
+    }
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug,sqlx=warn,hyper=info"));
+        drop(tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init());
+    });
 }
 
 /// Whether PostgreSQL tests must run (CI).
@@ -284,21 +322,22 @@ async fn reusable_container() -> Result<String, String> {
     Ok(format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres"))
 }
 
-/// Creates a schema of its own for one test and returns a URL using it.
-pub async fn fresh_postgres_schema() -> Option<String> {
+/// Creates a schema of its own for one test; dropped with the value.
+pub async fn fresh_postgres_schema() -> Option<Fresh> {
     let base = postgres_base_url().await?;
     Some(schema_in(&base).await)
 }
 
-/// Creates a new schema in the database at `base`; the returned URL puts
-/// it first on the search path.
-pub async fn schema_in(base: &str) -> String {
+/// Creates a new schema in the database at `base`; its URL puts it first
+/// on the search path.
+pub async fn schema_in(base: &str) -> Fresh {
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let admin = sea_orm::Database::connect(base).await.expect("connecting to TEST_DATABASE_URL");
     admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
     admin.close().await.ok();
     let separator = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{separator}options=-c%20search_path%3D{schema}")
+    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+    Fresh { url, _dir: None, schema: Some((base.to_owned(), schema)) }
 }
 
 /// Runs a test body against SQLite and PostgreSQL: for each listed async

@@ -148,22 +148,21 @@ async fn unknown_routes_and_wrong_methods(backend: Backend) {
     let app = app!(backend);
     app.get("/api/v1/nothing-here").await.expect_error(404, "NotFoundError");
     app.get("/nope").await.expect_error(404, "NotFoundError");
-    app.call(Method::PATCH, "/api/v1/sessions", Some(&json!({})))
-        .await
-        .expect_error(405, "MethodNotAllowedError");
-    app.call(Method::DELETE, "/api/v1/sessions", None).await.expect_error(405, "MethodNotAllowedError");
-    let form = app
-        .client
-        .post(app.url("/api/v1/sessions"))
-        .header("content-type", "text/plain")
-        .body(r#"{"session_id": "s"}"#)
-        .send()
-        .await
-        .expect("request");
-    crate::helpers::TestApp::reply(form).await.expect_error(422, "ValidationError");
-    // Without a Content-Type, a JSON body is read as JSON.
-    let bare = app.client.post(app.url("/api/v1/sessions")).body(r#"{"session_id": "bare"}"#).send().await;
-    assert_eq!(bare.expect("request").status(), 201);
+    for (method, path, allow) in [
+        (Method::PATCH, "/api/v1/sessions", "GET, HEAD, POST, OPTIONS"),
+        (Method::DELETE, "/api/v1/sessions", "GET, HEAD, POST, OPTIONS"),
+        (Method::POST, "/api/v1/sessions/s1", "GET, HEAD, PUT, DELETE, OPTIONS"),
+        (Method::TRACE, "/health/ready", "GET, HEAD, OPTIONS"),
+        (Method::PUT, "/api/v1/sessions/s1/agents/a1/messages/batch", "POST, OPTIONS"),
+    ] {
+        let reply = app.call(method.clone(), path, None).await;
+        assert_eq!(reply.headers.get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {path}");
+        reply.expect_error(405, "MethodNotAllowedError");
+    }
+    let options = app.call(Method::OPTIONS, "/api/v1/sessions/s1/agents", None).await;
+    assert_eq!(options.status, 204);
+    assert_eq!(options.headers["allow"], "GET, HEAD, POST, OPTIONS");
+    app.call(Method::HEAD, "/api/v1/sessions", None).await.expect(200);
 }
 
 async fn oversized_bodies_are_413_and_write_nothing(backend: Backend) {

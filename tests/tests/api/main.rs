@@ -5,6 +5,8 @@ mod helpers;
 
 mod agents;
 mod concurrency;
+mod connections;
+mod edges;
 mod http;
 mod messages;
 mod multi_agents;

@@ -27,13 +27,13 @@ use crate::helpers::{self, Backend, TestApp};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_answers_503_and_recovers() {
     let Some(direct) = helpers::fresh_postgres_schema().await else { return };
-    let upstream = reqwest::Url::parse(&direct).expect("database url");
+    let upstream = reqwest::Url::parse(&direct.url).expect("database url");
     let target = format!("{}:{}", upstream.host_str().expect("host"), upstream.port().unwrap_or(5432));
     let proxy = Proxy::start(target).await;
     let mut proxied = upstream.clone();
     proxied.set_host(Some("127.0.0.1")).expect("host");
     proxied.set_port(Some(proxy.addr.port())).expect("port");
-    let app = helpers::start(helpers::test_config(proxied.as_str()), proxied.to_string(), None).await;
+    let app = helpers::start(helpers::test_config(proxied.as_str()), Some(direct)).await;
     app.session("before").await;
 
     proxy.cut();

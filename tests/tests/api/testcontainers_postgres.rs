@@ -21,8 +21,8 @@ async fn serves_from_a_testcontainers_postgres() {
     };
     let port = container.get_host_port_ipv4(5432).await.expect("mapped port");
     let base = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
-    let url = helpers::schema_in(&base).await;
-    let app = helpers::start(helpers::test_config(&url), url, None).await;
+    let database = helpers::schema_in(&base).await;
+    let app = helpers::start(helpers::test_config(&database.url), Some(database)).await;
     app.agent("s1", "a1").await;
     let path = TestApp::messages_path("s1", "a1");
     app.post(&path, &json!({"message_id": 0, "message": {"role": "user", "content": [{"text": "\u{0}"}]}}))

@@ -214,14 +214,23 @@ async fn postgres_backup_wipe_restore_keeps_every_row() {
     admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
 }
 
-/// `kubectl` for this test: `kubectl exec -n NS POD -c C -- CMD…` runs CMD in
-/// the Docker container named by `$SHIM_CONTAINER` and logs the arguments,
-/// so `backup --release` streams a real pg_dump out of a real PostgreSQL
+/// `kubectl` for this test. `get pods -l SELECTOR` answers `$SHIM_POD`
+/// when every label of the selector is among the pod's `$SHIM_LABELS` (as
+/// the chart renders them); `exec -n NS POD -c C -- CMD…` runs CMD in the
+/// Docker container `$SHIM_CONTAINER`. Every call is logged, so
+/// `backup --release` streams a real pg_dump out of a real PostgreSQL
 /// container exactly as it would out of the release's pod.
 const KUBECTL_SHIM: &str = r#"#!/bin/sh
 echo "$*" >> "$SHIM_LOG"
 case "$1" in
   version) exit 0 ;;
+  get)
+    selector=""
+    while [ "$#" -gt 0 ]; do [ "$1" = "-l" ] && selector="$2"; shift; done
+    for label in $(echo "$selector" | tr ',' ' '); do
+      case ",$SHIM_LABELS," in *",$label,"*) ;; *) exit 0 ;; esac
+    done
+    printf '%s' "$SHIM_POD"; exit 0 ;;
   exec) ;;
   *) echo "unsupported: $*" >&2; exit 2 ;;
 esac
@@ -230,43 +239,131 @@ shift
 exec docker exec -i "$SHIM_CONTAINER" "$@"
 "#;
 
+/// A PostgreSQL container of its own, removed when dropped.
+struct PgContainer {
+    name: String,
+    port: String,
+}
+
+impl PgContainer {
+    /// Starts one with `user`, `password` and database `db`; `None` when
+    /// Docker is not available (and not required).
+    async fn start(user: &str, password: &str, db: &str) -> Option<Self> {
+        if !have("docker", &["info"]) {
+            return None;
+        }
+        let image = std::env::var("TEST_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres:16".into());
+        let name = format!(
+            "sb-ops-pg-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        let started = Command::new("docker")
+            .args(["run", "-d", "--name", &name, "-p", "127.0.0.1::5432"])
+            .args(["-e", &format!("POSTGRES_USER={user}"), "-e", &format!("POSTGRES_PASSWORD={password}")])
+            .args(["-e", &format!("POSTGRES_DB={db}")])
+            .arg(&image)
+            .output()
+            .expect("docker run");
+        assert!(started.status.success(), "{}", text(&started.stderr));
+        let mut container = Self { name, port: String::new() };
+        let ready = std::time::Instant::now();
+        while !Command::new("docker")
+            .args(["exec", &container.name, "pg_isready", "-U", user, "-d", db, "-h", "127.0.0.1"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(ready.elapsed().as_secs() < 60, "PostgreSQL container never became ready");
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        let port = text(
+            &Command::new("docker")
+                .args(["port", &container.name, "5432/tcp"])
+                .output()
+                .expect("port")
+                .stdout,
+        );
+        let port = port
+            .lines()
+            .find_map(|l| l.strip_prefix("127.0.0.1:"))
+            .expect("published port")
+            .trim()
+            .to_owned();
+        container.port = port;
+        Some(container)
+    }
+}
+
+impl Drop for PgContainer {
+    fn drop(&mut self) {
+        drop(Command::new("docker").args(["rm", "-f", "-v", &self.name]).output());
+    }
+}
+
+/// A password as people write it, raw and percent-encoded in the URL,
+/// reaches pg_dump and pg_restore exactly as the server reads it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_backup_streams_pg_dump_out_of_the_release_pod() {
-    if !have("docker", &["info"]) || !have("pg_restore", &["--version"]) {
+async fn passwords_with_url_characters_reach_pg_dump_as_the_server_reads_them() {
+    if !have("pg_dump", &["--version"]) || !have("pg_restore", &["--version"]) {
         return;
     }
-    let image = std::env::var("TEST_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres:16".into());
-    let name = format!("sb-ops-cluster-{}", std::process::id());
-    let started = Command::new("docker")
-        .args(["run", "-d", "--name", &name, "-p", "127.0.0.1::5432"])
-        .args([
-            "-e",
-            "POSTGRES_USER=session_backend",
-            "-e",
-            "POSTGRES_PASSWORD=pod-pw",
-            "-e",
-            "POSTGRES_DB=session_backend",
-        ])
-        .arg(&image)
-        .output()
-        .expect("docker run");
-    assert!(started.status.success(), "{}", text(&started.stderr));
-    let _remove = RemoveContainer(name.clone());
-    let ready = std::time::Instant::now();
-    while !Command::new("docker")
-        .args(["exec", &name, "pg_isready", "-U", "session_backend", "-h", "127.0.0.1"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        assert!(ready.elapsed().as_secs() < 60, "PostgreSQL container never became ready");
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    let Some(pg) = PgContainer::start("app", "a+b&c", "sessions").await else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    for (i, password) in ["a+b&c", "a%2Bb%26c"].iter().enumerate() {
+        let url = format!("postgres://app:{password}@127.0.0.1:{}/sessions", pg.port);
+        // The server itself starts with this URL (populate runs it) …
+        populate(&url).await;
+        let before = snapshot(&url).await;
+        let out = dir.path().join(format!("b{i}"));
+        let backup =
+            xtask(&["backup", "--database-url", &url, "--output", &out.display().to_string(), "--name", "b"]);
+        assert!(backup.status.success(), "{password}: {}", text(&backup.stderr));
+        assert!(
+            !text(&backup.stderr).contains("a+b&c") && !text(&backup.stderr).contains("a%2B"),
+            "password shown"
+        );
+        let admin = sea_orm::Database::connect(&url).await.expect("admin");
+        admin.execute_unprepared("DROP SCHEMA public CASCADE; CREATE SCHEMA public").await.expect("wipe");
+        admin.close().await.expect("close");
+        let manifest = out.join("b.manifest.json").display().to_string();
+        let restored = xtask(&["restore", "--manifest", &manifest, "--database-url", &url]);
+        assert!(restored.status.success(), "{password}: {}", text(&restored.stderr));
+        assert_eq!(snapshot(&url).await, before, "{password}");
+        let admin = sea_orm::Database::connect(&url).await.expect("admin");
+        admin.execute_unprepared("DROP SCHEMA public CASCADE; CREATE SCHEMA public").await.expect("wipe");
+        admin.close().await.expect("close");
     }
-    let port = text(&Command::new("docker").args(["port", &name, "5432/tcp"]).output().expect("port").stdout);
-    let port =
-        port.lines().find_map(|l| l.strip_prefix("127.0.0.1:")).expect("published port").trim().to_owned();
-    let url = format!("postgres://session_backend:pod-pw@127.0.0.1:{port}/session_backend");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_backup_streams_pg_dump_out_of_the_release_pod() {
+    if !have("pg_restore", &["--version"]) || !have("helm", &["version"]) {
+        return;
+    }
+    let Some(pg) = PgContainer::start("session_backend", "pod-pw", "session_backend").await else { return };
+    let url = format!("postgres://session_backend:pod-pw@127.0.0.1:{}/session_backend", pg.port);
     populate(&url).await;
     let before = snapshot(&url).await;
+    // The release is named one way and its objects another: the pod is
+    // found by the chart's own labels.
+    let rendered = crate::support::ok(crate::support::run(
+        "helm",
+        &["template", "rel", "deploy/helm/session-backend", "--set", "fullnameOverride=custom-sessions"],
+    ));
+    let objects = crate::support::documents(&rendered);
+    let statefulset = crate::support::find(&objects, "StatefulSet", None);
+    let labels = statefulset["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .expect("pod labels")
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pod = format!("{}-0", statefulset["metadata"]["name"].as_str().expect("name"));
+    assert_eq!(pod, "custom-sessions-postgresql-0");
 
     let dir = tempfile::tempdir().expect("dir");
     let shim = dir.path().join("kubectl");
@@ -279,13 +376,15 @@ async fn cluster_backup_streams_pg_dump_out_of_the_release_pod() {
     let backup = Command::new(XTASK)
         .args(["backup", "--release", "rel", "--namespace", "sessions", "--output", &out, "--name", "c1"])
         .env("PATH", &path)
-        .env("SHIM_CONTAINER", &name)
+        .env("SHIM_CONTAINER", &pg.name)
         .env("SHIM_LOG", &log)
+        .env("SHIM_POD", &pod)
+        .env("SHIM_LABELS", &labels)
         .output()
         .expect("xtask backup");
     assert!(backup.status.success(), "{}", text(&backup.stderr));
     let calls = std::fs::read_to_string(&log).expect("kubectl log");
-    assert!(calls.contains("exec -n sessions rel-session-backend-postgresql-0 -c postgresql --"), "{calls}");
+    assert!(calls.contains("exec -n sessions custom-sessions-postgresql-0 -c postgresql --"), "{calls}");
     let manifest_path = dir.path().join("backups/c1.manifest.json");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("manifest")).expect("json");
@@ -306,11 +405,66 @@ async fn cluster_backup_streams_pg_dump_out_of_the_release_pod() {
     assert_eq!(snapshot(&url).await, before);
 }
 
-/// Removes a container when dropped.
-struct RemoveContainer(String);
-
-impl Drop for RemoveContainer {
-    fn drop(&mut self) {
-        drop(Command::new("docker").args(["rm", "-f", "-v", &self.0]).output());
+/// `restore --force` over a live SQLite file: at no moment is the file
+/// missing or holding part of the new copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_sqlite_restore_never_leaves_the_target_missing_or_partial() {
+    let dir = tempfile::tempdir().expect("dir");
+    let big = format!("sqlite://{}?mode=rwc", dir.path().join("big.db").display());
+    let server = Server::start(config(&big)).await.expect("server");
+    let base = format!("http://{}", server.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async move {
+        drop(rx.await);
+    }));
+    let client = reqwest::Client::new();
+    let blob = "b".repeat(8 * 1024 * 1024);
+    for i in 0..4 {
+        let body = json!({"session_id": format!("big-{i}"), "metadata": {"blob": blob}});
+        let status =
+            client.post(format!("{base}/api/v1/sessions")).json(&body).send().await.expect("post").status();
+        assert_eq!(status, 201);
     }
+    drop(tx);
+    running.await.expect("server task").expect("server stops");
+    let before = snapshot(&big).await;
+    let backups = dir.path().join("backups");
+    let backup =
+        xtask(&["backup", "--database-url", &big, "--output", &backups.display().to_string(), "--name", "b"]);
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    let dump_size = std::fs::metadata(backups.join("b.sqlite")).expect("dump").len();
+
+    // The target: a small database that is replaced by force.
+    let target_path = dir.path().join("small.db");
+    let target = format!("sqlite://{}?mode=rwc", target_path.display());
+    populate(&target).await;
+    let small_max = std::fs::metadata(&target_path).expect("target").len() * 4;
+    assert!(small_max < dump_size / 2, "the test needs a dump much larger than the target");
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let (watching, path) = (watching.clone(), target_path.clone());
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.push(std::fs::metadata(&path).map(|m| m.len()).ok());
+            }
+            seen
+        })
+    };
+    let manifest = backups.join("b.manifest.json").display().to_string();
+    let restored = xtask(&["restore", "--manifest", &manifest, "--database-url", &target, "--force"]);
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    let seen = watcher.join().expect("watcher");
+    assert!(restored.status.success(), "{}", text(&restored.stderr));
+    assert!(seen.len() > 100, "only {} looks at the file", seen.len());
+    for size in &seen {
+        match size {
+            None => panic!("the target was missing during the restore"),
+            Some(n) => assert!(
+                *n <= small_max || *n == dump_size,
+                "a partial copy was visible: {n} bytes of {dump_size}"
+            ),
+        }
+    }
+    assert_eq!(snapshot(&target).await, before);
 }

@@ -1,12 +1,12 @@
-//! `cargo xtask backup`: a dump plus its manifest.
+//! Backups: a dump plus its manifest.
 //!
 //! - PostgreSQL by URL: `pg_dump --format=custom` of the snapshot that the
 //!   row counts were taken in (an exported snapshot), so the manifest
 //!   describes exactly the dump.
 //! - SQLite by URL: `VACUUM INTO`, an online, consistent copy; the counts
 //!   are read from the copy.
-//! - A release in a cluster: `kubectl exec` into its PostgreSQL pod, the
-//!   dump streamed to a local file.
+//! - A Helm release in a cluster: `kubectl exec` into its PostgreSQL pod
+//!   (found by the chart's labels), the dump streamed to a local file.
 
 use std::{
     path::{Path, PathBuf},
@@ -14,11 +14,15 @@ use std::{
 };
 
 use sea_orm::{ConnectionTrait, IsolationLevel, Statement, TransactionTrait};
-use session_backend::{config::Backend, db::Database};
 
-use crate::{
+use super::{
+    libpq,
     manifest::{self, Manifest},
-    run::{block_on, output, output_to_file, require},
+    tools,
+};
+use crate::{
+    config::{Backend, Config},
+    db::{self, Database, TableCounts},
 };
 
 /// Backup options.
@@ -33,7 +37,8 @@ pub struct Args {
     /// Namespace of the release.
     #[arg(long, default_value = "session-backend")]
     pub namespace: String,
-    /// PostgreSQL pod of the release [default: <release fullname>-postgresql-0].
+    /// PostgreSQL pod of the release [default: the release's pod labelled
+    /// app.kubernetes.io/component=postgresql].
     #[arg(long)]
     pub pod: Option<String>,
     /// Directory for the dump and its manifest (created if missing).
@@ -44,13 +49,14 @@ pub struct Args {
     pub name: Option<String>,
 }
 
-pub fn run(args: &Args) -> Result<(), String> {
+/// Takes the backup `args` describe.
+pub async fn run(args: &Args) -> Result<(), String> {
     std::fs::create_dir_all(&args.output)
         .map_err(|e| format!("cannot create {}: {e}", args.output.display()))?;
     let name = args.name.clone().unwrap_or_else(|| format!("session-backend-{}", manifest::stamp()));
     let started = Instant::now();
     let (file, mut manifest) = match (&args.database_url, &args.release) {
-        (Some(url), _) => block_on(from_url(url, &args.output, &name))??,
+        (Some(url), _) => from_url(url, &args.output, &name).await?,
         (None, Some(release)) => from_release(release, args, &name)?,
         (None, None) => return Err("give --database-url or --release".into()),
     };
@@ -76,7 +82,7 @@ fn empty_manifest(backend: &str, source: String, file: &Path) -> Manifest {
         backend: backend.into(),
         source,
         schema_version: None,
-        tables: Default::default(),
+        tables: TableCounts::default(),
         file: file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
         bytes: 0,
         sha256: String::new(),
@@ -85,7 +91,7 @@ fn empty_manifest(backend: &str, source: String, file: &Path) -> Manifest {
 }
 
 async fn from_url(url: &str, dir: &Path, name: &str) -> Result<(PathBuf, Manifest), String> {
-    let config = manifest::config_for(url);
+    let config = Config::for_database(url);
     let target = config.database_url().map_err(|e| e.to_string())?;
     let backend = target.backend().ok_or_else(|| format!("unsupported database URL `{target}`"))?;
     if backend == Backend::Sqlite && !manifest::sqlite_path(url).exists() {
@@ -99,7 +105,7 @@ async fn from_url(url: &str, dir: &Path, name: &str) -> Result<(PathBuf, Manifes
     };
     db.close().await;
     let (file, tables) = result?;
-    let mut manifest = empty_manifest(manifest::backend_name(backend), target.masked(), &file);
+    let mut manifest = empty_manifest(backend.name(), target.masked(), &file);
     manifest.schema_version = schema_version;
     manifest.tables = tables;
     Ok((file, manifest))
@@ -110,8 +116,9 @@ async fn postgres_dump(
     url: &str,
     dir: &Path,
     name: &str,
-) -> Result<(PathBuf, session_backend::db::TableCounts), String> {
-    require("pg_dump", &["--version"], "install the PostgreSQL client (apt-get install postgresql-client)")?;
+) -> Result<(PathBuf, TableCounts), String> {
+    tools::require_postgres_client("pg_dump")?;
+    let env = libpq::environment(url)?;
     let file = dir.join(format!("{name}.dump"));
     let err = |e: sea_orm::DbErr| e.to_string();
     // Counts and dump see one snapshot: export it from a repeatable-read
@@ -134,30 +141,14 @@ async fn postgres_dump(
     if let Some(schema) = manifest::postgres_schema(url) {
         dump.push(format!("--schema={schema}"));
     }
-    let (libpq_url, password) = manifest::libpq_target(url);
-    dump.push(format!("--dbname={libpq_url}"));
-    let status = tokio::task::spawn_blocking(move || {
-        let mut command = std::process::Command::new("pg_dump");
-        command.args(&dump);
-        if let Some(password) = password {
-            command.env("PGPASSWORD", password);
-        }
-        command.status().map_err(|e| format!("cannot run pg_dump: {e}"))
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    tokio::task::spawn_blocking(move || tools::run("pg_dump", &dump, &env))
+        .await
+        .map_err(|e| e.to_string())??;
     txn.commit().await.map_err(err)?;
-    if !status.success() {
-        return Err(format!("pg_dump failed ({status})"));
-    }
     Ok((file, tables))
 }
 
-async fn sqlite_copy(
-    db: &Database,
-    dir: &Path,
-    name: &str,
-) -> Result<(PathBuf, session_backend::db::TableCounts), String> {
+async fn sqlite_copy(db: &Database, dir: &Path, name: &str) -> Result<(PathBuf, TableCounts), String> {
     let file = dir.join(format!("{name}.sqlite"));
     if file.exists() {
         return Err(format!("{} already exists", file.display()));
@@ -165,7 +156,7 @@ async fn sqlite_copy(
     let target = file.display().to_string().replace('\'', "''");
     db.conn().execute_unprepared(&format!("VACUUM INTO '{target}'")).await.map_err(|e| e.to_string())?;
     // Count what the copy holds, not what the live file holds by now.
-    let copy = Database::connect(&manifest::config_for(&format!("sqlite://{}", file.display())))
+    let copy = Database::connect(&Config::for_database(&format!("sqlite://{}", file.display())))
         .await
         .map_err(|e| e.to_string())?;
     let tables = Database::table_counts(copy.conn()).await.map_err(|e| e.to_string());
@@ -173,47 +164,72 @@ async fn sqlite_copy(
     Ok((file, tables?))
 }
 
+/// The chart's labels of a release's PostgreSQL pod; they hold whatever
+/// `fullnameOverride` or `nameOverride` say.
+fn postgres_pod_selector(release: &str) -> String {
+    format!("app.kubernetes.io/instance={release},app.kubernetes.io/component=postgresql")
+}
+
 /// Streams `pg_dump` out of the release's PostgreSQL pod.
 fn from_release(release: &str, args: &Args, name: &str) -> Result<(PathBuf, Manifest), String> {
-    require("kubectl", &["version", "--client"], "install kubectl")?;
-    let pod = args.pod.clone().unwrap_or_else(|| format!("{}-postgresql-0", fullname(release)));
+    tools::require("kubectl", &["version", "--client"], "install kubectl")?;
+    let pod = match &args.pod {
+        Some(pod) => pod.clone(),
+        None => {
+            let selector = postgres_pod_selector(release);
+            let found = tools::output(
+                "kubectl",
+                &[
+                    "get",
+                    "pods",
+                    "-n",
+                    &args.namespace,
+                    "-l",
+                    &selector,
+                    "-o",
+                    "jsonpath={.items[0].metadata.name}",
+                ]
+                .map(String::from),
+            )?;
+            let found = found.trim().to_owned();
+            if found.is_empty() {
+                return Err(format!(
+                    "no pod labelled {selector} in namespace {}; is the release's PostgreSQL in the cluster? \
+                     (otherwise pass --pod or back up with --database-url)",
+                    args.namespace
+                ));
+            }
+            found
+        }
+    };
     let file = args.output.join(format!("{name}.dump"));
     let exec = |script: &str| -> Vec<String> {
         ["exec", "-n", &args.namespace, &pod, "-c", "postgresql", "--", "sh", "-c", script]
             .map(String::from)
             .into()
     };
-    output_to_file(
+    tools::output_to_file(
         "kubectl",
         &exec(r#"pg_dump --format=custom --no-owner --no-privileges -U "$POSTGRES_USER" -d "$POSTGRES_DB""#),
         &file,
     )?;
-    let counts_sql = session_backend::db::TABLES
+    let counts_sql = db::TABLES
         .iter()
         .map(|t| format!("(SELECT COUNT(*) FROM {t})"))
         .collect::<Vec<_>>()
         .join(" || ',' || ");
     let psql = |sql: &str| format!(r#"psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tA -c "{sql}""#);
-    let counts = output("kubectl", &exec(&psql(&format!("SELECT {counts_sql}"))))?;
-    let version = output(
+    let counts = tools::output("kubectl", &exec(&psql(&format!("SELECT {counts_sql}"))))?;
+    let version = tools::output(
         "kubectl",
         &exec(&psql("SELECT version FROM seaql_migrations ORDER BY version DESC LIMIT 1")),
     )?;
     let mut manifest =
         empty_manifest("postgres", format!("release {release} in namespace {}", args.namespace), &file);
     manifest.schema_version = Some(version.trim().to_owned()).filter(|v| !v.is_empty());
-    for (table, n) in session_backend::db::TABLES.iter().zip(counts.trim().split(',')) {
+    for (table, n) in db::TABLES.iter().zip(counts.trim().split(',')) {
         let n = n.trim().parse().map_err(|_| format!("unexpected count output: {counts:?}"))?;
         manifest.tables.insert((*table).to_owned(), n);
     }
     Ok((file, manifest))
-}
-
-/// The chart's full name for a release (see `_helpers.tpl`).
-fn fullname(release: &str) -> String {
-    if release.contains("session-backend") {
-        release.to_owned()
-    } else {
-        format!("{release}-session-backend")
-    }
 }

@@ -8,11 +8,9 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use session_backend::{
-    config::{Backend, Config, DatabaseUrl},
-    db::TableCounts,
-};
 use sha2::{Digest, Sha256};
+
+use crate::db::TableCounts;
 
 /// `<name>.manifest.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -71,22 +69,6 @@ pub fn digest(path: &Path) -> Result<(String, u64), String> {
     Ok((hex, bytes))
 }
 
-/// The name of a backend in manifests.
-pub fn backend_name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    }
-}
-
-/// A configuration that connects to `url` (and changes nothing else).
-pub fn config_for(url: &str) -> Config {
-    let mut config = Config::default();
-    config.database.url = Some(DatabaseUrl::new(url));
-    config.database.max_connections = 2;
-    config
-}
-
 /// The file behind a `sqlite:` URL.
 pub fn sqlite_path(url: &str) -> PathBuf {
     let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
@@ -100,24 +82,6 @@ pub fn postgres_schema(url: &str) -> Option<String> {
     let path = options.split("search_path=").nth(1)?;
     let schema = path.split([',', ' ']).next()?.trim();
     (!schema.is_empty()).then(|| schema.to_owned())
-}
-
-/// A PostgreSQL URL for libpq tools with the password taken out, and the
-/// password (to pass as `PGPASSWORD`, so it shows in no command line).
-pub fn libpq_target(url: &str) -> (String, Option<String>) {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            let password = parsed.password().map(|p| {
-                url::form_urlencoded::parse(format!("p={p}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            });
-            let _ = parsed.set_password(None);
-            (parsed.to_string(), password)
-        }
-        Err(_) => (url.to_owned(), None),
-    }
 }
 
 /// A timestamp for names: `20261121T100000Z`.
@@ -138,9 +102,5 @@ mod tests {
             Some("tenant_a")
         );
         assert_eq!(postgres_schema("postgres://u:p@h/db"), None);
-        assert_eq!(
-            libpq_target("postgres://u:p%40ss@h:5/db?x=1"),
-            ("postgres://u@h:5/db?x=1".to_owned(), Some("p@ss".to_owned()))
-        );
     }
 }

@@ -1,0 +1,459 @@
+//! The field types of the API's bodies and paths. Each one checks its
+//! rule when it is read (a request that breaks it is a 422) and describes
+//! that same rule in the OpenAPI document, so the document and the server
+//! agree: ids, `session_type`, message ids, timestamps, opaque JSON.
+//!
+//! Bodies are read with serde; poem-openapi only needs these types for the
+//! document, so its JSON conversions simply go through serde as well.
+
+use std::{borrow::Cow, fmt};
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use entity::JsonText;
+use poem_openapi::{
+    registry::{MetaSchema, MetaSchemaRef},
+    types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+use serde_json::Value;
+
+use super::validate;
+
+/// Implements poem-openapi's `Type` (with the given schema) and its JSON
+/// conversions through serde.
+macro_rules! document_as {
+    ($ty:ty, $name:literal, $schema:expr) => {
+        impl Type for $ty {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Self;
+            type RawElementValueType = Self;
+
+            fn name() -> Cow<'static, str> {
+                $name.into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                MetaSchemaRef::Inline(Box::new($schema))
+            }
+
+            fn as_raw_value(&self) -> Option<&Self> {
+                Some(self)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+                Box::new(std::iter::once(self))
+            }
+        }
+
+        impl ParseFromJSON for $ty {
+            fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+                serde_json::from_value(value.unwrap_or_default()).map_err(ParseError::custom)
+            }
+        }
+
+        impl ToJSON for $ty {
+            fn to_json(&self) -> Option<Value> {
+                serde_json::to_value(self).ok()
+            }
+        }
+    };
+}
+
+fn string_schema() -> MetaSchema {
+    MetaSchema::new("string")
+}
+
+/// Characters no id may hold (with `.` and `..` as whole ids), as the
+/// document's pattern says them.
+const ID_PATTERN: &str = r"^(?!\.\.?$)[^/\\\x00-\x1F\x7F]+$";
+
+/// A session, agent or multi-agent id: 1 to 255 bytes of UTF-8, no `/`,
+/// `\` or ASCII control characters, not `.` or `..`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Id(String);
+
+impl Id {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    fn parse(value: String) -> Result<Self, String> {
+        validate::id(&value).map(|()| Self(value)).map_err(|problem| format!("invalid id: {problem}"))
+    }
+}
+
+impl From<&str> for Id {
+    /// For examples; the value must follow the id rules.
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::parse(String::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
+
+impl ParseFromParameter for Id {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Self::parse(value.to_owned()).map_err(ParseError::custom)
+    }
+}
+
+document_as!(
+    Id,
+    "string(id)",
+    MetaSchema {
+        min_length: Some(1),
+        max_length: Some(validate::ID_MAX_BYTES),
+        pattern: Some(ID_PATTERN.into()),
+        description: Some("1 to 255 bytes of UTF-8; no `/`, `\\` or control characters; not `.` or `..`."),
+        ..string_schema()
+    }
+);
+
+/// `session_type`: an open string of 1 to 64 characters, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SessionType(String);
+
+impl SessionType {
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl From<&str> for SessionType {
+    /// For examples and the default; the value must follow the rules.
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(d)?;
+        validate::session_type(&value)
+            .map(|()| Self(value))
+            .map_err(|problem| de::Error::custom(format!("invalid session_type: {problem}")))
+    }
+}
+
+document_as!(
+    SessionType,
+    "string(session_type)",
+    MetaSchema {
+        min_length: Some(1),
+        max_length: Some(validate::SESSION_TYPE_MAX_CHARS),
+        pattern: Some(r"^[^\x00-\x1F\x7F]+$".into()),
+        description: Some("1 to 64 characters, no control characters; `AGENT` by default."),
+        ..string_schema()
+    }
+);
+
+/// A message id: the client's 0-based index in the conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct MessageId(pub i64);
+
+impl<'de> Deserialize<'de> for MessageId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        if n < 0 {
+            return Err(de::Error::custom(format!("invalid message_id {n}: must be an integer >= 0")));
+        }
+        Ok(Self(n))
+    }
+}
+
+document_as!(
+    MessageId,
+    "integer(message_id)",
+    MetaSchema { format: Some("int64"), minimum: Some(0.0), ..MetaSchema::new("integer") }
+);
+
+/// An RFC 3339 timestamp with an offset, kept at microsecond precision in
+/// UTC and written as Python's `isoformat()` writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl Timestamp {
+    /// The instant the document's examples use.
+    pub fn example() -> Self {
+        Self::parse("2026-11-21T10:00:00.123456+00:00").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn parse(raw: &str) -> Result<Self, String> {
+        DateTime::parse_from_rfc3339(raw).map(|t| Self(t.with_timezone(&Utc).trunc_subsecs(6))).map_err(|e| {
+            format!("invalid timestamp `{raw}`: {e}; expected RFC 3339 with an offset, e.g. 2026-11-21T10:00:00.123456+00:00")
+        })
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Micros, false))
+    }
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(t: DateTime<Utc>) -> Self {
+        Self(t)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::parse(&Cow::<str>::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
+
+document_as!(
+    Timestamp,
+    "string(date-time)",
+    MetaSchema {
+        format: Some("date-time"),
+        example: Some(Value::String("2026-11-21T10:00:00.123456+00:00".into())),
+        ..string_schema()
+    }
+);
+
+/// An opaque JSON object (`state`, `metadata`, …), passed through as text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ObjectJson(pub JsonText);
+
+impl ObjectJson {
+    /// `{}`.
+    pub fn empty() -> Self {
+        Self(json_text("{}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectJson {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let json = JsonText::deserialize(d)?;
+        if json.is_object() { Ok(Self(json)) } else { Err(de::Error::custom("must be a JSON object")) }
+    }
+}
+
+document_as!(
+    ObjectJson,
+    "object(opaque)",
+    MetaSchema {
+        description: Some("Any JSON object; stored and returned unchanged."),
+        additional_properties: Some(Box::new(MetaSchemaRef::Inline(Box::new(MetaSchema::ANY)))),
+        ..MetaSchema::new("object")
+    }
+);
+
+/// A message: a JSON object with a string `role` and a `content`; the
+/// rest of it is opaque.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct MessageJson(pub JsonText);
+
+impl<'de> Deserialize<'de> for MessageJson {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let json = JsonText::deserialize(d)?;
+        validate::message_shape(json.as_str()).map_err(de::Error::custom)?;
+        Ok(Self(json))
+    }
+}
+
+document_as!(
+    MessageJson,
+    "object(message)",
+    MetaSchema {
+        description: Some(
+            "`{role, content, …}`: a string `role` and a `content`; everything else is opaque."
+        ),
+        required: vec!["role", "content"],
+        properties: vec![
+            ("role", MetaSchemaRef::Inline(Box::new(string_schema()))),
+            ("content", MetaSchemaRef::Inline(Box::new(MetaSchema::ANY))),
+        ],
+        additional_properties: Some(Box::new(MetaSchemaRef::Inline(Box::new(MetaSchema::ANY)))),
+        ..MetaSchema::new("object")
+    }
+);
+
+/// Parses JSON written in this program (examples, defaults).
+pub fn json_text(text: &str) -> JsonText {
+    JsonText::parse(text.to_owned()).unwrap_or_else(|e| panic!("built-in JSON `{text}` does not parse: {e}"))
+}
+
+/// An optional request field: absent, `null` (both mean "not given",
+/// except where `null` clears a value) or a value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Optional<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+impl<T> Optional<T> {
+    /// The value, if one was given.
+    pub fn into_option(self) -> Option<T> {
+        match self {
+            Self::Value(v) => Some(v),
+            Self::Absent | Self::Null => None,
+        }
+    }
+
+    pub fn as_ref(&self) -> Option<&T> {
+        match self {
+            Self::Value(v) => Some(v),
+            Self::Absent | Self::Null => None,
+        }
+    }
+}
+
+impl<T> From<Option<T>> for Optional<T> {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(Self::Absent, Self::Value)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Optional<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Option::<T>::deserialize(d)?.map_or(Self::Null, Self::Value))
+    }
+}
+
+impl<T: Serialize> Serialize for Optional<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_ref().serialize(s)
+    }
+}
+
+/// A copy of `T`'s inline schema that also allows `null`.
+fn nullable<T: Type>() -> MetaSchemaRef {
+    match T::schema_ref() {
+        MetaSchemaRef::Inline(schema) => {
+            MetaSchemaRef::Inline(Box::new(MetaSchema { nullable: true, ..*schema }))
+        }
+        reference => MetaSchemaRef::Inline(Box::new(MetaSchema {
+            nullable: true,
+            all_of: vec![reference],
+            ..MetaSchema::ANY
+        })),
+    }
+}
+
+impl<T: Type> Type for Optional<T> {
+    const IS_REQUIRED: bool = false;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        format!("optional_{}", T::name()).into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        nullable::<T>()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.as_ref().and_then(Type::as_raw_value)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        match self.as_ref() {
+            Some(v) => v.raw_element_iter(),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+impl<T: Type + Serialize + for<'de> Deserialize<'de>> ParseFromJSON for Optional<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            None => Ok(Self::Absent),
+            Some(value) => serde_json::from_value(value).map_err(ParseError::custom),
+        }
+    }
+}
+
+impl<T: Type + Serialize> ToJSON for Optional<T> {
+    fn to_json(&self) -> Option<Value> {
+        match self {
+            Self::Absent => None,
+            other => serde_json::to_value(other).ok(),
+        }
+    }
+}
+
+/// A response field that is always present and may be `null`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nullable<T>(pub Option<T>);
+
+impl<T: Serialize> Serialize for Nullable<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Nullable<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<T>::deserialize(d).map(Self)
+    }
+}
+
+impl<T: Type> Type for Nullable<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        format!("nullable_{}", T::name()).into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        nullable::<T>()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_ref().and_then(Type::as_raw_value)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        match &self.0 {
+            Some(v) => v.raw_element_iter(),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+impl<T: Type + for<'de> Deserialize<'de>> ParseFromJSON for Nullable<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        serde_json::from_value(value.unwrap_or_default()).map_err(ParseError::custom)
+    }
+}
+
+impl<T: Type + Serialize> ToJSON for Nullable<T> {
+    fn to_json(&self) -> Option<Value> {
+        serde_json::to_value(self).ok()
+    }
+}

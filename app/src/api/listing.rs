@@ -1,0 +1,60 @@
+//! Listing bodies written as their rows arrive:
+//! `{"<rows>": [row, …], <tail>}`, where the tail (`total`, `page`, …) comes
+//! after the rows because it may depend on how many were sent.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, stream};
+use serde::Serialize;
+
+use super::payload::JsonStream;
+use crate::error::Error;
+
+/// The fields after the rows of a page-style listing.
+#[derive(Debug, Serialize)]
+pub struct PageTail {
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
+/// A listing body named `field`, its rows turned into `T` by `to_dto`,
+/// closed by `tail(rows sent)`; `Doc` is the shape the document shows.
+pub fn write<Doc, M, T, Tail>(
+    field: &'static str,
+    rows: impl Stream<Item = Result<M, Error>> + Send + 'static,
+    to_dto: fn(M) -> T,
+    tail: impl FnOnce(u64) -> Tail + Send + 'static,
+) -> JsonStream<Doc>
+where
+    M: Send + 'static,
+    T: Serialize + 'static,
+    Tail: Serialize,
+{
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    let head = stream::once(async move { Ok(Bytes::from(format!("{{\"{field}\":["))) });
+    let rows = rows.map(move |row| {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        let mut text = if n == 0 { Vec::new() } else { vec![b','] };
+        serde_json::to_writer(&mut text, &to_dto(row?)).map_err(serialize_error)?;
+        Ok(Bytes::from(text))
+    });
+    let end = stream::once(async move {
+        let tail = serde_json::to_vec(&tail(sent.load(Ordering::Relaxed))).map_err(serialize_error)?;
+        // `{"total":…}` becomes `],"total":…}`.
+        let mut text = b"],".to_vec();
+        text.extend_from_slice(tail.get(1..).unwrap_or_default());
+        Ok(Bytes::from(text))
+    });
+    JsonStream::new(head.chain(rows).chain(end))
+}
+
+fn serialize_error(e: serde_json::Error) -> Error {
+    tracing::error!(error = %e, "serializing a listing");
+    Error::Internal
+}

@@ -1,0 +1,141 @@
+//! Rows that live directly under a session and are named by an id of their
+//! own (agents, multi-agent states, and whatever joins them) share one path:
+//! insert, read, update, delete and list by `(tenant, session, id)`. Each
+//! kind only says which of its columns play which part.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Value,
+    sea_query::{Expr, ExprTrait, Func, Query, SelectStatement},
+};
+
+use super::{count, insert_error, listing, now, sessions};
+use crate::error::Error;
+
+/// A kind of row kept under a session.
+pub trait SessionChild: EntityTrait<Model: FromQueryResult + Send + Sync + 'static> {
+    /// What one row is called in messages: `agent`, `multi-agent state`.
+    const NOUN: &'static str;
+    const TENANT_ID: Self::Column;
+    const SESSION_ID: Self::Column;
+    const ID: Self::Column;
+    /// Counts the writes to a row.
+    const VERSION: Self::Column;
+    const CREATED_AT: Self::Column;
+    const UPDATED_AT: Self::Column;
+}
+
+/// Which row: the tenant, its session and its own id.
+#[derive(Clone, Copy, Debug)]
+pub struct ChildKey<'a> {
+    pub tenant: &'a str,
+    pub session_id: &'a str,
+    pub id: &'a str,
+}
+
+fn not_found<E: SessionChild>(key: ChildKey<'_>) -> Error {
+    Error::NotFound(format!("{} `{}` not found in session `{}`", E::NOUN, key.id, key.session_id))
+}
+
+fn by_key<E: SessionChild, Q: QueryFilter>(query: Q, key: ChildKey<'_>) -> Q {
+    query
+        .filter(E::TENANT_ID.eq(key.tenant))
+        .filter(E::SESSION_ID.eq(key.session_id))
+        .filter(E::ID.eq(key.id))
+}
+
+/// Inserts `row` and returns it; 404 when the session is missing, 409 when
+/// the id is taken.
+pub async fn create<E>(db: &impl ConnectionTrait, key: ChildKey<'_>, row: E::Model) -> Result<E::Model, Error>
+where
+    E: SessionChild,
+    E::Model: IntoActiveModel<E::ActiveModel> + Clone,
+{
+    let insert = E::insert(row.clone().into_active_model().reset_all());
+    insert.exec_without_returning(db).await.map(|_| row).map_err(|e| {
+        insert_error(
+            e,
+            || Error::NotFound(format!("session `{}` not found", key.session_id)),
+            || {
+                Error::Conflict(format!(
+                    "{} `{}` already exists in session `{}`",
+                    E::NOUN,
+                    key.id,
+                    key.session_id
+                ))
+            },
+        )
+    })
+}
+
+/// Reads one row.
+pub async fn get<E: SessionChild>(db: &impl ConnectionTrait, key: ChildKey<'_>) -> Result<E::Model, Error> {
+    by_key::<E, _>(E::find(), key).one(db).await?.ok_or_else(|| not_found::<E>(key))
+}
+
+/// `Err(NotFound)` unless the row exists, reading nothing else of it.
+pub async fn ensure_exists<E: SessionChild>(
+    db: &impl ConnectionTrait,
+    key: ChildKey<'_>,
+) -> Result<(), Error> {
+    let found =
+        by_key::<E, _>(E::find(), key).select_only().column(E::ID).into_tuple::<String>().one(db).await?;
+    found.map(drop).ok_or_else(|| not_found::<E>(key))
+}
+
+/// Sets `changes`, bumps the version and `updated_at`, in one statement.
+pub async fn update<E: SessionChild>(
+    db: &impl ConnectionTrait,
+    key: ChildKey<'_>,
+    changes: Vec<(E::Column, Value)>,
+) -> Result<E::Model, Error> {
+    let mut update = by_key::<E, _>(E::update_many(), key)
+        .col_expr(E::VERSION, Expr::col(E::VERSION).add(1))
+        .col_expr(E::UPDATED_AT, Expr::value(now()));
+    for (column, value) in changes {
+        update = update.col_expr(column, Expr::value(value));
+    }
+    update.exec_with_returning(db).await?.into_iter().next().ok_or_else(|| not_found::<E>(key))
+}
+
+/// Deletes one row (and, through the foreign keys, what hangs below it).
+pub async fn delete<E: SessionChild>(db: &impl ConnectionTrait, key: ChildKey<'_>) -> Result<(), Error> {
+    let deleted = by_key::<E, _>(E::delete_many(), key).exec(db).await?;
+    if deleted.rows_affected == 0 {
+        return Err(not_found::<E>(key));
+    }
+    Ok(())
+}
+
+/// A page of a session's rows, oldest first, and how many it has in all;
+/// 404 when the session is missing.
+pub async fn list<E: SessionChild>(
+    db: &DatabaseConnection,
+    tenant: &str,
+    session_id: &str,
+    offset: u64,
+    limit: u64,
+) -> Result<listing::Page<E::Model>, Error> {
+    let select = E::find()
+        .filter(E::TENANT_ID.eq(tenant))
+        .filter(E::SESSION_ID.eq(session_id))
+        .order_by_asc(E::CREATED_AT)
+        .order_by_asc(E::ID)
+        .offset(offset)
+        .limit(limit);
+    let total: SelectStatement = Query::select()
+        .expr(Func::count(Expr::col(E::ID)))
+        .from(E::default())
+        .and_where(E::TENANT_ID.eq(tenant))
+        .and_where(E::SESSION_ID.eq(session_id))
+        .to_owned();
+    match listing::open(db, select, vec![total.clone()]).await? {
+        Some(rows) => {
+            Ok(listing::Page { total: rows.counts.first().copied().unwrap_or(0), rows: Some(rows) })
+        }
+        None => {
+            sessions::ensure_exists(db, tenant, session_id).await?;
+            Ok(listing::Page { total: count(db, &total).await?, rows: None })
+        }
+    }
+}
