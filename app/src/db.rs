@@ -95,9 +95,20 @@ impl Database {
                 // deadline does, so a 503 always means "not written".
                 let statement = db.statement_timeout_ms;
                 let lock = db.lock_timeout_ms;
-                options.map_sqlx_postgres_opts(move |o| {
-                    o.options([("statement_timeout", statement), ("lock_timeout", lock)])
-                });
+                options
+                    .map_sqlx_postgres_opts(move |o| {
+                        o.options([("statement_timeout", statement), ("lock_timeout", lock)])
+                    })
+                    // A connection that carried a document of many MiB would
+                    // keep buffers that size while it idles in the pool.
+                    .map_sqlx_postgres_pool_opts(|pool| {
+                        pool.after_release(|conn, _| {
+                            Box::pin(async move {
+                                sea_orm::sqlx::Connection::shrink_buffers(conn);
+                                Ok(true)
+                            })
+                        })
+                    });
             }
         }
         let conn = match sea_orm::Database::connect(options).await {

@@ -57,6 +57,12 @@ fn app(db: Database, config: &Config, metrics: Arc<Metrics>, draining: Draining)
     let limits = middleware::BodyLimits {
         max_bytes: config.server.body_limit_bytes,
         stall: Duration::from_millis(config.server.body_timeout_ms),
+        large: Arc::new(tokio::sync::Semaphore::new(
+            config.server.large_bodies_in_flight_bytes.div_ceil(1024),
+        )),
+        room_kib: u32::try_from(config.server.large_bodies_in_flight_bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX),
+        turn_wait: Duration::from_millis(config.server.request_timeout_ms),
         draining,
     };
     let deadline = Duration::from_millis(config.server.request_timeout_ms);

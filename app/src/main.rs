@@ -8,6 +8,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if args.serves() {
+        tunables::apply();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -22,4 +25,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// glibc's allocator, left to itself, serves buffers of a few MiB from
+/// per-thread arenas and keeps them there once freed: a server that takes
+/// 16 MiB bodies would stay hundreds of MiB larger than what it uses. These
+/// tunables send allocations of 1 MiB and more straight to the system (and
+/// back on free) and cap the arenas. glibc reads them only at start, so
+/// `serve` starts itself again once with them, unless `GLIBC_TUNABLES` is
+/// already set (the image sets it; an operator's own choice is kept).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod tunables {
+    use std::os::unix::process::CommandExt;
+
+    const TUNABLES: &str = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.arena_max=2";
+
+    pub fn apply() {
+        if std::env::var_os("GLIBC_TUNABLES").is_some() {
+            return;
+        }
+        let Ok(exe) = std::env::current_exe() else { return };
+        // `exec` returns only when it fails; then carry on as we are.
+        let failed = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env("GLIBC_TUNABLES", TUNABLES)
+            .exec();
+        eprintln!(
+            "warning: could not restart with the allocator settings ({failed}); continuing without them"
+        );
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod tunables {
+    pub fn apply() {}
 }

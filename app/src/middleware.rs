@@ -14,6 +14,7 @@ use poem::{
     middleware::PanicHandler,
 };
 use poem_openapi::OperationId;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::{api::Routes, error::Error, metrics::Metrics, request_id, server::Draining};
@@ -89,6 +90,9 @@ const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
 /// a client stalled mid-body must not hold the shutdown.
 const DRAINING_STALL: Duration = Duration::from_secs(1);
 
+/// Bodies larger than this are "large": they wait for room (see [`BodyLimits::large`]).
+const LARGE_BODY: u64 = 1024 * 1024;
+
 /// What a request body may be.
 #[derive(Clone, Debug)]
 pub struct BodyLimits {
@@ -96,13 +100,35 @@ pub struct BodyLimits {
     pub max_bytes: usize,
     /// The longest pause between two pieces of a body (408 after it).
     pub stall: Duration,
+    /// Room for large requests, in KiB of body: a request with a body over
+    /// 1 MiB is read and handled only while it holds room for its body, so
+    /// however many arrive at once, the memory they take is bounded (each
+    /// needs several times its size on its way into the database).
+    pub large: Arc<Semaphore>,
+    /// All the room there is, in KiB.
+    pub room_kib: u32,
+    /// How long a large request may wait for its turn (then 503).
+    pub turn_wait: Duration,
     /// Whether the server is shutting down.
     pub draining: Draining,
 }
 
+impl BodyLimits {
+    /// Room for a body of `bytes` (capped at all the room there is).
+    async fn turn(&self, bytes: u64) -> Result<OwnedSemaphorePermit, Error> {
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).clamp(1, self.room_kib);
+        match tokio::time::timeout(self.turn_wait, self.large.clone().acquire_many_owned(kib)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                Err(Error::Unavailable("the server is busy with other large requests; retry shortly".into()))
+            }
+        }
+    }
+}
+
 /// Reads the whole body before the handler runs, refusing bodies over the
 /// limit with 413 (whether or not the client announced the length) and
-/// clients that stall with 408.
+/// clients that stall with 408; large bodies wait for their turn first.
 pub async fn read_body<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
@@ -119,6 +145,10 @@ pub async fn read_body<E: Endpoint>(
         .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit + DRAIN_LIMIT) {
         return Err(Error::PayloadTooLarge(limits.max_bytes).into());
+    }
+    let mut turn = None;
+    if let Some(n) = announced.filter(|n| *n > LARGE_BODY) {
+        turn = Some(limits.turn(n.min(limit)).await?);
     }
     let mut chunks = req.take_body().into_bytes_stream();
     let mut body = Vec::with_capacity(announced.map_or(0, |n| n.min(limit)) as usize);
@@ -141,6 +171,10 @@ pub async fn read_body<E: Endpoint>(
         let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| Error::Validation(format!("cannot read the request body: {e}")))?;
         received += chunk.len() as u64;
+        if turn.is_none() && received > LARGE_BODY {
+            // Length unknown: room for the largest body allowed.
+            turn = Some(limits.turn(limit).await?);
+        }
         if received <= limit {
             body.extend_from_slice(&chunk);
         } else if received > limit + DRAIN_LIMIT {
@@ -151,7 +185,9 @@ pub async fn read_body<E: Endpoint>(
         return Err(Error::PayloadTooLarge(limits.max_bytes).into());
     }
     req.set_body(body);
-    ep.call(req).await.map(IntoResponse::into_response)
+    let response = ep.call(req).await.map(IntoResponse::into_response);
+    drop(turn);
+    response
 }
 
 /// Answers 503 when an API request (in practice: the database behind it)

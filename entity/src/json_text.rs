@@ -1,33 +1,66 @@
 //! [`JsonText`]: an opaque JSON document, stored as the text it arrived in.
 
-use std::fmt;
+use std::{cell::RefCell, fmt};
 
+use bytes::Bytes;
+use bytestring::ByteString;
 use sea_orm::{
-    ColIdx, DbErr, QueryResult, TryGetError, TryGetable, Value,
+    ColIdx, QueryResult, TryGetError, TryGetable, Value,
     sea_query::{ArrayType, ColumnType, Nullable, ValueType, ValueTypeErr},
 };
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _, ser::Error as _};
 use serde_json::value::RawValue;
 
-/// One JSON value kept exactly as written: checked to be well-formed
-/// JSON when it enters (from a request or from the database), stored and
-/// written back out verbatim, never turned into a tree. Its memory cost
-/// is the text itself, whatever the nesting or the size of its numbers.
+/// One JSON value kept exactly as written: checked to be well-formed JSON
+/// when a request brings it, stored and written back out verbatim (writing
+/// checks it once more, so a damaged stored document fails loudly instead
+/// of breaking a response), never turned into a tree. Its memory cost is
+/// the text itself, whatever the nesting or the size of its numbers; read
+/// from a request body (see [`JsonText::reading`]) it is not even a copy,
+/// but a view into that body.
 ///
 /// The columns are `text`, not `jsonb`: `jsonb` rejects `\u0000` in
 /// strings and rewrites numbers and key order.
 #[derive(Clone)]
-pub struct JsonText(Box<RawValue>);
+pub struct JsonText(ByteString);
+
+thread_local! {
+    /// The buffer being deserialized, so documents can point into it.
+    static SOURCE: RefCell<Option<ByteString>> = const { RefCell::new(None) };
+}
 
 impl JsonText {
     /// Checks that `text` is one JSON value and keeps it.
     pub fn parse(text: String) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(text).map(Self)
+        check(&text)?;
+        Ok(Self(ByteString::from(text)))
+    }
+
+    /// Runs `parse` (a serde deserialization of `source`) so that the
+    /// documents it reads share `source`'s memory instead of copying it.
+    pub fn reading<T>(source: &Bytes, parse: impl FnOnce(&[u8]) -> T) -> T {
+        SOURCE.with(|current| *current.borrow_mut() = ByteString::try_from(source.clone()).ok());
+        let parsed = parse(source);
+        SOURCE.with(|current| current.borrow_mut().take());
+        parsed
+    }
+
+    /// A document found at `text`: a view into the buffer being read when
+    /// it lies inside it, else a copy.
+    fn borrowed(text: &str) -> Self {
+        let shared = SOURCE.with(|current| {
+            let source = current.borrow();
+            let source = source.as_ref()?;
+            let start = (text.as_ptr() as usize).checked_sub(source.as_ptr() as usize)?;
+            start.checked_add(text.len()).filter(|end| *end <= source.len())?;
+            Some(source.slice_ref(text))
+        });
+        Self(shared.unwrap_or_else(|| ByteString::from(text)))
     }
 
     /// The document's text.
     pub fn as_str(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// Whether the document is a JSON object.
@@ -47,6 +80,11 @@ impl JsonText {
     }
 }
 
+/// Whether `text` is exactly one JSON value.
+fn check(text: &str) -> Result<(), serde_json::Error> {
+    serde_json::from_str::<&RawValue>(text).map(drop)
+}
+
 impl PartialEq for JsonText {
     fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
@@ -63,30 +101,30 @@ impl fmt::Debug for JsonText {
 
 impl Serialize for JsonText {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        let raw: &RawValue = serde_json::from_str(self.as_str()).map_err(S::Error::custom)?;
+        raw.serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for JsonText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Box::<RawValue>::deserialize(deserializer).map(Self)
+        let raw = <&'de RawValue>::deserialize(deserializer)
+            .map_err(|e| D::Error::custom(format!("{e}; opaque JSON is read from JSON text only")))?;
+        Ok(Self::borrowed(raw.get()))
     }
 }
 
 impl From<JsonText> for Value {
     fn from(json: JsonText) -> Self {
-        Value::String(Some(String::from(Box::<str>::from(json.0))))
+        Value::String(Some(json.as_str().to_owned()))
     }
 }
 
-/// Reads a stored document back, refusing text that is not JSON.
-fn stored(text: String) -> Result<JsonText, DbErr> {
-    JsonText::parse(text).map_err(|e| DbErr::Type(format!("a stored JSON column does not parse: {e}")))
-}
-
 impl TryGetable for JsonText {
+    /// Stored text was checked when it was written; writing it out checks
+    /// it again.
     fn try_get_by<I: ColIdx>(res: &QueryResult, index: I) -> Result<Self, TryGetError> {
-        stored(String::try_get_by(res, index)?).map_err(TryGetError::DbErr)
+        Ok(Self(ByteString::from(String::try_get_by(res, index)?)))
     }
 }
 
@@ -140,5 +178,21 @@ mod tests {
         assert!(JsonText::parse("{} {}".into()).is_err());
         let written = serde_json::to_string(&vec![a.clone()]).expect("serializes");
         assert_eq!(written, format!("[{}]", a.as_str()), "written out verbatim");
+    }
+
+    #[test]
+    fn documents_read_from_a_body_share_its_memory() {
+        #[derive(Deserialize)]
+        struct Body {
+            doc: JsonText,
+        }
+        let body = Bytes::from_static(br#"{"doc": {"deep": [1, 2, "x"]}}"#);
+        let parsed: Body = JsonText::reading(&body, |bytes| serde_json::from_slice(bytes)).expect("parses");
+        assert_eq!(parsed.doc.as_str(), r#"{"deep": [1, 2, "x"]}"#);
+        let inside = parsed.doc.as_str().as_ptr() as usize - body.as_ptr() as usize;
+        assert_eq!(inside, 8, "a view into the body, not a copy");
+        // Outside of `reading`, a copy.
+        let copied: Body = serde_json::from_slice(&body).expect("parses");
+        assert_eq!(copied.doc, parsed.doc);
     }
 }

@@ -47,7 +47,7 @@ macro_rules! document_as {
 
         impl ParseFromJSON for $ty {
             fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-                serde_json::from_value(value.unwrap_or_default()).map_err(ParseError::custom)
+                via_text(value.unwrap_or_default())
             }
         }
 
@@ -57,6 +57,13 @@ macro_rules! document_as {
             }
         }
     };
+}
+
+/// Reads a value through its text: opaque documents are read from JSON
+/// text only (this path serves the document's examples, not requests).
+fn via_text<T: Type + serde::de::DeserializeOwned>(value: Value) -> ParseResult<T> {
+    let text = serde_json::to_string(&value).map_err(ParseError::custom)?;
+    serde_json::from_str(&text).map_err(ParseError::custom)
 }
 
 fn string_schema() -> MetaSchema {
@@ -387,7 +394,7 @@ impl<T: Type + Serialize + for<'de> Deserialize<'de>> ParseFromJSON for Optional
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value {
             None => Ok(Self::Absent),
-            Some(value) => serde_json::from_value(value).map_err(ParseError::custom),
+            Some(value) => via_text(value),
         }
     }
 }
@@ -448,7 +455,7 @@ impl<T: Type> Type for Nullable<T> {
 
 impl<T: Type + for<'de> Deserialize<'de>> ParseFromJSON for Nullable<T> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        serde_json::from_value(value.unwrap_or_default()).map_err(ParseError::custom)
+        via_text(value.unwrap_or_default())
     }
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, stream};
 use serde::Serialize;
 
-use super::payload::JsonStream;
+use super::payload::{JsonStream, to_json_exact};
 use crate::error::Error;
 
 /// The fields after the rows of a page-style listing.
@@ -39,10 +39,8 @@ where
     let counter = sent.clone();
     let head = stream::once(async move { Ok(Bytes::from(format!("{{\"{field}\":["))) });
     let rows = rows.map(move |row| {
-        let n = counter.fetch_add(1, Ordering::Relaxed);
-        let mut text = if n == 0 { Vec::new() } else { vec![b','] };
-        serde_json::to_writer(&mut text, &to_dto(row?)).map_err(serialize_error)?;
-        Ok(Bytes::from(text))
+        let separator: &[u8] = if counter.fetch_add(1, Ordering::Relaxed) == 0 { b"" } else { b"," };
+        Ok(Bytes::from(to_json_exact(separator, &to_dto(row?)).map_err(serialize_error)?))
     });
     let end = stream::once(async move {
         let tail = serde_json::to_vec(&tail(sent.load(Ordering::Relaxed))).map_err(serialize_error)?;

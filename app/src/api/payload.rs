@@ -4,6 +4,7 @@
 //! `serde_json::Value`, which costs many times the size of the text).
 
 use bytes::Bytes;
+use entity::JsonText;
 use futures::{Stream, StreamExt};
 use poem::{Body, IntoResponse, Request, RequestBody, Response, http::header};
 use poem_openapi::{
@@ -55,23 +56,35 @@ impl<T: DeserializeOwned + Send> ParsePayload for JsonBody<T> {
             .into_bytes()
             .await
             .map_err(|e| Error::Validation(format!("cannot read the request body: {e}")))?;
-        parse(&bytes).map(Self).map_err(Into::into)
+        heavy(bytes.len(), || parse(&bytes)).map(Self).map_err(Into::into)
     }
 }
 
+/// Runs `work` over `bytes` bytes; large pieces run where blocking is
+/// allowed, so other requests keep being served meanwhile.
+fn heavy<T>(bytes: usize, work: impl FnOnce() -> T) -> T {
+    const LARGE: usize = 1024 * 1024;
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if bytes > LARGE && multi_thread { tokio::task::block_in_place(work) } else { work() }
+}
+
 /// Reads `T` from JSON, naming the field at fault: `messages[2].message_id: …`.
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+/// Opaque documents in it stay views into `bytes`.
+fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::Validation("the request body is empty; send a JSON object".into()));
     }
-    let mut reader = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if path == "." { Error::Validation(inner) } else { Error::Validation(format!("{path}: {inner}")) }
-    })?;
-    reader.end().map_err(|e| Error::Validation(format!("unexpected data after the JSON body: {e}")))?;
-    Ok(value)
+    JsonText::reading(bytes, |bytes| {
+        let mut reader = serde_json::Deserializer::from_slice(bytes);
+        let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            if path == "." { Error::Validation(inner) } else { Error::Validation(format!("{path}: {inner}")) }
+        })?;
+        reader.end().map_err(|e| Error::Validation(format!("unexpected data after the JSON body: {e}")))?;
+        Ok(value)
+    })
 }
 
 impl<'a, T: Type + DeserializeOwned + Send> ApiExtractor<'a> for JsonBody<T> {
@@ -104,9 +117,31 @@ impl<'a, T: Type + DeserializeOwned + Send> ApiExtractor<'a> for JsonBody<T> {
     }
 }
 
+/// `prefix` and `value` as JSON, in a buffer of exactly their size: a large
+/// document written into a growing buffer would briefly need three times
+/// its size.
+pub fn to_json_exact<T: Serialize>(prefix: &[u8], value: &T) -> serde_json::Result<Vec<u8>> {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut size = Counter(prefix.len());
+    serde_json::to_writer(&mut size, value)?;
+    let mut out = Vec::with_capacity(size.0);
+    out.extend_from_slice(prefix);
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out)
+}
+
 impl<T: Serialize + Send> IntoResponse for JsonBody<T> {
     fn into_response(self) -> Response {
-        match serde_json::to_vec(&self.0) {
+        match to_json_exact(b"", &self.0) {
             Ok(bytes) => Response::builder().content_type(JSON).body(bytes),
             Err(e) => {
                 tracing::error!(error = %e, "serializing a response");

@@ -53,6 +53,13 @@ enum Command {
     Restore(ops::restore::Args),
 }
 
+impl Cli {
+    /// Whether this runs the server (the default command).
+    pub fn serves(&self) -> bool {
+        matches!(self.command, None | Some(Command::Serve))
+    }
+}
+
 /// Runs the chosen command; `Err` is one line for standard error.
 pub async fn run(cli: Cli) -> Result<ExitCode, String> {
     let load = || Config::load(cli.config.as_deref()).map_err(|e| e.to_string());

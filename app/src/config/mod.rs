@@ -59,6 +59,10 @@ pub struct ServerConfig {
     pub write_timeout_ms: u64,
     /// Open connections at most; further ones are closed at once.
     pub max_connections: usize,
+    /// Bodies over 1 MiB are handled while their sizes add up to at most
+    /// this; others wait their turn (up to `request_timeout_ms`), so memory
+    /// stays bounded however many arrive at once.
+    pub large_bodies_in_flight_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +78,7 @@ impl Default for ServerConfig {
             idle_timeout_ms: 75_000,
             write_timeout_ms: 30_000,
             max_connections: 1024,
+            large_bodies_in_flight_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -302,6 +307,7 @@ impl Config {
         for (key, n) in [
             ("server.body_limit_bytes", self.server.body_limit_bytes as u64),
             ("server.max_connections", self.server.max_connections as u64),
+            ("server.large_bodies_in_flight_bytes", self.server.large_bodies_in_flight_bytes as u64),
             ("database.max_connections", u64::from(self.database.max_connections)),
             ("server.request_timeout_ms", self.server.request_timeout_ms),
             ("server.header_timeout_ms", self.server.header_timeout_ms),

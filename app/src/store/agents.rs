@@ -24,6 +24,8 @@ impl SessionChild for Entity {
     const VERSION: Column = Column::Version;
     const CREATED_AT: Column = Column::CreatedAt;
     const UPDATED_AT: Column = Column::UpdatedAt;
+    const PAYLOAD: &'static [Column] =
+        &[Column::State, Column::ConversationManagerState, Column::InternalState];
 }
 
 /// What a new agent is made of.

@@ -5,11 +5,11 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Value,
-    sea_query::{Expr, ExprTrait, Func, Query, SelectStatement},
+    IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, Value,
+    sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement},
 };
 
-use super::{count, insert_error, listing, now, sessions};
+use super::{count, insert_error, listing, now, sessions, update_returning};
 use crate::error::Error;
 
 /// A kind of row kept under a session.
@@ -23,6 +23,8 @@ pub trait SessionChild: EntityTrait<Model: FromQueryResult + Send + Sync + 'stat
     const VERSION: Self::Column;
     const CREATED_AT: Self::Column;
     const UPDATED_AT: Self::Column;
+    /// The JSON columns: what makes a row large.
+    const PAYLOAD: &'static [Self::Column];
 }
 
 /// Which row: the tenant, its session and its own id.
@@ -51,8 +53,8 @@ where
     E: SessionChild,
     E::Model: IntoActiveModel<E::ActiveModel> + Clone,
 {
-    let insert = E::insert(row.clone().into_active_model().reset_all());
-    insert.exec_without_returning(db).await.map(|_| row).map_err(|e| {
+    let statement = E::insert(row.clone().into_active_model().reset_all()).into_query();
+    super::insert(db, statement).await.map(|_| row).map_err(|e| {
         insert_error(
             e,
             || Error::NotFound(format!("session `{}` not found", key.session_id)),
@@ -95,7 +97,8 @@ pub async fn update<E: SessionChild>(
     for (column, value) in changes {
         update = update.col_expr(column, Expr::value(value));
     }
-    update.exec_with_returning(db).await?.into_iter().next().ok_or_else(|| not_found::<E>(key))
+    let changed = update_returning::<E>(db, update.into_query()).await?;
+    changed.into_iter().next().ok_or_else(|| not_found::<E>(key))
 }
 
 /// Deletes one row (and, through the foreign keys, what hangs below it).
@@ -115,21 +118,22 @@ pub async fn list<E: SessionChild>(
     session_id: &str,
     offset: u64,
     limit: u64,
-) -> Result<listing::Page<E::Model>, Error> {
-    let select = E::find()
-        .filter(E::TENANT_ID.eq(tenant))
-        .filter(E::SESSION_ID.eq(session_id))
-        .order_by_asc(E::CREATED_AT)
-        .order_by_asc(E::ID)
-        .offset(offset)
-        .limit(limit);
+) -> Result<listing::Page<E>, Error> {
     let total: SelectStatement = Query::select()
         .expr(Func::count(Expr::col(E::ID)))
         .from(E::default())
         .and_where(E::TENANT_ID.eq(tenant))
         .and_where(E::SESSION_ID.eq(session_id))
         .to_owned();
-    match listing::open(db, select, vec![total.clone()]).await? {
+    let page = listing::Listing {
+        select: E::find().filter(E::TENANT_ID.eq(tenant)).filter(E::SESSION_ID.eq(session_id)),
+        order: vec![(E::CREATED_AT, Order::Asc), (E::ID, Order::Asc)],
+        payload: E::PAYLOAD.to_vec(),
+        offset,
+        limit,
+        counts: vec![total.clone()],
+    };
+    match listing::open(db, page).await? {
         Some(rows) => {
             Ok(listing::Page { total: rows.counts.first().copied().unwrap_or(0), rows: Some(rows) })
         }

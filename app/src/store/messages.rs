@@ -8,12 +8,11 @@ use entity::{
     message::{self, Column, Entity},
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait, TransactionTrait,
     sea_query::{Expr, Func, OnConflict, Order, Query, SelectStatement},
 };
 
-use super::{ChildKey, children, count, insert_error, listing, now};
+use super::{ChildKey, children, count, insert_error, listing, now, update_returning};
 use crate::error::Error;
 
 /// The agent a message belongs to.
@@ -67,7 +66,7 @@ pub struct Window {
 /// One listed slice and where it sits in the whole conversation.
 pub struct Listing {
     /// The slice's messages, as they arrive.
-    pub page: listing::Page<message::Model>,
+    pub page: listing::Page<Entity>,
     /// Position (in listing order) of the first message of the slice.
     pub position: u64,
 }
@@ -150,9 +149,7 @@ async fn insert_new(
             .do_nothing()
             .to_owned(),
     );
-    let result =
-        db.execute(&insert).await.map_err(|e| insert_error(e, || agent_missing(key), || Error::Internal))?;
-    Ok(result.rows_affected())
+    super::insert(db, insert).await.map_err(|e| insert_error(e, || agent_missing(key), || Error::Internal))
 }
 
 /// Whether a stored message holds the same content as a new one (by JSON
@@ -249,7 +246,8 @@ pub async fn update(
     if let Some(redact) = changes.redact_message {
         update = update.col_expr(Column::RedactMessage, Expr::value(redact));
     }
-    update.exec_with_returning(db).await?.into_iter().next().ok_or_else(|| not_found(key, message_id))
+    let changed = update_returning::<Entity>(db, update.into_query()).await?;
+    changed.into_iter().next().ok_or_else(|| not_found(key, message_id))
 }
 
 /// Deletes one message (the others keep their ids).
@@ -263,8 +261,9 @@ pub async fn delete(db: &impl ConnectionTrait, key: AgentKey<'_>, message_id: i6
 }
 
 /// Lists a window of the conversation ordered by `message_id`, with the
-/// agent's message count, in one round trip (three on the rare empty page,
-/// which must tell a missing agent from the end of the list).
+/// agent's message count, in one round trip for a window under the chunk
+/// size (three on the rare empty page, which must tell a missing agent
+/// from the end of the list).
 pub async fn list(db: &DatabaseConnection, key: AgentKey<'_>, window: Window) -> Result<Listing, Error> {
     let mut select = by_agent(Entity::find(), key);
     let order = if window.descending { Order::Desc } else { Order::Asc };
@@ -279,10 +278,17 @@ pub async fn list(db: &DatabaseConnection, key: AgentKey<'_>, window: Window) ->
         select = select.filter(beyond);
         before_query = Some(count_of(key, Some(before)));
     }
-    let select = select.order_by(Column::MessageId, order).offset(window.offset).limit(window.limit);
     let mut counts = vec![count_of(key, None)];
     counts.extend(before_query.clone());
-    let (total, before, rows) = match listing::open(db, select, counts).await? {
+    let page = listing::Listing {
+        select,
+        order: vec![(Column::MessageId, order)],
+        payload: vec![Column::Message, Column::RedactMessage],
+        offset: window.offset,
+        limit: window.limit,
+        counts,
+    };
+    let (total, before, rows) = match listing::open(db, page).await? {
         Some(rows) => {
             (rows.counts.first().copied().unwrap_or(0), rows.counts.get(1).copied().unwrap_or(0), Some(rows))
         }

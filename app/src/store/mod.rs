@@ -11,7 +11,10 @@ pub mod multi_agents;
 pub mod sessions;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{ConnectionTrait, DbErr, SqlErr, sea_query::SelectStatement};
+use sea_orm::{
+    ConnectionTrait, DbErr, EntityTrait, FromQueryResult, SqlErr,
+    sea_query::{InsertStatement, SelectStatement, UpdateStatement},
+};
 
 pub use self::children::ChildKey;
 use crate::error::Error;
@@ -33,6 +36,31 @@ fn insert_error(err: DbErr, missing_parent: impl FnOnce() -> Error, taken: impl 
         Some(SqlErr::UniqueConstraintViolation(_)) => taken(),
         _ => err.into(),
     }
+}
+
+/// Runs an insert whose values may be large (documents of many MiB),
+/// holding as few copies of them as it can: the statement is built, its
+/// builder freed, and only then sent.
+async fn insert(db: &impl ConnectionTrait, insert: InsertStatement) -> Result<u64, DbErr> {
+    let statement = db.get_database_backend().build(&insert);
+    drop(insert);
+    Ok(db.execute_raw(statement).await?.rows_affected())
+}
+
+/// Runs an update the same way and returns the rows it changed.
+async fn update_returning<E>(
+    db: &impl ConnectionTrait,
+    mut update: UpdateStatement,
+) -> Result<Vec<E::Model>, DbErr>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult,
+{
+    update.returning_all();
+    let statement = db.get_database_backend().build(&update);
+    drop(update);
+    let rows = db.query_all_raw(statement).await?;
+    rows.iter().map(|row| E::Model::from_query_result(row, "")).collect()
 }
 
 /// Runs a `SELECT COUNT(*) …` statement.

@@ -23,6 +23,7 @@ impl SessionChild for Entity {
     const VERSION: Column = Column::Version;
     const CREATED_AT: Column = Column::CreatedAt;
     const UPDATED_AT: Column = Column::UpdatedAt;
+    const PAYLOAD: &'static [Column] = &[Column::State];
 }
 
 /// Inserts a state; 404 when the session is missing, 409 when the id is taken.

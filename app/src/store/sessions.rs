@@ -7,11 +7,11 @@ use entity::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait, Func, Query, SelectStatement},
+    QueryFilter, QuerySelect, QueryTrait,
+    sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement},
 };
 
-use super::{count, insert_error, listing, now};
+use super::{count, insert_error, listing, now, update_returning};
 use crate::error::Error;
 
 /// What a new session is made of.
@@ -47,15 +47,14 @@ pub async fn create(db: &impl ConnectionTrait, tenant: &str, new: NewSession) ->
         created_at: new.created_at.unwrap_or(now),
         updated_at: new.updated_at.unwrap_or(now),
     };
-    Entity::insert(model.clone().into_active_model().reset_all()).exec_without_returning(db).await.map_err(
-        |e| {
-            insert_error(
-                e,
-                || Error::Internal,
-                || Error::Conflict(format!("session `{}` already exists", model.session_id)),
-            )
-        },
-    )?;
+    let statement = Entity::insert(model.clone().into_active_model().reset_all()).into_query();
+    super::insert(db, statement).await.map_err(|e| {
+        insert_error(
+            e,
+            || Error::Internal,
+            || Error::Conflict(format!("session `{}` already exists", model.session_id)),
+        )
+    })?;
     Ok(model)
 }
 
@@ -85,7 +84,8 @@ pub async fn update(
     if let Some(metadata) = changes.metadata {
         update = update.col_expr(Column::Metadata, Expr::value(metadata));
     }
-    update.exec_with_returning(db).await?.into_iter().next().ok_or_else(|| not_found(session_id))
+    let changed = update_returning::<Entity>(db, update.into_query()).await?;
+    changed.into_iter().next().ok_or_else(|| not_found(session_id))
 }
 
 /// Deletes a session; the foreign keys cascade to everything under it.
@@ -107,19 +107,21 @@ pub async fn list(
     tenant: &str,
     offset: u64,
     limit: u64,
-) -> Result<listing::Page<Model>, Error> {
-    let select = Entity::find()
-        .filter(Column::TenantId.eq(tenant))
-        .order_by_desc(Column::CreatedAt)
-        .order_by_desc(Column::SessionId)
-        .offset(offset)
-        .limit(limit);
+) -> Result<listing::Page<Entity>, Error> {
     let total: SelectStatement = Query::select()
         .expr(Func::count(Expr::col(Column::SessionId)))
         .from(Entity)
         .and_where(Column::TenantId.eq(tenant))
         .to_owned();
-    Ok(match listing::open(db, select, vec![total.clone()]).await? {
+    let page = listing::Listing {
+        select: Entity::find().filter(Column::TenantId.eq(tenant)),
+        order: vec![(Column::CreatedAt, Order::Desc), (Column::SessionId, Order::Desc)],
+        payload: vec![Column::Metadata],
+        offset,
+        limit,
+        counts: vec![total.clone()],
+    };
+    Ok(match listing::open(db, page).await? {
         Some(rows) => listing::Page { total: rows.counts.first().copied().unwrap_or(0), rows: Some(rows) },
         None => listing::Page { total: count(db, &total).await?, rows: None },
     })

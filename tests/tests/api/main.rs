@@ -8,6 +8,7 @@ mod concurrency;
 mod connections;
 mod edges;
 mod http;
+mod listings;
 mod messages;
 mod multi_agents;
 mod outage;

@@ -1,0 +1,157 @@
+//! Memory per request is bounded: the real binary takes four concurrent
+//! bodies at the size limit (JSON made of many small values, the shape that
+//! costs most as a tree) and serves four concurrent listings of the large
+//! rows they made, and its peak resident memory stays under 512 MiB.
+//!
+//! SQLite always; PostgreSQL too when `TEST_DATABASE_URL` names one (CI).
+//! `SESSION_BACKEND_BIN` runs another build of the binary instead (to
+//! compare releases).
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, future::join_all};
+
+/// The ceiling the issue sets for this load.
+const PEAK_LIMIT_MIB: u64 = 512;
+/// Just under the default body limit of 16 MiB.
+const BODY_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
+
+fn binary() -> String {
+    std::env::var("SESSION_BACKEND_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_session-backend").to_owned())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// The server process, killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        drop(self.0.kill());
+        drop(self.0.wait());
+    }
+}
+
+/// `VmHWM`: the peak resident memory of `pid`, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib * 1024
+}
+
+/// A JSON object of about `bytes` bytes made of many small numbers and
+/// objects.
+fn many_small_values(bytes: usize) -> String {
+    let mut text = String::with_capacity(bytes + 64);
+    text.push_str(r#"{"session_id": "SID", "metadata": {"turns": ["#);
+    let mut i = 0u64;
+    while text.len() < bytes - 64 {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&format!(r#"{{"n":{},"f":{}.5}}"#, i % 1000, i % 97));
+        i += 1;
+    }
+    text.push_str("]}}");
+    text
+}
+
+async fn exercise(database_url: &str, label: &str) -> u64 {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let child = Command::new(binary())
+        .current_dir(dir.path())
+        .env_clear()
+        .env("API_PORT", port.to_string())
+        .env("DATABASE_URL", database_url)
+        .env("LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("server.log")).expect("log file"))
+        .spawn()
+        .expect("spawn the server");
+    let server = Running(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{base}/health/ready")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+        assert!(started.elapsed() < Duration::from_secs(30), "server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = many_small_values(BODY_BYTES);
+    let log = || std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+    let post = |i: usize| {
+        let body = body.replace("SID", &format!("big-{i}"));
+        let request =
+            client.post(format!("{base}/api/v1/sessions")).header("content-type", "application/json");
+        async move {
+            let post = request.body(body).send().await.expect("post");
+            let status = post.status();
+            let text = post.text().await.unwrap_or_default();
+            assert_eq!(status, 201, "{label}: {}; server log:\n{}", &text[..text.len().min(300)], log());
+        }
+    };
+    let list = || async {
+        let resp = client.get(format!("{base}/api/v1/sessions?page_size=1000")).send().await.expect("list");
+        assert_eq!(resp.status(), 200);
+        let mut bytes = 0usize;
+        let mut tail = Vec::new();
+        let mut chunks = resp.bytes_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk
+                .unwrap_or_else(|e| panic!("{label}: the listing broke off ({e}); server log:\n{}", log()));
+            bytes += chunk.len();
+            tail.extend_from_slice(&chunk);
+            tail.drain(..tail.len().saturating_sub(200));
+        }
+        let tail = String::from_utf8_lossy(&tail).into_owned();
+        assert!(bytes > 4 * BODY_BYTES - 1024 * 1024, "listing of {bytes} bytes");
+        assert!(tail.ends_with('}') && tail.contains(r#""total":"#), "listing ends with: {tail}");
+    };
+    // Four bodies at once; then four more while four listings read them all.
+    join_all((0..4).map(post)).await;
+    let after_posts = peak_rss(server.0.id());
+    let posts = join_all((4..8).map(post));
+    let listings = join_all((0..4).map(|_| list()));
+    futures::future::join(posts, listings).await;
+    let peak = peak_rss(server.0.id());
+    let mib = |bytes: u64| bytes as f64 / 1024.0 / 1024.0;
+    eprintln!(
+        "{label}: peak RSS {:.0} MiB after the bodies, {:.0} MiB after the listings",
+        mib(after_posts),
+        mib(peak)
+    );
+    peak
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn peak_memory_stays_bounded_under_large_bodies_and_listings() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("memory.db").display());
+    let mut peaks = vec![("sqlite", exercise(&sqlite, "sqlite").await)];
+    if let Ok(base) = std::env::var("TEST_DATABASE_URL") {
+        let schema = format!("memory_{}", std::process::id());
+        let admin = sea_orm::Database::connect(&base).await.expect("admin");
+        use sea_orm::ConnectionTrait;
+        admin
+            .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
+            .await
+            .expect("schema");
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        peaks.push(("postgres", exercise(&url, "postgres").await));
+        admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
+    }
+    for (backend, peak) in peaks {
+        assert!(peak < PEAK_LIMIT_MIB * 1024 * 1024, "{backend}: peak RSS {} MiB", peak / 1024 / 1024);
+    }
+}
