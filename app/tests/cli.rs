@@ -146,6 +146,8 @@ fn every_command_explains_itself() {
         &["openapi", "--help"],
         &["healthcheck", "--help"],
         &["config", "--help"],
+        &["backup", "--help"],
+        &["restore", "--help"],
     ] {
         let output = cmd(&dir).args(args).output().expect("run");
         assert!(output.status.success(), "{args:?}");
@@ -172,4 +174,161 @@ fn migrate_commands_manage_the_schema() {
     let output = cmd(&dir).env("SESSION_BACKEND_DATABASE__AUTO_MIGRATE", "false").output().expect("run");
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("session-backend migrate up"), "{}", text(&output.stderr));
+}
+
+/// One HTTP/1.1 exchange over a plain socket: `(status, body)`.
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+/// Stops a child with SIGTERM; its exit code.
+fn terminate(child: &mut Child) -> Option<i32> {
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(kill.success());
+    child.wait().expect("wait").code()
+}
+
+/// The environment a Kubernetes pod of a release named `session-backend`
+/// gets for its Services: service links that share our prefix.
+const SERVICE_LINKS: &[(&str, &str)] = &[
+    ("SESSION_BACKEND_PORT", "tcp://10.96.0.12:8001"),
+    ("SESSION_BACKEND_PORT_8001_TCP", "tcp://10.96.0.12:8001"),
+    ("SESSION_BACKEND_PORT_8001_TCP_ADDR", "10.96.0.12"),
+    ("SESSION_BACKEND_PORT_8001_TCP_PORT", "8001"),
+    ("SESSION_BACKEND_PORT_8001_TCP_PROTO", "tcp"),
+    ("SESSION_BACKEND_SERVICE_HOST", "10.96.0.12"),
+    ("SESSION_BACKEND_SERVICE_PORT", "8001"),
+    ("SESSION_BACKEND_SERVICE_PORT_HTTP", "8001"),
+    ("SESSION_BACKEND_POSTGRESQL_PORT", "tcp://10.96.0.13:5432"),
+    ("SESSION_BACKEND_POSTGRESQL_PORT_5432_TCP_ADDR", "10.96.0.13"),
+    ("SESSION_BACKEND_POSTGRESQL_SERVICE_HOST", "10.96.0.13"),
+    ("SESSION_BACKEND_POSTGRESQL_SERVICE_PORT", "5432"),
+];
+
+#[test]
+fn kubernetes_service_links_warn_once_and_the_server_starts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let log = dir.path().join("stderr.log");
+    let mut child = cmd(&dir)
+        .envs(SERVICE_LINKS.iter().copied())
+        .env("API_PORT", port.to_string())
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn serve");
+    let started = Instant::now();
+    while !healthcheck(&dir, port, "/health/ready").status.success() {
+        if started.elapsed() > Duration::from_secs(20) || child.try_wait().ok().flatten().is_some() {
+            drop(child.kill());
+            drop(child.wait());
+            panic!("did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(terminate(&mut child), Some(0));
+    let stderr = std::fs::read_to_string(&log).expect("log");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("name no setting")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    for (name, _) in SERVICE_LINKS {
+        assert!(warnings[0].contains(name), "{name} not named: {}", warnings[0]);
+    }
+    // `config` says the same on standard error and shows the effective values.
+    let output = cmd(&dir).envs(SERVICE_LINKS.iter().copied()).arg("config").output().expect("config");
+    assert!(output.status.success());
+    assert!(text(&output.stderr).starts_with("warning: "), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("port = 8001"), "{}", text(&output.stdout));
+}
+
+#[test]
+fn text_settings_reach_the_database_url_as_written() {
+    let dir = tempfile::tempdir().expect("dir");
+    let output = cmd(&dir)
+        .env("POSTGRES_HOST", "db.internal")
+        .env("POSTGRES_DB", "2024")
+        .env("POSTGRES_USER", "true")
+        .env("POSTGRES_PASSWORD", "123456")
+        .arg("config")
+        .output()
+        .expect("config");
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.contains(r#"url = "postgres://true:***@db.internal:5432/2024""#), "{stdout}");
+}
+
+#[test]
+fn sigterm_exits_promptly_while_clients_stall() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let (mut child, _) = serve(&dir, port);
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut half_header = connect();
+    half_header.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n").expect("half a header");
+    let mut mid_body = connect();
+    mid_body
+        .write_all(b"POST /api/v1/sessions HTTP/1.1\r\nHost: t\r\nContent-Length: 500\r\n\r\n{\"session_id\"")
+        .expect("part of a body");
+    let silent = connect();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    assert_eq!(terminate(&mut child), Some(0));
+    let took = started.elapsed();
+    eprintln!("exit after SIGTERM with three stalled clients: {took:?}");
+    assert!(took < Duration::from_secs(5), "stalled clients held the exit for {took:?}");
+    drop((half_header, mid_body, silent));
+}
+
+#[test]
+fn backup_and_restore_run_from_the_binary() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let (mut child, _) = serve(&dir, port);
+    let (status, _) = http(
+        port,
+        "POST",
+        "/api/v1/sessions",
+        r#"{"session_id": "kept", "metadata": {"n": 9007199254740993}}"#,
+    );
+    assert_eq!(status, 201);
+    assert_eq!(terminate(&mut child), Some(0));
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("session-backend.db").display());
+    let backups = dir.path().join("backups");
+    let backup = cmd(&dir)
+        .args(["backup", "--database-url", &url, "--output", &backups.display().to_string(), "--name", "b"])
+        .output()
+        .expect("backup");
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    let manifest = backups.join("b.manifest.json").display().to_string();
+    let refused = cmd(&dir)
+        .args(["restore", "--manifest", &manifest, "--database-url", &url])
+        .output()
+        .expect("restore");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("--force"), "{}", text(&refused.stderr));
+    for suffix in ["", "-wal", "-shm"] {
+        drop(std::fs::remove_file(dir.path().join(format!("session-backend.db{suffix}"))));
+    }
+    let restored = cmd(&dir)
+        .args(["restore", "--manifest", &manifest, "--database-url", &url])
+        .output()
+        .expect("restore");
+    assert!(restored.status.success(), "{}", text(&restored.stderr));
+    let (mut child, _) = serve(&dir, port);
+    let (status, body) = http(port, "GET", "/api/v1/sessions/kept", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("9007199254740993"), "{body}");
+    assert_eq!(terminate(&mut child), Some(0));
 }

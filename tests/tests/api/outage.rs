@@ -1,5 +1,6 @@
-//! Database outages: prompt 503s, probes that answer within their bound,
-//! and recovery without a restart.
+//! Database outages: prompt 503s, probes that answer within their bound
+//! and never show the driver's words, recovery without a restart, and
+//! locks or slow statements that end in a 503 that wrote nothing.
 //!
 //! PostgreSQL is reached through a small TCP proxy that the test can cut
 //! and restore, so the shared database keeps serving other tests. SQLite
@@ -43,7 +44,14 @@ async fn postgres_outage_answers_503_and_recovers() {
     let body = db.expect(503);
     assert_eq!(body["detail"]["status"], "unhealthy");
     assert_eq!(body["detail"]["checks"]["database"]["status"], "unhealthy");
-    assert!(body["detail"]["checks"]["database"]["message"].is_string(), "{body}");
+    // A fixed sentence: no host, port, user or driver text.
+    let message = body["detail"]["checks"]["database"]["message"].as_str().expect("message").to_owned();
+    let port = proxy.addr.port().to_string();
+    for leak in
+        ["127.0.0.1", port.as_str(), "session_backend", "postgres", "refused", "reset", "error", "pool"]
+    {
+        assert!(!message.to_lowercase().contains(leak), "{message} shows {leak}");
+    }
     let started = Instant::now();
     let ready = app.get("/health/ready").await.expect(503);
     assert!(started.elapsed() < Duration::from_millis(2_500));
@@ -149,5 +157,59 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.cut();
         self.accept.abort();
+    }
+}
+
+/// A locked table or a statement that hangs: the database gives up first
+/// (`lock_timeout`, `statement_timeout`), the request is a prompt 503 that
+/// wrote nothing, its connection goes back to the pool, and requests that
+/// do not need the locked table keep being answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_locks_and_slow_statements_are_prompt_503s_that_write_nothing() {
+    use sea_orm::sqlx::PgConnection;
+    for (lock_ms, statement_ms) in [(300, 2000), (3000, 300)] {
+        let Some(database) = helpers::fresh_postgres_schema().await else { return };
+        let mut config = helpers::test_config(&database.url);
+        config.database.lock_timeout_ms = lock_ms;
+        config.database.statement_timeout_ms = statement_ms;
+        config.server.request_timeout_ms = 8000;
+        let url = database.url.clone();
+        let app = helpers::start(config, Some(database)).await;
+        app.agent("s1", "a1").await;
+        let path = TestApp::messages_path("s1", "a1");
+        let mut holder = PgConnection::connect(&url).await.expect("second connection");
+        holder.execute("BEGIN").await.expect("begin");
+        holder.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+        // More writers than the pool has connections.
+        let writes = futures::future::join_all((0..8).map(|i| {
+            let body = json!({"message_id": i, "message": {"role": "user", "content": []}});
+            let (app, path) = (&app, &path);
+            async move {
+                let started = Instant::now();
+                let reply = app.post(path, &body).await;
+                (reply, started.elapsed())
+            }
+        }));
+        let reads = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let started = Instant::now();
+            app.get("/api/v1/sessions/s1").await.expect(200);
+            app.get("/api/v1/sessions/s1/agents/a1").await.expect(200);
+            started.elapsed()
+        };
+        let (writes, read_took) = tokio::join!(writes, reads);
+        assert!(read_took < Duration::from_secs(3), "reads of other tables waited {read_took:?}");
+        let slowest = lock_ms.min(statement_ms);
+        for (reply, took) in writes {
+            reply.expect_error(503, "ServiceUnavailableError");
+            assert!(took < Duration::from_millis(slowest + 3000), "a locked write took {took:?}");
+        }
+        holder.execute("ROLLBACK").await.expect("unlock");
+        // Nothing was written; the pool is whole again.
+        assert_eq!(app.get(&format!("{path}?offset=0")).await.expect(200)["total"], 0);
+        for i in 0..6 {
+            let body = json!({"message_id": i, "message": {"role": "user", "content": []}});
+            app.post(&path, &body).await.expect(201);
+        }
     }
 }

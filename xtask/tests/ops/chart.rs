@@ -49,6 +49,31 @@ fn container<'a>(deployment: &'a Value, name: &str) -> &'a Value {
 fn assert_hardened_api(objects: &[Value]) {
     let deployment = find(objects, "Deployment", None);
     let pod = &deployment["spec"]["template"]["spec"];
+    // No pod of the chart gets service-link variables.
+    for object in objects {
+        let spec =
+            if object["kind"] == "Pod" { &object["spec"] } else { &object["spec"]["template"]["spec"] };
+        if spec.is_object() && !spec["containers"].is_null() {
+            assert_eq!(
+                spec["enableServiceLinks"], false,
+                "{} {}",
+                object["kind"], object["metadata"]["name"]
+            );
+        }
+    }
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().expect("grace");
+    let pause = container(deployment, "session-backend")["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .expect("a preStop pause");
+    let config = find(objects, "ConfigMap", None);
+    let drain_ms: u64 = config["data"]["SESSION_BACKEND_SERVER__SHUTDOWN_TIMEOUT_MS"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("drain");
+    assert!(
+        pause * 1000 + drain_ms < grace * 1000,
+        "preStop {pause} s + drain {drain_ms} ms exceed the grace of {grace} s"
+    );
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
     assert_eq!(pod["automountServiceAccountToken"], false);
@@ -119,10 +144,60 @@ fn chart_lints_strictly_with_every_values_file() {
     assert!(!bad.status.success(), "unknown log level accepted");
 }
 
+/// Every API pod's pool at once (HPA maximum, plus one while rolling) fits
+/// in the in-chart PostgreSQL's max_connections, which is set explicitly.
+fn assert_pools_fit(objects: &[Value]) {
+    let deployment = find(objects, "Deployment", None);
+    let config = find(objects, "ConfigMap", None);
+    let pool: u64 = config["data"]["SESSION_BACKEND_DATABASE__MAX_CONNECTIONS"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("pool size");
+    let pods = objects
+        .iter()
+        .find(|o| o["kind"] == "HorizontalPodAutoscaler")
+        .map_or_else(|| deployment["spec"]["replicas"].as_u64(), |hpa| hpa["spec"]["maxReplicas"].as_u64())
+        .expect("pods")
+        + 1;
+    let statefulset = find(objects, "StatefulSet", None);
+    let args = &statefulset["spec"]["template"]["spec"]["containers"][0]["args"];
+    let max: u64 = args
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|a| a.as_str()?.strip_prefix("max_connections=")?.parse().ok())
+        .expect("max_connections set explicitly");
+    assert!(pods * pool + 8 <= max, "{pods} pods x {pool} + 8 > max_connections {max}");
+}
+
+#[test]
+fn pools_that_would_exhaust_postgresql_refuse_to_render() {
+    if !have("helm", &["version"]) {
+        return;
+    }
+    let refused = run("helm", &["template", "rel", CHART, "--set", "autoscaling.enabled=true"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("postgresql.primary.maxConnections"), "{}", text(&refused.stderr));
+    let fits = run(
+        "helm",
+        &[
+            "template",
+            "rel",
+            CHART,
+            "--set",
+            "autoscaling.enabled=true",
+            "--set",
+            "postgresql.primary.maxConnections=120",
+        ],
+    );
+    assert!(fits.status.success(), "{}", text(&fits.stderr));
+}
+
 #[test]
 fn default_values_render_a_hardened_release_with_in_cluster_postgresql() {
     let Some(objects) = render(&[], &[]) else { return };
     assert_hardened_api(&objects);
+    assert_pools_fit(&objects);
     let deployment = find(&objects, "Deployment", None);
     assert_eq!(deployment["spec"]["replicas"], 2);
     let affinity = &deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"];
@@ -146,6 +221,7 @@ fn default_values_render_a_hardened_release_with_in_cluster_postgresql() {
 fn development_values_are_small_and_verbose() {
     let Some(objects) = render(&["values-development.yaml"], &[]) else { return };
     assert_hardened_api(&objects);
+    assert_pools_fit(&objects);
     let deployment = find(&objects, "Deployment", None);
     assert_eq!(deployment["spec"]["replicas"], 1);
     assert_eq!(find(&objects, "ConfigMap", None)["data"]["LOG_LEVEL"], "debug");
@@ -156,6 +232,7 @@ fn development_values_are_small_and_verbose() {
 fn production_values_scale_protect_and_isolate() {
     let Some(objects) = render(&["values-production.yaml"], &[]) else { return };
     assert_hardened_api(&objects);
+    assert_pools_fit(&objects);
     let deployment = find(&objects, "Deployment", None);
     assert!(deployment["spec"].get("replicas").is_none(), "the HPA owns the replica count");
     let api_labels = deployment["spec"]["selector"]["matchLabels"].clone();

@@ -10,4 +10,5 @@
 mod backup;
 mod chart;
 mod image;
+mod pod;
 mod support;
