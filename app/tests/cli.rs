@@ -42,20 +42,26 @@ fn healthcheck(dir: &tempfile::TempDir, port: u16, path: &str) -> Output {
 
 /// Starts `serve` on a free port and waits for `/health`; returns the
 /// child and how long the first 200 took. The caller waits for the child.
-#[allow(clippy::zombie_processes)]
 fn serve(dir: &tempfile::TempDir, port: u16) -> (Child, Duration) {
+    serve_with(dir, port, |cmd| cmd.stderr(Stdio::null()))
+}
+
+/// Like [`serve`], with the command adjusted first (environment, stderr).
+#[allow(clippy::zombie_processes)]
+fn serve_with(
+    dir: &tempfile::TempDir,
+    port: u16,
+    adjust: impl FnOnce(&mut Command) -> &mut Command,
+) -> (Child, Duration) {
     let started = Instant::now();
-    let mut child = cmd(dir)
-        .env("API_PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
+    let mut command = cmd(dir);
+    command.env("API_PORT", port.to_string()).stdout(Stdio::null());
+    let mut child = adjust(&mut command).spawn().expect("spawn serve");
     loop {
-        if healthcheck(dir, port, "/health").status.success() {
+        if healthcheck(dir, port, "/health/ready").status.success() {
             return (child, started.elapsed());
         }
-        if started.elapsed() > Duration::from_secs(20) {
+        if started.elapsed() > Duration::from_secs(20) || child.try_wait().ok().flatten().is_some() {
             drop(child.kill());
             drop(child.wait());
             panic!("server did not come up");
@@ -221,23 +227,10 @@ fn kubernetes_service_links_warn_once_and_the_server_starts() {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
     let log = dir.path().join("stderr.log");
-    let mut child = cmd(&dir)
-        .envs(SERVICE_LINKS.iter().copied())
-        .env("API_PORT", port.to_string())
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn serve");
-    let started = Instant::now();
-    while !healthcheck(&dir, port, "/health/ready").status.success() {
-        if started.elapsed() > Duration::from_secs(20) || child.try_wait().ok().flatten().is_some() {
-            drop(child.kill());
-            drop(child.wait());
-            panic!("did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let stderr = std::fs::File::create(&log).expect("log");
+    let (mut child, _) = serve_with(&dir, port, |cmd| {
+        cmd.envs(SERVICE_LINKS.iter().copied()).env("LOG_FORMAT", "json").stderr(stderr)
+    });
     assert_eq!(terminate(&mut child), Some(0));
     let stderr = std::fs::read_to_string(&log).expect("log");
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("name no setting")).collect();

@@ -46,9 +46,10 @@ enum Task {
 
 fn main() -> ExitCode {
     let result = match Xtask::parse().task {
-        Task::Ci => ci::run(),
-        Task::Image(args) => image::run(&args),
-        Task::Deploy(args) => deploy::run(&args),
+        // Backup and restore read paths as given, from where they are run.
+        Task::Ci => run::enter_workspace().and_then(|()| ci::run()),
+        Task::Image(args) => run::enter_workspace().and_then(|()| image::run(&args)),
+        Task::Deploy(args) => run::enter_workspace().and_then(|()| deploy::run(&args)),
         Task::Backup(args) => run::block_on(backup::run(&args)).and_then(|r| r),
         Task::Restore(args) => run::block_on(restore::run(&args)).and_then(|r| r),
         Task::Openapi => openapi::run(),

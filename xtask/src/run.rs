@@ -1,14 +1,20 @@
-//! Running programs: echo the command, fail with a message that names it,
-//! and say plainly when a tool is missing.
+//! Running programs, through the service's own helpers (they echo the
+//! command, name it when it fails and say plainly when a tool is missing),
+//! from the workspace root.
 
-use std::{
-    path::PathBuf,
-    process::{Command, Stdio},
-};
+use std::path::PathBuf;
+
+pub use session_backend::ops::tools::{output, require};
 
 /// The workspace root (the parent of `xtask/`).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+}
+
+/// Makes the workspace root the directory every command runs in.
+pub fn enter_workspace() -> Result<(), String> {
+    let root = workspace_root();
+    std::env::set_current_dir(&root).map_err(|e| format!("cannot enter {}: {e}", root.display()))
 }
 
 /// `cargo`, as the one that runs us.
@@ -16,50 +22,14 @@ pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// Fails with install advice unless `tool` answers `--version`-like `probe`.
-pub fn require(tool: &str, probe: &[&str], advice: &str) -> Result<(), String> {
-    match Command::new(tool).args(probe).stdout(Stdio::null()).stderr(Stdio::null()).status() {
-        Ok(_) => Ok(()),
-        Err(_) => Err(format!("`{tool}` is not installed or not on PATH; {advice}")),
-    }
-}
-
-fn shown(program: &str, args: &[String]) -> String {
-    format!("{program} {}", args.join(" "))
-}
-
-fn command(program: &str, args: &[String]) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.args(args).current_dir(workspace_root());
-    cmd
-}
-
-/// Runs `program args…` in the workspace root.
+/// Runs `program args…`.
 pub fn cmd(program: &str, args: &[&str]) -> Result<(), String> {
     cmd_owned(program, &args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
 }
 
 /// Like [`cmd`], with owned arguments.
 pub fn cmd_owned(program: &str, args: &[String]) -> Result<(), String> {
-    let shown = shown(program, args);
-    eprintln!("$ {shown}");
-    let status = command(program, args)
-        .status()
-        .map_err(|e| format!("cannot run `{program}` ({e}); is it installed?"))?;
-    if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
-}
-
-/// Runs a command and returns its standard output.
-pub fn output(program: &str, args: &[String]) -> Result<String, String> {
-    let shown = shown(program, args);
-    let out = command(program, args)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run `{program}` ({e}); is it installed?"))?;
-    if !out.status.success() {
-        return Err(format!("`{shown}` failed ({})", out.status));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    session_backend::ops::tools::run(program, args, &[])
 }
 
 /// A current-thread runtime for the tasks that talk to a database.

@@ -72,10 +72,10 @@ fn string_schema() -> MetaSchema {
 
 /// Characters no id may hold (with `.` and `..` as whole ids), as the
 /// document's pattern says them.
-const ID_PATTERN: &str = r"^(?!\.\.?$)[^/\\\x00-\x1F\x7F]+$";
+const ID_PATTERN: &str = r"^(?!\.\.?$)[^/\\%\x00-\x1F\x7F]+$";
 
 /// A session, agent or multi-agent id: 1 to 255 bytes of UTF-8, no `/`,
-/// `\` or ASCII control characters, not `.` or `..`.
+/// `\`, `%` or ASCII control characters, not `.` or `..`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Id(String);
@@ -120,7 +120,9 @@ document_as!(
         min_length: Some(1),
         max_length: Some(validate::ID_MAX_BYTES),
         pattern: Some(ID_PATTERN.into()),
-        description: Some("1 to 255 bytes of UTF-8; no `/`, `\\` or control characters; not `.` or `..`."),
+        description: Some(
+            "1 to 255 bytes of UTF-8; no `/`, `\\`, `%` or control characters; not `.` or `..`."
+        ),
         ..string_schema()
     }
 );
@@ -462,5 +464,65 @@ impl<T: Type + for<'de> Deserialize<'de>> ParseFromJSON for Nullable<T> {
 impl<T: Type + Serialize> ToJSON for Nullable<T> {
     fn to_json(&self) -> Option<Value> {
         serde_json::to_value(self).ok()
+    }
+}
+
+/// A `T` that must be written as a JSON object: serde would also read a
+/// struct from an array of its fields in order, which the contract (and
+/// the document) do not allow.
+#[derive(Debug)]
+pub struct ObjectOf<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOf<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Only<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> de::Visitor<'de> for Only<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Only(std::marker::PhantomData)).map(Self)
+    }
+}
+
+impl<T: Type> Type for ObjectOf<T> {
+    const IS_REQUIRED: bool = T::IS_REQUIRED;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        T::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_raw_value()
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        self.0.raw_element_iter()
+    }
+}
+
+impl<T: ParseFromJSON> ParseFromJSON for ObjectOf<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        T::parse_from_json(value).map(Self).map_err(ParseError::propagate)
+    }
+}
+
+impl<T: ToJSON> ToJSON for ObjectOf<T> {
+    fn to_json(&self) -> Option<Value> {
+        self.0.to_json()
     }
 }

@@ -1,8 +1,6 @@
 //! `/api/v1/sessions/{session_id}/agents/{agent_id}/messages`: the
 //! conversation, keyed by the client's 0-based message index.
 
-use std::collections::HashSet;
-
 use entity::message;
 use poem::web::Data;
 use poem_openapi::{
@@ -15,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     ApiTags, Paging,
     errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
-    fields::{Id, MessageId, MessageJson, Nullable, Optional, Timestamp, json_text},
+    fields::{Id, MessageId, MessageJson, Nullable, ObjectOf, Optional, Timestamp, json_text},
     listing,
     payload::{JsonBody, JsonStream},
 };
@@ -119,14 +117,14 @@ impl From<CreateMessageRequest> for NewMessage {
 #[derive(Debug, Object, Deserialize)]
 #[oai(example)]
 pub struct BatchMessagesRequest {
-    /// 1 to 1000 messages with distinct ids.
+    /// 1 to 1000 messages; an id may repeat only with the same content.
     #[oai(validator(min_items = 1, max_items = 1000))]
-    pub messages: Vec<CreateMessageRequest>,
+    pub messages: Vec<ObjectOf<CreateMessageRequest>>,
 }
 
 impl Example for BatchMessagesRequest {
     fn example() -> Self {
-        Self { messages: vec![CreateMessageRequest::example()] }
+        Self { messages: vec![ObjectOf(CreateMessageRequest::example())] }
     }
 }
 
@@ -271,7 +269,9 @@ impl MessagesApi {
     /// Append messages atomically
     ///
     /// 1 to 1000 messages in one transaction: all are stored or none.
-    /// Identical replays of stored messages are accepted as they are.
+    /// Identical replays of stored messages are accepted as they are, and
+    /// so is an id repeated with the same content; the same id with other
+    /// content is `409`.
     #[oai(
         path = "/api/v1/sessions/:session_id/agents/:agent_id/messages/batch",
         method = "post",
@@ -292,15 +292,7 @@ impl MessagesApi {
             ))
             .into());
         }
-        let mut seen = HashSet::with_capacity(messages.len());
-        if let Some((i, m)) = messages.iter().enumerate().find(|(_, m)| !seen.insert(m.message_id)) {
-            return Err(Error::Validation(format!(
-                "messages[{i}]: message_id {} appears twice in the batch",
-                m.message_id.0
-            ))
-            .into());
-        }
-        let batch = messages.into_iter().map(NewMessage::from).collect();
+        let batch = messages.into_iter().map(|m| NewMessage::from(m.0)).collect();
         let key = key(&state, &session_id, &agent_id);
         let stored = store::messages::append_batch(state.db.conn(), key, batch).await?;
         Ok(BatchCreated::Created(JsonBody(MessageBatch {

@@ -15,6 +15,7 @@ use poem_openapi::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
+use super::fields::ObjectOf;
 use crate::error::Error;
 
 /// The content type of every JSON answer.
@@ -77,7 +78,7 @@ fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Error> {
     }
     JsonText::reading(bytes, |bytes| {
         let mut reader = serde_json::Deserializer::from_slice(bytes);
-        let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let ObjectOf(value) = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
             if path == "." { Error::Validation(inner) } else { Error::Validation(format!("{path}: {inner}")) }

@@ -7,4 +7,4 @@ pub mod backup;
 mod libpq;
 mod manifest;
 pub mod restore;
-mod tools;
+pub mod tools;

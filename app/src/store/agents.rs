@@ -11,22 +11,12 @@ use sea_orm::ConnectionTrait;
 
 use super::{
     ChildKey,
-    children::{self, SessionChild},
+    children::{self, session_child},
     now,
 };
 use crate::error::Error;
 
-impl SessionChild for Entity {
-    const NOUN: &'static str = "agent";
-    const TENANT_ID: Column = Column::TenantId;
-    const SESSION_ID: Column = Column::SessionId;
-    const ID: Column = Column::AgentId;
-    const VERSION: Column = Column::Version;
-    const CREATED_AT: Column = Column::CreatedAt;
-    const UPDATED_AT: Column = Column::UpdatedAt;
-    const PAYLOAD: &'static [Column] =
-        &[Column::State, Column::ConversationManagerState, Column::InternalState];
-}
+session_child!(Entity, "agent", AgentId, [State, ConversationManagerState, InternalState]);
 
 /// What a new agent is made of.
 #[derive(Debug)]

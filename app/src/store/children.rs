@@ -27,6 +27,25 @@ pub trait SessionChild: EntityTrait<Model: FromQueryResult + Send + Sync + 'stat
     const PAYLOAD: &'static [Self::Column];
 }
 
+/// Declares `$entity` a kind of row kept under a session, called `$noun`
+/// in messages, named by its `$id` column and sized by its `$payload`
+/// (JSON) columns; the other columns have the names every such table uses.
+macro_rules! session_child {
+    ($entity:ty, $noun:literal, $id:ident, [$($payload:ident),+ $(,)?]) => {
+        impl $crate::store::children::SessionChild for $entity {
+            const NOUN: &'static str = $noun;
+            const TENANT_ID: Self::Column = Column::TenantId;
+            const SESSION_ID: Self::Column = Column::SessionId;
+            const ID: Self::Column = Column::$id;
+            const VERSION: Self::Column = Column::Version;
+            const CREATED_AT: Self::Column = Column::CreatedAt;
+            const UPDATED_AT: Self::Column = Column::UpdatedAt;
+            const PAYLOAD: &'static [Self::Column] = &[$(Column::$payload),+];
+        }
+    };
+}
+pub(super) use session_child;
+
 /// Which row: the tenant, its session and its own id.
 #[derive(Clone, Copy, Debug)]
 pub struct ChildKey<'a> {

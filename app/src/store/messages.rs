@@ -183,9 +183,10 @@ pub async fn append(
 }
 
 /// Appends many messages atomically: one transaction, one `INSERT`. Ids
-/// already stored with identical content are kept as they are (retries);
-/// any other conflict or error writes nothing. Returns the stored records
-/// in request order.
+/// already stored with identical content are kept as they are (retries),
+/// and so are ids repeated within the batch with identical content; any
+/// other conflict or error writes nothing. Returns the stored records in
+/// request order.
 pub async fn append_batch(
     db: &DatabaseConnection,
     key: AgentKey<'_>,
@@ -193,28 +194,42 @@ pub async fn append_batch(
 ) -> Result<Vec<message::Model>, Error> {
     let now = now();
     let models: Vec<_> = batch.into_iter().map(|new| into_model(key, new, now)).collect();
-    let txn = db.begin().await?;
-    if insert_new(&txn, key, &models).await? == models.len() as u64 {
-        txn.commit().await?;
-        return Ok(models);
-    }
-    let ids: Vec<i64> = models.iter().map(|m| m.message_id).collect();
-    let mut stored: HashMap<i64, message::Model> = by_agent(Entity::find(), key)
-        .filter(Column::MessageId.is_in(ids))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|m| (m.message_id, m))
-        .collect();
-    let mut records = Vec::with_capacity(models.len());
+    // Each id once: a repeat must say the same thing.
+    let mut unique: Vec<message::Model> = Vec::with_capacity(models.len());
+    let mut first: HashMap<i64, usize> = HashMap::with_capacity(models.len());
     for model in &models {
-        match stored.remove(&model.message_id) {
-            Some(row) if same_content(&row, model) => records.push(row),
-            _ => return Err(conflict(model.message_id)),
+        match first.get(&model.message_id) {
+            Some(&at) if same_content(&unique[at], model) => {}
+            Some(_) => return Err(conflict(model.message_id)),
+            None => {
+                first.insert(model.message_id, unique.len());
+                unique.push(model.clone());
+            }
         }
     }
+    let txn = db.begin().await?;
+    let stored: HashMap<i64, message::Model> = if insert_new(&txn, key, &unique).await? == unique.len() as u64
+    {
+        unique.into_iter().map(|m| (m.message_id, m)).collect()
+    } else {
+        let ids: Vec<i64> = unique.iter().map(|m| m.message_id).collect();
+        let stored: HashMap<i64, message::Model> = by_agent(Entity::find(), key)
+            .filter(Column::MessageId.is_in(ids))
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(|m| (m.message_id, m))
+            .collect();
+        for model in &unique {
+            match stored.get(&model.message_id) {
+                Some(row) if same_content(row, model) => {}
+                _ => return Err(conflict(model.message_id)),
+            }
+        }
+        stored
+    };
     txn.commit().await?;
-    Ok(records)
+    Ok(models.iter().filter_map(|m| stored.get(&m.message_id).cloned()).collect())
 }
 
 /// Reads one message.

@@ -10,21 +10,12 @@ use sea_orm::ConnectionTrait;
 
 use super::{
     ChildKey,
-    children::{self, SessionChild},
+    children::{self, session_child},
     now,
 };
 use crate::error::Error;
 
-impl SessionChild for Entity {
-    const NOUN: &'static str = "multi-agent state";
-    const TENANT_ID: Column = Column::TenantId;
-    const SESSION_ID: Column = Column::SessionId;
-    const ID: Column = Column::MultiAgentId;
-    const VERSION: Column = Column::Version;
-    const CREATED_AT: Column = Column::CreatedAt;
-    const UPDATED_AT: Column = Column::UpdatedAt;
-    const PAYLOAD: &'static [Column] = &[Column::State];
-}
+session_child!(Entity, "multi-agent state", MultiAgentId, [State]);
 
 /// Inserts a state; 404 when the session is missing, 409 when the id is taken.
 pub async fn create(db: &impl ConnectionTrait, key: ChildKey<'_>, state: JsonText) -> Result<Model, Error> {

@@ -65,6 +65,16 @@ impl Reply {
     }
 }
 
+/// The `message_id`s of a message listing, in order.
+pub fn message_ids(listing: &Value) -> Vec<i64> {
+    listing["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["message_id"].as_i64().expect("id"))
+        .collect()
+}
+
 /// Percent-encodes one path segment.
 pub fn enc(segment: &str) -> String {
     let mut out = String::new();

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::{
     app, both_backends,
-    helpers::{Backend, TestApp},
+    helpers::{Backend, TestApp, message_ids},
 };
 
 both_backends!(
@@ -26,15 +26,6 @@ both_backends!(
 
 fn msg(id: i64, text: &str) -> Value {
     json!({"message_id": id, "message": {"role": "user", "content": [{"text": text}]}, "redact_message": null})
-}
-
-fn ids(listing: &Value) -> Vec<i64> {
-    listing["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["message_id"].as_i64().expect("id"))
-        .collect()
 }
 
 async fn with_messages(app: &TestApp, n: i64) -> String {
@@ -126,7 +117,7 @@ async fn batch_stores_all(backend: Backend) {
     assert_eq!(body["messages"][999]["message"]["content"][0]["text"], "m999");
     let listed = app.get(&format!("{path}?offset=0")).await.expect(200);
     assert_eq!(listed["total"], 1000);
-    assert_eq!(ids(&listed), (0..1000).collect::<Vec<_>>());
+    assert_eq!(message_ids(&listed), (0..1000).collect::<Vec<_>>());
     // Replaying part of it with new ids after is fine (client retry).
     let retry = json!({"messages": [msg(999, "m999"), msg(1000, "m1000")]});
     let body = app.post(&format!("{path}/batch"), &retry).await.expect(201);
@@ -142,7 +133,7 @@ async fn batch_is_all_or_nothing(backend: Backend) {
     let invalid = json!({"messages": [msg(3, "new"), {"message_id": 4, "message": {"content": []}}]});
     app.post(&format!("{path}/batch"), &invalid).await.expect_error(422, "ValidationError");
     let listed = app.get(&format!("{path}?offset=0")).await.expect(200);
-    assert_eq!(ids(&listed), [0, 1, 2]);
+    assert_eq!(message_ids(&listed), [0, 1, 2]);
     let missing = TestApp::messages_path("s1", "ghost");
     app.post(&format!("{missing}/batch"), &json!({"messages": [msg(0, "x")]}))
         .await
@@ -156,13 +147,21 @@ async fn batch_rejects_bad_batches(backend: Backend) {
     for bad in [
         json!({"messages": []}),
         json!({"messages": too_many}),
-        json!({"messages": [msg(5, "a"), msg(5, "a")]}),
         json!({"messages": "nope"}),
+        json!({"messages": [[5, {"role": "user", "content": []}]]}),
+        json!([]),
         json!({}),
     ] {
         app.post(&format!("{path}/batch"), &bad).await.expect_error(422, "ValidationError");
     }
+    // An id twice: with other content a conflict, with the same content stored once.
+    let twice = json!({"messages": [msg(5, "a"), msg(6, "b"), msg(5, "other")]});
+    app.post(&format!("{path}/batch"), &twice).await.expect_error(409, "ConflictError");
     assert_eq!(app.get(&format!("{path}?offset=0")).await.expect(200)["total"], 0);
+    let repeated = json!({"messages": [msg(5, "a"), msg(6, "b"), msg(5, "a")]});
+    let stored = app.post(&format!("{path}/batch"), &repeated).await.expect(201);
+    assert_eq!(message_ids(&stored), [5, 6, 5]);
+    assert_eq!(app.get(&format!("{path}?offset=0")).await.expect(200)["total"], 2);
 }
 
 async fn update_sets_and_clears_redaction(backend: Backend) {
@@ -214,7 +213,7 @@ async fn delete_keeps_other_ids(backend: Backend) {
     app.get(&format!("{path}/1")).await.expect_error(404, "NotFoundError");
     app.get(&format!("{path}/x")).await.expect_error(422, "ValidationError");
     let listed = app.get(&format!("{path}?offset=0")).await.expect(200);
-    assert_eq!(ids(&listed), [0, 2]);
+    assert_eq!(message_ids(&listed), [0, 2]);
     assert_eq!(listed["total"], 2);
 }
 
@@ -222,23 +221,23 @@ async fn listing_offset_and_limit(backend: Backend) {
     let app = app!(backend);
     let path = with_messages(&app, 25).await;
     let all = app.get(&format!("{path}?offset=0")).await.expect(200);
-    assert_eq!(ids(&all), (0..25).collect::<Vec<_>>());
+    assert_eq!(message_ids(&all), (0..25).collect::<Vec<_>>());
     assert_eq!(all["next_offset"], Value::Null);
     assert_eq!(all["total"], 25);
     let rest = app.get(&format!("{path}?offset=20")).await.expect(200);
-    assert_eq!(ids(&rest), [20, 21, 22, 23, 24]);
+    assert_eq!(message_ids(&rest), [20, 21, 22, 23, 24]);
     let window = app.get(&format!("{path}?offset=5&limit=10")).await.expect(200);
-    assert_eq!(ids(&window), (5..15).collect::<Vec<_>>());
+    assert_eq!(message_ids(&window), (5..15).collect::<Vec<_>>());
     assert_eq!(window["next_offset"], 15);
     let first = app.get(&format!("{path}?limit=3")).await.expect(200);
-    assert_eq!(ids(&first), [0, 1, 2]);
+    assert_eq!(message_ids(&first), [0, 1, 2]);
     let newest = app.get(&format!("{path}?limit=3&order=desc")).await.expect(200);
-    assert_eq!(ids(&newest), [24, 23, 22]);
+    assert_eq!(message_ids(&newest), [24, 23, 22]);
     assert_eq!(newest["next_offset"], 3);
     let older = app.get(&format!("{path}?limit=3&offset=3&order=desc")).await.expect(200);
-    assert_eq!(ids(&older), [21, 20, 19]);
+    assert_eq!(message_ids(&older), [21, 20, 19]);
     let past = app.get(&format!("{path}?offset=40")).await.expect(200);
-    assert_eq!(ids(&past), Vec::<i64>::new());
+    assert_eq!(message_ids(&past), Vec::<i64>::new());
     assert_eq!(past["next_offset"], Value::Null);
     assert_eq!(past["total"], 25);
 }
@@ -247,17 +246,17 @@ async fn listing_keyset(backend: Backend) {
     let app = app!(backend);
     let path = with_messages(&app, 10).await;
     let after = app.get(&format!("{path}?after_message_id=6")).await.expect(200);
-    assert_eq!(ids(&after), [7, 8, 9]);
+    assert_eq!(message_ids(&after), [7, 8, 9]);
     assert_eq!(after["next_offset"], Value::Null);
     let limited = app.get(&format!("{path}?after_message_id=2&limit=3")).await.expect(200);
-    assert_eq!(ids(&limited), [3, 4, 5]);
+    assert_eq!(message_ids(&limited), [3, 4, 5]);
     assert_eq!(limited["next_offset"], 6);
     let before = app.get(&format!("{path}?after_message_id=4&order=desc")).await.expect(200);
-    assert_eq!(ids(&before), [3, 2, 1, 0]);
+    assert_eq!(message_ids(&before), [3, 2, 1, 0]);
     let from_start = app.get(&format!("{path}?after_message_id=-1&limit=2")).await.expect(200);
-    assert_eq!(ids(&from_start), [0, 1]);
+    assert_eq!(message_ids(&from_start), [0, 1]);
     let none = app.get(&format!("{path}?after_message_id=9")).await.expect(200);
-    assert_eq!(ids(&none), Vec::<i64>::new());
+    assert_eq!(message_ids(&none), Vec::<i64>::new());
     assert_eq!(none["total"], 10);
 }
 
@@ -265,19 +264,19 @@ async fn listing_pages(backend: Backend) {
     let app = app!(backend);
     let path = with_messages(&app, 25).await;
     let default = app.get(&path).await.expect(200);
-    assert_eq!(ids(&default), (0..10).collect::<Vec<_>>());
+    assert_eq!(message_ids(&default), (0..10).collect::<Vec<_>>());
     assert_eq!(default["page"], 1);
     assert_eq!(default["page_size"], 10);
     assert_eq!(default["next_offset"], 10);
     let third = app.get(&format!("{path}?page=3&page_size=10")).await.expect(200);
-    assert_eq!(ids(&third), (20..25).collect::<Vec<_>>());
+    assert_eq!(message_ids(&third), (20..25).collect::<Vec<_>>());
     assert_eq!(third["page"], 3);
     assert_eq!(third["next_offset"], Value::Null);
     // `page` is ignored once a Strands-style parameter is present.
     let strands = app.get(&format!("{path}?page=3&offset=0&limit=2")).await.expect(200);
-    assert_eq!(ids(&strands), [0, 1]);
+    assert_eq!(message_ids(&strands), [0, 1]);
     let desc = app.get(&format!("{path}?page=1&page_size=5&order=desc")).await.expect(200);
-    assert_eq!(ids(&desc), [24, 23, 22, 21, 20]);
+    assert_eq!(message_ids(&desc), [24, 23, 22, 21, 20]);
 }
 
 async fn listing_errors(backend: Backend) {

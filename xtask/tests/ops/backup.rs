@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
 use serde_json::json;
 use session_backend::{Server, config::Config, db::Database};
 
-use crate::support::{XTASK, have, text};
+use crate::support::{XTASK, drop_postgres_schema, have, postgres_schema, text};
 
 /// Every row of every table, in key order, as comparable text.
 async fn snapshot(url: &str) -> Vec<String> {
@@ -182,25 +182,11 @@ async fn sqlite_backup_wipe_restore_keeps_every_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backup_wipe_restore_keeps_every_row() {
-    let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "REQUIRE_POSTGRES=1 but no TEST_DATABASE_URL"
-        );
-        eprintln!("skipping: no TEST_DATABASE_URL");
-        return;
-    };
     if !have("pg_dump", &["--version"]) || !have("pg_restore", &["--version"]) {
         return;
     }
-    let schema = format!(
-        "ops_{:x}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
-    );
-    let admin = sea_orm::Database::connect(&base).await.expect("admin connection");
-    admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("schema");
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+    let Some((url, schema)) = postgres_schema("ops_backup").await else { return };
+    let admin = sea_orm::Database::connect(&url).await.expect("admin connection");
     let dir = tempfile::tempdir().expect("dir");
     let wipe_sql = format!("DROP SCHEMA {schema} CASCADE; CREATE SCHEMA {schema}");
     round_trip(
@@ -211,7 +197,8 @@ async fn postgres_backup_wipe_restore_keeps_every_row() {
         dir.path(),
     )
     .await;
-    admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
+    admin.close().await.expect("close");
+    drop_postgres_schema(&schema).await;
 }
 
 /// `kubectl` for this test. `get pods -l SELECTOR` answers `$SHIM_POD`

@@ -9,40 +9,14 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::support::{XTASK, have, ok, root, run, text};
+use crate::support::{Cleanup, XTASK, answers_200, have, ok, root, run, text};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-/// Containers and networks removed when the test ends, however it ends.
-struct Cleanup(Vec<(&'static str, String)>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for (what, id) in self.0.iter().rev() {
-            let args: &[&str] =
-                if *what == "network" { &["network", "rm", id] } else { &["rm", "-f", "-v", id] };
-            drop(Command::new("docker").args(args).output());
-        }
-    }
-}
-
 fn docker(args: &[&str]) -> String {
     ok(run("docker", args)).trim().to_owned()
-}
-
-/// Waits until `GET url` answers 200.
-async fn wait_ready(client: &reqwest::Client, url: &str, what: &str, logs_of: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if client.get(url).send().await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let logs = run("docker", &["logs", logs_of]);
-    panic!("{what} never became ready:\n{}{}", text(&logs.stdout), text(&logs.stderr));
 }
 
 async fn exercise_api(client: &reqwest::Client, base: &str) {
@@ -122,7 +96,7 @@ async fn image_from_the_prebuilt_binary_serves_read_only_as_non_root() {
     let pg = format!("sb-ops-pg-{id}");
     let api = format!("sb-ops-api-{id}");
     let lite = format!("sb-ops-sqlite-{id}");
-    let mut cleanup = Cleanup(vec![]);
+    let mut cleanup = Cleanup::default();
     docker(&["network", "create", &network]);
     cleanup.0.push(("network", network.clone()));
     docker(&[
@@ -177,7 +151,7 @@ async fn image_from_the_prebuilt_binary_serves_read_only_as_non_root() {
     cleanup.0.push(("container", api.clone()));
     let client = reqwest::Client::new();
     let base = published_port(&api);
-    wait_ready(&client, &format!("{base}/health/ready"), "the API container", &api).await;
+    answers_200(&format!("{base}/health/ready"), &api).await;
     exercise_api(&client, &base).await;
     let metrics: Value = client
         .get(format!("{base}/health/metrics"))
@@ -231,7 +205,7 @@ async fn serves_on_its_sqlite_volume(
     ]);
     cleanup.0.push(("container", name.to_owned()));
     let base = published_port(name);
-    wait_ready(client, &format!("{base}/health/ready"), "the SQLite container", name).await;
+    answers_200(&format!("{base}/health/ready"), name).await;
     exercise_api(client, &base).await;
     docker(&["rm", "-f", name]);
     drop(Command::new("docker").args(["volume", "rm", &volume]).output());
@@ -254,7 +228,7 @@ async fn image_builds_from_source() {
     let image = format!("{repository}:{}", env!("CARGO_PKG_VERSION"));
     let version = docker(&["run", "--rm", &image, "--version"]);
     assert_eq!(version, format!("session-backend {}", env!("CARGO_PKG_VERSION")));
-    let mut cleanup = Cleanup(vec![]);
+    let mut cleanup = Cleanup::default();
     let client = reqwest::Client::new();
     serves_on_its_sqlite_volume(&client, &image, &format!("sb-ops-src-{}", uuid_like()), &mut cleanup).await;
 }

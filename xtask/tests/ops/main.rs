@@ -9,6 +9,7 @@
 
 mod backup;
 mod chart;
+mod fuzz;
 mod image;
 mod pod;
 mod support;

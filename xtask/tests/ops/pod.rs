@@ -20,30 +20,13 @@ use std::{
 
 use serde_json::Value;
 
-use crate::support::{XTASK, documents, have, ok, root, run, text};
+use crate::support::{Cleanup, XTASK, answers_200, documents, have, ok, root, run, text};
 
 const CHART: &str = "deploy/helm/session-backend";
 const RELEASE: &str = "session-backend";
 
 fn docker(args: &[&str]) -> String {
     ok(run("docker", args)).trim().to_owned()
-}
-
-/// Docker objects removed when the test ends, however it ends.
-#[derive(Default)]
-struct Cleanup(Vec<(&'static str, String)>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for (what, id) in self.0.iter().rev() {
-            let args: &[&str] = match *what {
-                "network" => &["network", "rm", id],
-                "volume" => &["volume", "rm", "-f", id],
-                _ => &["rm", "-f", "-v", id],
-            };
-            drop(Command::new("docker").args(args).output());
-        }
-    }
 }
 
 fn find<'a>(objects: &'a [Value], kind: &str) -> Option<&'a Value> {
@@ -207,20 +190,6 @@ fn container<'a>(pod: &'a Value, list: &str, name: &str) -> &'a Value {
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["name"] == name))
         .unwrap_or_else(|| panic!("no {name}"))
-}
-
-/// Waits until `GET url` answers 200.
-async fn answers_200(url: &str, container: &str) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if client.get(url).send().await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let logs = run("docker", &["logs", container]);
-    panic!("{url} never answered 200:\n{}{}", text(&logs.stdout), text(&logs.stderr));
 }
 
 /// Renders the chart with `values` and runs its pods.

@@ -80,3 +80,67 @@ pub fn find<'a>(objects: &'a [Value], kind: &str, name: Option<&str>) -> &'a Val
 pub fn kinds(objects: &[Value]) -> Vec<String> {
     objects.iter().map(|o| o["kind"].as_str().unwrap_or_default().to_owned()).collect()
 }
+
+/// Docker objects removed when the test ends, however it ends.
+#[derive(Default)]
+pub struct Cleanup(pub Vec<(&'static str, String)>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for (what, id) in self.0.iter().rev() {
+            let args: &[&str] = match *what {
+                "network" => &["network", "rm", id],
+                "volume" => &["volume", "rm", "-f", id],
+                _ => &["rm", "-f", "-v", id],
+            };
+            drop(Command::new("docker").args(args).output());
+        }
+    }
+}
+
+/// Waits until `GET url` answers 200; the container's log when it never does.
+pub async fn answers_200(url: &str, container: &str) {
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if client.get(url).send().await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let logs = run("docker", &["logs", container]);
+    panic!("{url} never answered 200:\n{}{}", text(&logs.stdout), text(&logs.stderr));
+}
+
+/// A schema of its own in the `TEST_DATABASE_URL` database, and a URL that
+/// uses it; `None` (after saying why) when there is no such database and
+/// none is required.
+pub async fn postgres_schema(name: &str) -> Option<(String, String)> {
+    use sea_orm::ConnectionTrait;
+    let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "REQUIRE_POSTGRES=1 but no TEST_DATABASE_URL"
+        );
+        eprintln!("skipping the PostgreSQL part: no TEST_DATABASE_URL");
+        return None;
+    };
+    let schema = format!("{name}_{}", std::process::id());
+    let admin = sea_orm::Database::connect(&base).await.expect("admin connection");
+    admin
+        .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    admin.close().await.expect("close");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Some((format!("{base}{separator}options=-c%20search_path%3D{schema}"), schema))
+}
+
+/// Drops a schema [`postgres_schema`] made.
+pub async fn drop_postgres_schema(schema: &str) {
+    use sea_orm::ConnectionTrait;
+    let base = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+    let admin = sea_orm::Database::connect(&base).await.expect("admin connection");
+    admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
+    admin.close().await.expect("close");
+}
