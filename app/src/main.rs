@@ -29,16 +29,16 @@ fn main() -> ExitCode {
 
 /// glibc's allocator, left to itself, serves buffers of a few MiB from
 /// per-thread arenas and keeps them there once freed: a server that takes
-/// 16 MiB bodies would stay hundreds of MiB larger than what it uses. These
-/// tunables send allocations of 1 MiB and more straight to the system (and
-/// back on free) and cap the arenas. glibc reads them only at start, so
-/// `serve` starts itself again once with them, unless `GLIBC_TUNABLES` is
+/// 16 MiB bodies would stay hundreds of MiB larger than what it uses. This
+/// tunable sends allocations of 1 MiB and more straight to the system (and
+/// back on free). glibc reads it only at start, so
+/// `serve` starts itself again once with it, unless `GLIBC_TUNABLES` is
 /// already set (the image sets it; an operator's own choice is kept).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod tunables {
     use std::os::unix::process::CommandExt;
 
-    const TUNABLES: &str = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.arena_max=2";
+    const TUNABLES: &str = "glibc.malloc.mmap_threshold=1048576";
 
     pub fn apply() {
         if std::env::var_os("GLIBC_TUNABLES").is_some() {

@@ -43,13 +43,14 @@ pub async fn observe<E: Endpoint>(
     let path = req.uri().path().to_owned();
     let span = tracing::info_span!("request", %method, %path, request_id = %id);
     let work = async move {
-        let allow = routes.allow(&path).and_then(|allow| HeaderValue::from_str(allow).ok());
-        let (mut resp, route) = match (&method, allow.clone()) {
-            (&Method::OPTIONS, Some(allow)) => (
+        let allow = || routes.allow(&path).and_then(|allow| HeaderValue::from_str(allow).ok());
+        let options = if method == Method::OPTIONS { allow() } else { None };
+        let (mut resp, route) = match options {
+            Some(allow) => (
                 Response::builder().status(StatusCode::NO_CONTENT).header(header::ALLOW, allow).finish(),
                 None,
             ),
-            _ => match ep.call(req).await {
+            None => match ep.call(req).await {
                 Ok(resp) => {
                     let resp = resp.into_response();
                     let route = resp.data::<OperationId>().map(|op| op.0);
@@ -61,7 +62,9 @@ pub async fn observe<E: Endpoint>(
                 }
             },
         };
-        if let (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) = (resp.status(), allow) {
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+            && let Some(allow) = allow()
+        {
             resp.headers_mut().insert(header::ALLOW, allow);
         }
         let status = resp.status();

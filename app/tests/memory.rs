@@ -75,6 +75,11 @@ async fn exercise(database_url: &str, label: &str) -> u64 {
         .env("API_PORT", port.to_string())
         .env("DATABASE_URL", database_url)
         .env("LOG_LEVEL", "warn")
+        // Memory is measured here, not speed: a test build on a busy
+        // machine gets time enough that no request is turned away.
+        .env("SESSION_BACKEND_SERVER__REQUEST_TIMEOUT_MS", "120000")
+        .env("SESSION_BACKEND_DATABASE__ACQUIRE_TIMEOUT_MS", "30000")
+        .env("SESSION_BACKEND_DATABASE__STATEMENT_TIMEOUT_MS", "60000")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("server.log")).expect("log file"))
         .spawn()
@@ -102,7 +107,11 @@ async fn exercise(database_url: &str, label: &str) -> u64 {
     };
     let list = || async {
         let resp = client.get(format!("{base}/api/v1/sessions?page_size=1000")).send().await.expect("list");
-        assert_eq!(resp.status(), 200);
+        let status = resp.status();
+        if status != 200 {
+            let text = resp.text().await.unwrap_or_default();
+            panic!("{label}: listing answered {status}: {text}; server log:\n{}", log());
+        }
         let mut bytes = 0usize;
         let mut tail = Vec::new();
         let mut chunks = resp.bytes_stream();

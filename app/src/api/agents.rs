@@ -14,7 +14,7 @@ use super::{
     errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
     fields::{Id, ObjectJson, Optional, Timestamp, json_text},
     listing,
-    payload::{JsonBody, JsonStream},
+    payload::{FIELDS, JsonBody, JsonSize, JsonStream},
 };
 use crate::{
     AppState, store,
@@ -313,5 +313,16 @@ impl AgentsApi {
         .await?;
         let total = found.total;
         Ok(listing::write("agents", found.into_stream(), Agent::from, move |_| paging.tail(total)))
+    }
+}
+
+impl JsonSize for Agent {
+    fn json_size(&self) -> usize {
+        FIELDS
+            + self.session_id.len()
+            + self.agent_id.len()
+            + self.state.len()
+            + self.conversation_manager_state.len()
+            + 2 * self.internal_state.len()
     }
 }

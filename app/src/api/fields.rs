@@ -251,6 +251,13 @@ impl ObjectJson {
     }
 }
 
+impl ObjectJson {
+    /// The document's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.as_str().len()
+    }
+}
+
 impl<'de> Deserialize<'de> for ObjectJson {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let json = JsonText::deserialize(d)?;
@@ -273,6 +280,13 @@ document_as!(
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct MessageJson(pub JsonText);
+
+impl MessageJson {
+    /// The document's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.as_str().len()
+    }
+}
 
 impl<'de> Deserialize<'de> for MessageJson {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, stream};
 use serde::Serialize;
 
-use super::payload::{JsonStream, to_json_exact};
+use super::payload::{JsonSize, JsonStream};
 use crate::error::Error;
 
 /// The fields after the rows of a page-style listing.
@@ -32,15 +32,23 @@ pub fn write<Doc, M, T, Tail>(
 ) -> JsonStream<Doc>
 where
     M: Send + 'static,
-    T: Serialize + 'static,
+    T: Serialize + JsonSize + 'static,
     Tail: Serialize,
 {
     let sent = Arc::new(AtomicU64::new(0));
     let counter = sent.clone();
     let head = stream::once(async move { Ok(Bytes::from(format!("{{\"{field}\":["))) });
-    let rows = rows.map(move |row| {
-        let separator: &[u8] = if counter.fetch_add(1, Ordering::Relaxed) == 0 { b"" } else { b"," };
-        Ok(Bytes::from(to_json_exact(separator, &to_dto(row?)).map_err(serialize_error)?))
+    // Rows already read (a chunk is at most a few MiB) go out together.
+    let rows = rows.ready_chunks(256).map(move |ready| {
+        let rows = ready.into_iter().map(|row| row.map(to_dto)).collect::<Result<Vec<T>, Error>>()?;
+        let mut text = Vec::with_capacity(rows.iter().map(|row| row.json_size() + 1).sum());
+        for row in &rows {
+            if counter.fetch_add(1, Ordering::Relaxed) > 0 {
+                text.push(b',');
+            }
+            serde_json::to_writer(&mut text, row).map_err(serialize_error)?;
+        }
+        Ok(Bytes::from(text))
     });
     let end = stream::once(async move {
         let tail = serde_json::to_vec(&tail(sent.load(Ordering::Relaxed))).map_err(serialize_error)?;

@@ -15,7 +15,7 @@ use super::{
     errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
     fields::{Id, MessageId, MessageJson, Nullable, ObjectOf, Optional, Timestamp, json_text},
     listing,
-    payload::{JsonBody, JsonStream},
+    payload::{FIELDS, JsonBody, JsonSize, JsonStream},
 };
 use crate::{
     AppState,
@@ -437,5 +437,17 @@ impl MessagesApi {
                 next_offset: (next < total).then_some(next),
             }
         }))
+    }
+}
+
+impl JsonSize for Message {
+    fn json_size(&self) -> usize {
+        FIELDS + self.message.len() + self.redact_message.0.as_ref().map_or(0, MessageJson::len)
+    }
+}
+
+impl JsonSize for MessageBatch {
+    fn json_size(&self) -> usize {
+        FIELDS + self.messages.iter().map(|m| m.json_size() + 1).sum::<usize>()
     }
 }

@@ -14,7 +14,7 @@ use super::{
     errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
     fields::{Id, ObjectJson, Timestamp, json_text},
     listing,
-    payload::{JsonBody, JsonStream},
+    payload::{FIELDS, JsonBody, JsonSize, JsonStream},
 };
 use crate::{
     AppState, store,
@@ -238,5 +238,11 @@ impl MultiAgentsApi {
         .await?;
         let total = found.total;
         Ok(listing::write("multi_agents", found.into_stream(), MultiAgent::from, move |_| paging.tail(total)))
+    }
+}
+
+impl JsonSize for MultiAgent {
+    fn json_size(&self) -> usize {
+        FIELDS + self.session_id.len() + self.multi_agent_id.len() + self.state.len()
     }
 }

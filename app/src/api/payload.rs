@@ -118,32 +118,22 @@ impl<'a, T: Type + DeserializeOwned + Send> ApiExtractor<'a> for JsonBody<T> {
     }
 }
 
-/// `prefix` and `value` as JSON, in a buffer of exactly their size: a large
-/// document written into a growing buffer would briefly need three times
-/// its size.
-pub fn to_json_exact<T: Serialize>(prefix: &[u8], value: &T) -> serde_json::Result<Vec<u8>> {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut size = Counter(prefix.len());
-    serde_json::to_writer(&mut size, value)?;
-    let mut out = Vec::with_capacity(size.0);
-    out.extend_from_slice(prefix);
-    serde_json::to_writer(&mut out, value)?;
-    Ok(out)
+/// How many bytes a value's JSON takes, about: the documents it carries
+/// plus room for the rest. Buffers are made this size up front, because a
+/// document of many MiB written into a growing buffer would briefly need
+/// three times its size.
+pub trait JsonSize {
+    fn json_size(&self) -> usize;
 }
 
-impl<T: Serialize + Send> IntoResponse for JsonBody<T> {
+/// Room for the fields around the documents of one object.
+pub const FIELDS: usize = 512;
+
+impl<T: Serialize + Send + JsonSize> IntoResponse for JsonBody<T> {
     fn into_response(self) -> Response {
-        match to_json_exact(b"", &self.0) {
-            Ok(bytes) => Response::builder().content_type(JSON).body(bytes),
+        let mut bytes = Vec::with_capacity(self.0.json_size());
+        match serde_json::to_writer(&mut bytes, &self.0) {
+            Ok(()) => Response::builder().content_type(JSON).body(bytes),
             Err(e) => {
                 tracing::error!(error = %e, "serializing a response");
                 crate::middleware::error_response(&Error::Internal)
@@ -152,7 +142,7 @@ impl<T: Serialize + Send> IntoResponse for JsonBody<T> {
     }
 }
 
-impl<T: Type + Serialize + Send> ApiResponse for JsonBody<T> {
+impl<T: Type + Serialize + Send + JsonSize> ApiResponse for JsonBody<T> {
     fn meta() -> MetaResponses {
         ok_meta::<T>()
     }

@@ -14,7 +14,7 @@ use super::{
     errors::{ApiResult, Duplicate, Missing, MissingWithBody, Plain},
     fields::{Id, ObjectJson, Optional, SessionType, Timestamp, json_text},
     listing,
-    payload::{JsonBody, JsonStream},
+    payload::{FIELDS, JsonBody, JsonSize, JsonStream},
 };
 use crate::{
     AppState, store,
@@ -239,5 +239,11 @@ impl SessionsApi {
             store::sessions::list(state.db.conn(), state.tenant(), paging.offset(), paging.page_size).await?;
         let total = found.total;
         Ok(listing::write("sessions", found.into_stream(), Session::from, move |_| paging.tail(total)))
+    }
+}
+
+impl JsonSize for Session {
+    fn json_size(&self) -> usize {
+        FIELDS + self.session_id.len() + self.metadata.len()
     }
 }

@@ -6,8 +6,9 @@
 //! the last row by its sort key. So a listing holds a few MiB whatever its
 //! page size and row size, every statement is short (well inside
 //! `statement_timeout`), and no connection is held while a slow client
-//! reads. A page under the chunk size, the usual case, takes one query,
-//! which also carries the counts that describe the page.
+//! reads. A page under the chunk size, the usual case, takes one plain
+//! query that checks the page's size before it reads it, and carries the
+//! counts that describe the page.
 
 use std::collections::VecDeque;
 
@@ -67,7 +68,14 @@ where
 {
     let left = listing.limit;
     let mut state = Chunks { db: db.clone(), listing, ready: VecDeque::new(), after: None, left };
-    let Some(first) = state.fetch(true).await? else { return Ok(None) };
+    let first = match state.fetch_whole_page().await? {
+        Some(first) => first,
+        // Empty, or larger than a chunk: read it in chunks.
+        None => match state.fetch(true).await? {
+            Some(first) => first,
+            None => return Ok(None),
+        },
+    };
     let counts = (0..state.listing.counts.len())
         .map(|i| Ok(count_value(first.try_get::<i64>("", &format!("count_{i}"))?)))
         .collect::<Result<_, Error>>()?;
@@ -105,6 +113,41 @@ where
     E: EntityTrait,
     E::Model: FromQueryResult,
 {
+    /// The usual case in one plain query: the whole page, when it holds rows
+    /// and they fit in a chunk (the query itself checks, from the sizes of
+    /// the page's documents, before it reads any of them); the first row's
+    /// raw result then, else `None`.
+    async fn fetch_whole_page(&mut self) -> Result<Option<QueryResult>, Error> {
+        let listing = &self.listing;
+        let ordered = |mut select: Select<E>| {
+            for (column, order) in &listing.order {
+                select = select.order_by(*column, order.clone());
+            }
+            select.offset(listing.offset).limit(listing.limit)
+        };
+        let mut sizes = ordered(listing.select.clone().select_only()).into_query();
+        sizes.expr_as(row_bytes(&listing.payload), Alias::new(ROW_BYTES));
+        let mut page_bytes = Query::select();
+        page_bytes
+            .expr(Func::coalesce([Func::sum(Expr::col(Alias::new(ROW_BYTES))).into(), Expr::val(0)]))
+            .from_subquery(sizes, Alias::new("page"));
+        let mut query = ordered(listing.select.clone()).into_query();
+        query.and_where(
+            Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(page_bytes))).lt(CHUNK_BYTES),
+        );
+        for (i, count) in listing.counts.iter().enumerate() {
+            query.expr_as(
+                Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(count.clone()))),
+                Alias::new(format!("count_{i}")),
+            );
+        }
+        let rows = self.db.query_all(&query).await?;
+        for row in &rows {
+            self.ready.push_back(E::Model::from_query_result(row, "")?);
+        }
+        Ok(rows.into_iter().next())
+    }
+
     /// Reads the next chunk into `ready`; the first row's raw result when
     /// there was one (it carries the counts of the first chunk).
     async fn fetch(&mut self, first: bool) -> Result<Option<QueryResult>, Error> {
