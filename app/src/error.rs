@@ -21,6 +21,9 @@ pub enum Error {
     /// The named thing already exists, or differs from what a retry sent.
     #[error("{0}")]
     Conflict(String),
+    /// `If-Match` named a version the row no longer has.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// The body is larger than the configured limit.
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
@@ -48,6 +51,7 @@ impl Error {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -63,6 +67,7 @@ impl Error {
             Self::Validation(_) => "ValidationError",
             Self::NotFound(_) => "NotFoundError",
             Self::Conflict(_) => "ConflictError",
+            Self::PreconditionFailed(_) => "PreconditionFailedError",
             Self::PayloadTooLarge(_) => "PayloadTooLargeError",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaTypeError",
             Self::RequestTimeout(_) => "RequestTimeoutError",

@@ -4,17 +4,18 @@ use entity::agent;
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
-    param::{Path, Query},
+    param::{Header, Path, Query},
     types::Example,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{
     ApiTags, Paging,
-    errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
+    errors::{ApiResult, Missing, MissingOrDuplicate, MissingOrStale},
     fields::{Id, ObjectJson, Optional, Timestamp, json_text},
     listing,
     payload::{FIELDS, JsonBody, JsonSize, JsonStream},
+    versioned::{self, Created, Current},
 };
 use crate::{
     AppState, store,
@@ -175,13 +176,6 @@ impl Example for AgentList {
 }
 
 #[derive(ApiResponse)]
-enum Created {
-    /// The agent was created.
-    #[oai(status = 201)]
-    Created(JsonBody<Agent>),
-}
-
-#[derive(ApiResponse)]
 enum Deleted {
     /// The agent and its messages were deleted.
     #[oai(status = 204)]
@@ -204,7 +198,7 @@ impl AgentsApi {
         state: Data<&AppState>,
         session_id: Path<Id>,
         body: JsonBody<CreateAgentRequest>,
-    ) -> ApiResult<Created, MissingOrDuplicate> {
+    ) -> ApiResult<Created<Agent>, MissingOrDuplicate> {
         let body = body.0;
         let internal = body.underscore_internal_state.into_option().or(body.internal_state.into_option());
         let new = NewAgent {
@@ -216,7 +210,7 @@ impl AgentsApi {
         };
         let model =
             store::agents::create(state.db.conn(), key(&state, &session_id, &body.agent_id), new).await?;
-        Ok(Created::Created(JsonBody(model.into())))
+        Ok(Created::of(model))
     }
 
     /// Read an agent
@@ -226,16 +220,17 @@ impl AgentsApi {
         state: Data<&AppState>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
-    ) -> ApiResult<JsonBody<Agent>, Missing> {
+    ) -> ApiResult<Current<Agent>, Missing> {
         let model =
             children::get::<agent::Entity>(state.db.conn(), key(&state, &session_id, &agent_id)).await?;
-        Ok(JsonBody(model.into()))
+        Ok(Current::of(model))
     }
 
     /// Update an agent
     ///
     /// Any of `state`, `conversation_manager_state`, `_internal_state` /
     /// `internal_state`; fields not sent are kept, unknown fields ignored.
+    /// With `If-Match`, only if the agent is still at that version.
     #[oai(
         path = "/api/v1/sessions/:session_id/agents/:agent_id",
         method = "put",
@@ -246,8 +241,11 @@ impl AgentsApi {
         state: Data<&AppState>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
+        /// An `ETag` this agent answered with: 412 unless it is still current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
         body: JsonBody<UpdateAgentRequest>,
-    ) -> ApiResult<JsonBody<Agent>, MissingWithBody> {
+    ) -> ApiResult<Current<Agent>, MissingOrStale> {
         let body = body.0;
         let changes = AgentChanges {
             state: body.state.into_option().map(|s| s.0),
@@ -258,9 +256,10 @@ impl AgentsApi {
                 .or(body.internal_state.into_option())
                 .map(|s| s.0),
         };
-        let model =
-            store::agents::update(state.db.conn(), key(&state, &session_id, &agent_id), changes).await?;
-        Ok(JsonBody(model.into()))
+        let expected = versioned::if_match(if_match.0.as_deref());
+        let key = key(&state, &session_id, &agent_id);
+        let model = store::agents::update(state.db.conn(), key, expected.as_deref(), changes).await?;
+        Ok(Current::of(model))
     }
 
     /// Delete an agent

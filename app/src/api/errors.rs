@@ -22,7 +22,7 @@ pub struct ErrorEnvelope {
 #[derive(Debug, Object)]
 pub struct ErrorDetail {
     /// One of `ValidationError`, `NotFoundError`, `ConflictError`,
-    /// `PayloadTooLargeError`, `UnsupportedMediaTypeError`,
+    /// `PreconditionFailedError`, `PayloadTooLargeError`, `UnsupportedMediaTypeError`,
     /// `RequestTimeoutError`, `MethodNotAllowedError`,
     /// `ServiceUnavailableError`, `InternalServerError`.
     pub error: String,
@@ -53,6 +53,7 @@ pub trait ErrorSet: Send + Sync + 'static {
 
 const NOT_FOUND: (u16, &str) = (404, "The resource, or one of its parents, does not exist.");
 const CONFLICT: (u16, &str) = (409, "A resource with this id already exists (with other content).");
+const STALE: (u16, &str) = (412, "`If-Match` named a version the resource no longer has; nothing changed.");
 const TOO_LARGE: (u16, &str) = (413, "The request body exceeds the configured limit.");
 const NOT_JSON: (u16, &str) = (415, "The body is not JSON (`Content-Type` other than `application/json`).");
 const STALLED: (u16, &str) = (408, "The request body stopped arriving before it was complete.");
@@ -73,6 +74,12 @@ impl ErrorSet for Missing {
 pub struct MissingWithBody;
 impl ErrorSet for MissingWithBody {
     const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, TOO_LARGE, NOT_JSON];
+}
+
+/// Updates of versioned resources (sessions, agents, multi-agent states).
+pub struct MissingOrStale;
+impl ErrorSet for MissingOrStale {
+    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, STALE, TOO_LARGE, NOT_JSON];
 }
 
 /// Creating a session.

@@ -12,6 +12,7 @@ mod multi_agents;
 mod payload;
 mod sessions;
 mod validate;
+mod versioned;
 
 use poem::http::Method;
 use poem_openapi::{OpenApiService, Tags};

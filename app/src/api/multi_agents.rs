@@ -4,17 +4,18 @@ use entity::multi_agent;
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
-    param::{Path, Query},
+    param::{Header, Path, Query},
     types::Example,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{
     ApiTags, Paging,
-    errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
+    errors::{ApiResult, Missing, MissingOrDuplicate, MissingOrStale},
     fields::{Id, ObjectJson, Timestamp, json_text},
     listing,
     payload::{FIELDS, JsonBody, JsonSize, JsonStream},
+    versioned::{self, Created, Current},
 };
 use crate::{
     AppState, store,
@@ -110,13 +111,6 @@ impl Example for MultiAgentList {
 }
 
 #[derive(ApiResponse)]
-enum Created {
-    /// The state was stored.
-    #[oai(status = 201)]
-    Created(JsonBody<MultiAgent>),
-}
-
-#[derive(ApiResponse)]
 enum Deleted {
     /// The state was deleted.
     #[oai(status = 204)]
@@ -143,11 +137,11 @@ impl MultiAgentsApi {
         state: Data<&AppState>,
         session_id: Path<Id>,
         body: JsonBody<CreateMultiAgentRequest>,
-    ) -> ApiResult<Created, MissingOrDuplicate> {
+    ) -> ApiResult<Created<MultiAgent>, MissingOrDuplicate> {
         let body = body.0;
         let key = key(&state, &session_id, &body.multi_agent_id);
         let model = store::multi_agents::create(state.db.conn(), key, body.state.0).await?;
-        Ok(Created::Created(JsonBody(model.into())))
+        Ok(Created::of(model))
     }
 
     /// Read a multi-agent state
@@ -161,14 +155,15 @@ impl MultiAgentsApi {
         state: Data<&AppState>,
         session_id: Path<Id>,
         multi_agent_id: Path<Id>,
-    ) -> ApiResult<JsonBody<MultiAgent>, Missing> {
+    ) -> ApiResult<Current<MultiAgent>, Missing> {
         let key = key(&state, &session_id, &multi_agent_id);
-        Ok(JsonBody(children::get::<multi_agent::Entity>(state.db.conn(), key).await?.into()))
+        Ok(Current::of(children::get::<multi_agent::Entity>(state.db.conn(), key).await?))
     }
 
     /// Update a multi-agent state
     ///
     /// Never creates: a missing state is `404`, as in the SDK's own backends.
+    /// With `If-Match`, only if the state is still at that version.
     #[oai(
         path = "/api/v1/sessions/:session_id/multi-agents/:multi_agent_id",
         method = "put",
@@ -179,10 +174,16 @@ impl MultiAgentsApi {
         state: Data<&AppState>,
         session_id: Path<Id>,
         multi_agent_id: Path<Id>,
+        /// An `ETag` this state answered with: 412 unless it is still current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
         body: JsonBody<UpdateMultiAgentRequest>,
-    ) -> ApiResult<JsonBody<MultiAgent>, MissingWithBody> {
+    ) -> ApiResult<Current<MultiAgent>, MissingOrStale> {
         let key = key(&state, &session_id, &multi_agent_id);
-        Ok(JsonBody(store::multi_agents::update(state.db.conn(), key, body.0.state.0).await?.into()))
+        let expected = versioned::if_match(if_match.0.as_deref());
+        let model =
+            store::multi_agents::update(state.db.conn(), key, expected.as_deref(), body.0.state.0).await?;
+        Ok(Current::of(model))
     }
 
     /// Delete a multi-agent state

@@ -4,17 +4,18 @@ use entity::session;
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
-    param::{Path, Query},
+    param::{Header, Path, Query},
     types::Example,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{
     ApiTags, Paging,
-    errors::{ApiResult, Duplicate, Missing, MissingWithBody, Plain},
+    errors::{ApiResult, Duplicate, Missing, MissingOrStale, Plain},
     fields::{Id, ObjectJson, Optional, SessionType, Timestamp, json_text},
     listing,
     payload::{FIELDS, JsonBody, JsonSize, JsonStream},
+    versioned::{self, Created, Current},
 };
 use crate::{
     AppState, store,
@@ -132,13 +133,6 @@ impl Example for SessionList {
 }
 
 #[derive(ApiResponse)]
-enum Created {
-    /// The session was created.
-    #[oai(status = 201)]
-    Created(JsonBody<Session>),
-}
-
-#[derive(ApiResponse)]
 enum Deleted {
     /// The session and everything under it were deleted.
     #[oai(status = 204)]
@@ -159,7 +153,7 @@ impl SessionsApi {
         &self,
         state: Data<&AppState>,
         body: JsonBody<CreateSessionRequest>,
-    ) -> ApiResult<Created, Duplicate> {
+    ) -> ApiResult<Created<Session>, Duplicate> {
         let body = body.0;
         let new = NewSession {
             session_id: body.session_id.into_string(),
@@ -172,7 +166,7 @@ impl SessionsApi {
             updated_at: body.updated_at.into_option().map(|t| t.0),
         };
         let model = store::sessions::create(state.db.conn(), state.tenant(), new).await?;
-        Ok(Created::Created(JsonBody(model.into())))
+        Ok(Created::of(model))
     }
 
     /// Read a session
@@ -181,28 +175,39 @@ impl SessionsApi {
         &self,
         state: Data<&AppState>,
         session_id: Path<Id>,
-    ) -> ApiResult<JsonBody<Session>, Missing> {
+    ) -> ApiResult<Current<Session>, Missing> {
         let model = store::sessions::get(state.db.conn(), state.tenant(), session_id.as_str()).await?;
-        Ok(JsonBody(model.into()))
+        Ok(Current::of(model))
     }
 
     /// Update a session
     ///
     /// Fields not sent are kept; `updated_at` becomes the server time.
+    /// With `If-Match`, only if the session is still at that version.
     #[oai(path = "/api/v1/sessions/:session_id", method = "put", operation_id = "update_session")]
     async fn update(
         &self,
         state: Data<&AppState>,
         session_id: Path<Id>,
+        /// An `ETag` this session answered with: 412 unless it is still current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
         body: JsonBody<UpdateSessionRequest>,
-    ) -> ApiResult<JsonBody<Session>, MissingWithBody> {
+    ) -> ApiResult<Current<Session>, MissingOrStale> {
         let changes = SessionChanges {
             session_type: body.0.session_type.into_option().map(SessionType::into_string),
             metadata: body.0.metadata.into_option().map(|m| m.0),
         };
-        let model =
-            store::sessions::update(state.db.conn(), state.tenant(), session_id.as_str(), changes).await?;
-        Ok(JsonBody(model.into()))
+        let expected = versioned::if_match(if_match.0.as_deref());
+        let model = store::sessions::update(
+            state.db.conn(),
+            state.tenant(),
+            session_id.as_str(),
+            expected.as_deref(),
+            changes,
+        )
+        .await?;
+        Ok(Current::of(model))
     }
 
     /// Delete a session

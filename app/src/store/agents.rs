@@ -13,6 +13,7 @@ use super::{
     ChildKey,
     children::{self, session_child},
     now,
+    version::{self, Expected},
 };
 use crate::error::Error;
 
@@ -46,17 +47,19 @@ pub async fn create(db: &impl ConnectionTrait, key: ChildKey<'_>, new: NewAgent)
         state: new.state,
         conversation_manager_state: new.conversation_manager_state,
         internal_state: new.internal_state,
-        version: 1,
+        version: version::first(),
         created_at: new.created_at.unwrap_or(now),
         updated_at: new.updated_at.unwrap_or(now),
     };
     children::create::<Entity>(db, key, row).await
 }
 
-/// Applies `changes`, bumps the version and `updated_at`, in one statement.
+/// Applies `changes`, bumps the version and `updated_at`, in one statement,
+/// if the agent is at an `expected` version.
 pub async fn update(
     db: &impl ConnectionTrait,
     key: ChildKey<'_>,
+    expected: Expected<'_>,
     changes: AgentChanges,
 ) -> Result<Model, Error> {
     let set = [
@@ -65,5 +68,5 @@ pub async fn update(
         (Column::InternalState, changes.internal_state),
     ];
     let set = set.into_iter().filter_map(|(column, value)| Some((column, value?.into()))).collect();
-    children::update::<Entity>(db, key, set).await
+    children::update::<Entity>(db, key, expected, set).await
 }

@@ -9,7 +9,10 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement},
 };
 
-use super::{count, insert_error, listing, now, sessions, update_returning};
+use super::{
+    count, insert_error, listing, now, sessions, update_returning,
+    version::{self, Expected},
+};
 use crate::error::Error;
 
 /// A kind of row kept under a session.
@@ -104,20 +107,29 @@ pub async fn ensure_exists<E: SessionChild>(
     found.map(drop).ok_or_else(|| not_found::<E>(key))
 }
 
-/// Sets `changes`, bumps the version and `updated_at`, in one statement.
+/// Sets `changes`, bumps the version and `updated_at`, in one statement,
+/// if the row is at an `expected` version (412 if it is at another).
 pub async fn update<E: SessionChild>(
     db: &impl ConnectionTrait,
     key: ChildKey<'_>,
+    expected: Expected<'_>,
     changes: Vec<(E::Column, Value)>,
 ) -> Result<E::Model, Error> {
     let mut update = by_key::<E, _>(E::update_many(), key)
         .col_expr(E::VERSION, Expr::col(E::VERSION).add(1))
         .col_expr(E::UPDATED_AT, Expr::value(now()));
+    if let Some(versions) = expected {
+        update = update.filter(E::VERSION.is_in(versions.iter().copied()));
+    }
     for (column, value) in changes {
         update = update.col_expr(column, Expr::value(value));
     }
     let changed = update_returning::<E>(db, update.into_query()).await?;
-    changed.into_iter().next().ok_or_else(|| not_found::<E>(key))
+    match changed.into_iter().next() {
+        Some(row) => Ok(row),
+        None if expected.is_none() => Err(not_found::<E>(key)),
+        None => Err(version::stale_or(ensure_exists::<E>(db, key).await)),
+    }
 }
 
 /// Deletes one row (and, through the foreign keys, what hangs below it).

@@ -9,6 +9,7 @@ pub mod listing;
 pub mod messages;
 pub mod multi_agents;
 pub mod sessions;
+pub mod version;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{

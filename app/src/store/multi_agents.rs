@@ -12,6 +12,7 @@ use super::{
     ChildKey,
     children::{self, session_child},
     now,
+    version::{self, Expected},
 };
 use crate::error::Error;
 
@@ -25,14 +26,20 @@ pub async fn create(db: &impl ConnectionTrait, key: ChildKey<'_>, state: JsonTex
         session_id: key.session_id.to_owned(),
         multi_agent_id: key.id.to_owned(),
         state,
-        version: 1,
+        version: version::first(),
         created_at: now,
         updated_at: now,
     };
     children::create::<Entity>(db, key, row).await
 }
 
-/// Replaces the state of an existing row (never creates), in one statement.
-pub async fn update(db: &impl ConnectionTrait, key: ChildKey<'_>, state: JsonText) -> Result<Model, Error> {
-    children::update::<Entity>(db, key, vec![(Column::State, state.into())]).await
+/// Replaces the state of an existing row (never creates), in one
+/// statement, if it is at an `expected` version.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    key: ChildKey<'_>,
+    expected: Expected<'_>,
+    state: JsonText,
+) -> Result<Model, Error> {
+    children::update::<Entity>(db, key, expected, vec![(Column::State, state.into())]).await
 }

@@ -11,7 +11,10 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement},
 };
 
-use super::{count, insert_error, listing, now, update_returning};
+use super::{
+    count, insert_error, listing, now, update_returning,
+    version::{self, Expected},
+};
 use crate::error::Error;
 
 /// What a new session is made of.
@@ -43,7 +46,7 @@ pub async fn create(db: &impl ConnectionTrait, tenant: &str, new: NewSession) ->
         session_id: new.session_id,
         session_type: new.session_type,
         metadata: new.metadata,
-        version: 1,
+        version: version::first(),
         created_at: new.created_at.unwrap_or(now),
         updated_at: new.updated_at.unwrap_or(now),
     };
@@ -66,11 +69,13 @@ pub async fn get(db: &impl ConnectionTrait, tenant: &str, session_id: &str) -> R
         .ok_or_else(|| not_found(session_id))
 }
 
-/// Applies `changes`, bumps the version and `updated_at`, in one statement.
+/// Applies `changes`, bumps the version and `updated_at`, in one statement,
+/// if the session is at an `expected` version.
 pub async fn update(
     db: &impl ConnectionTrait,
     tenant: &str,
     session_id: &str,
+    expected: Expected<'_>,
     changes: SessionChanges,
 ) -> Result<Model, Error> {
     let mut update = Entity::update_many()
@@ -78,6 +83,9 @@ pub async fn update(
         .col_expr(Column::UpdatedAt, Expr::value(now()))
         .filter(Column::TenantId.eq(tenant))
         .filter(Column::SessionId.eq(session_id));
+    if let Some(versions) = expected {
+        update = update.filter(Column::Version.is_in(versions.iter().copied()));
+    }
     if let Some(session_type) = changes.session_type {
         update = update.col_expr(Column::SessionType, Expr::value(session_type));
     }
@@ -85,7 +93,11 @@ pub async fn update(
         update = update.col_expr(Column::Metadata, Expr::value(metadata));
     }
     let changed = update_returning::<Entity>(db, update.into_query()).await?;
-    changed.into_iter().next().ok_or_else(|| not_found(session_id))
+    match changed.into_iter().next() {
+        Some(row) => Ok(row),
+        None if expected.is_none() => Err(not_found(session_id)),
+        None => Err(version::stale_or(ensure_exists(db, tenant, session_id).await)),
+    }
 }
 
 /// Deletes a session; the foreign keys cascade to everything under it.

@@ -45,6 +45,14 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The `ETag` header, asserted present.
+    #[track_caller]
+    pub fn etag(&self) -> String {
+        let tag = self.headers.get("etag").expect("an ETag header").to_str().expect("ASCII ETag");
+        assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() > 2, "strong ETag: {tag}");
+        tag.to_owned()
+    }
+
     /// Asserts the status and returns the body.
     #[track_caller]
     pub fn expect(self, status: u16) -> Value {
@@ -131,6 +139,12 @@ impl TestApp {
 
     pub async fn put(&self, path: &str, body: &Value) -> Reply {
         self.call(Method::PUT, path, Some(body)).await
+    }
+
+    /// `PUT` with an `If-Match` header.
+    pub async fn put_if_match(&self, path: &str, body: &Value, if_match: &str) -> Reply {
+        let req = self.client.put(self.url(path)).header("if-match", if_match).json(body);
+        Self::reply(req.send().await.expect("request failed")).await
     }
 
     pub async fn delete(&self, path: &str) -> Reply {

@@ -17,3 +17,4 @@ mod sessions;
 mod startup;
 mod strands;
 mod testcontainers_postgres;
+mod versions;
