@@ -17,7 +17,7 @@ use crate::config::{Backend, Config, ConfigError, DatabaseUrl};
 const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(1936023906, hashtext(current_schema()))";
 
 /// The service's tables, parents first.
-pub const TABLES: [&str; 4] = ["sessions", "agents", "messages", "multi_agents"];
+pub const TABLES: [&str; 6] = ["sessions", "agents", "messages", "multi_agents", "blobs", "blob_chunks"];
 
 /// Rows per table.
 pub type TableCounts = std::collections::BTreeMap<String, u64>;

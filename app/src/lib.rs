@@ -34,6 +34,9 @@ struct AppState {
     db: Database,
     metrics: Arc<Metrics>,
     health_timeout: Duration,
+    storage: config::StorageConfig,
+    /// The longest pause of a streamed request body.
+    body_stall: Duration,
 }
 
 impl AppState {
@@ -49,6 +52,8 @@ fn app(db: Database, config: &Config, metrics: Arc<Metrics>, draining: Draining)
         db,
         metrics: metrics.clone(),
         health_timeout: Duration::from_millis(config.database.health_timeout_ms),
+        storage: config.storage.clone(),
+        body_stall: Duration::from_millis(config.server.body_timeout_ms),
     };
     let api = api::service();
     let docs = api.swagger_ui();
@@ -75,6 +80,7 @@ fn app(db: Database, config: &Config, metrics: Arc<Metrics>, draining: Draining)
         .around(move |ep, req| middleware::deadline(ep, req, deadline))
         .around(move |ep, req| middleware::read_body(ep, req, limits.clone()))
         .around(move |ep, req| middleware::observe(ep, req, metrics.clone(), routes.clone()))
+        .before(|req| async move { Ok(middleware::key_as_one_segment(req)) })
 }
 
 /// The OpenAPI document as JSON.

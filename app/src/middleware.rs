@@ -19,6 +19,40 @@ use tracing::Instrument;
 
 use crate::{api::Routes, error::Error, metrics::Metrics, request_id, server::Draining};
 
+/// Blob keys follow this in a path.
+const BLOB_PATHS: &str = "/api/v1/storage/";
+
+/// Blob keys contain `/`, but the router matches a key as one segment:
+/// the slashes of a key are encoded as `%2F` here and decoded again with
+/// the rest of the key.
+pub fn key_as_one_segment(mut req: Request) -> Request {
+    let uri = req.uri();
+    let Some(key) = uri.path().strip_prefix(BLOB_PATHS).filter(|key| key.contains('/')) else {
+        return req;
+    };
+    let mut target = format!("{BLOB_PATHS}{}", key.replace('/', "%2F"));
+    if let Some(query) = uri.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let mut parts = uri.clone().into_parts();
+    if let Ok(target) = target.parse() {
+        parts.path_and_query = Some(target);
+        if let Ok(uri) = poem::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+/// Whether the handler reads the body itself, as it arrives (blob
+/// writes): such a body is neither read ahead nor under the request
+/// deadline; its pauses are limited by the handler and its statements by
+/// the database's timeouts.
+fn streams_body(req: &Request) -> bool {
+    req.method() == Method::PUT && req.uri().path().starts_with(BLOB_PATHS)
+}
+
 /// Renders an error as the contract's envelope.
 pub fn error_response(err: &Error) -> Response {
     Response::builder()
@@ -137,7 +171,9 @@ pub async fn read_body<E: Endpoint>(
     mut req: Request,
     limits: BodyLimits,
 ) -> poem::Result<Response> {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS) {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS)
+        || streams_body(&req)
+    {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
     let limit = limits.max_bytes as u64;
@@ -196,7 +232,7 @@ pub async fn read_body<E: Endpoint>(
 /// Answers 503 when an API request (in practice: the database behind it)
 /// takes longer than `deadline`. Probes and docs are not limited.
 pub async fn deadline<E: Endpoint>(ep: Arc<E>, req: Request, deadline: Duration) -> poem::Result<Response> {
-    if !req.uri().path().starts_with("/api/") {
+    if !req.uri().path().starts_with("/api/") || streams_body(&req) {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
     match tokio::time::timeout(deadline, ep.call(req)).await {

@@ -3,6 +3,9 @@
 //! costs most as a tree) and serves four concurrent listings of the large
 //! rows they made, and its peak resident memory stays under 512 MiB.
 //!
+//! Blob values stream: four 50 MiB values written while four are read
+//! keep the process under one copy of the four.
+//!
 //! SQLite always; PostgreSQL too when `TEST_DATABASE_URL` names one (CI).
 //! `SESSION_BACKEND_BIN` runs another build of the binary instead (to
 //! compare releases).
@@ -66,11 +69,12 @@ fn many_small_values(bytes: usize) -> String {
     text
 }
 
-async fn exercise(database_url: &str, label: &str) -> u64 {
-    let dir = tempfile::tempdir().expect("dir");
+/// Starts the binary on `database_url`, working in `dir`; the process and
+/// its base URL once it is ready.
+async fn start(database_url: &str, dir: &std::path::Path) -> (Running, String) {
     let port = free_port();
     let child = Command::new(binary())
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env_clear()
         .env("API_PORT", port.to_string())
         .env("DATABASE_URL", database_url)
@@ -81,7 +85,7 @@ async fn exercise(database_url: &str, label: &str) -> u64 {
         .env("SESSION_BACKEND_DATABASE__ACQUIRE_TIMEOUT_MS", "30000")
         .env("SESSION_BACKEND_DATABASE__STATEMENT_TIMEOUT_MS", "60000")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("server.log")).expect("log file"))
+        .stderr(std::fs::File::create(dir.join("server.log")).expect("log file"))
         .spawn()
         .expect("spawn the server");
     let server = Running(child);
@@ -92,6 +96,33 @@ async fn exercise(database_url: &str, label: &str) -> u64 {
         assert!(started.elapsed() < Duration::from_secs(30), "server did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (server, base)
+}
+
+/// A PostgreSQL schema of its own under `TEST_DATABASE_URL`, if set: runs
+/// `work` with its URL and drops it after.
+async fn with_postgres_schema<F: std::future::Future<Output = u64>>(
+    name: &str,
+    work: impl FnOnce(String) -> F,
+) -> Option<u64> {
+    let base = std::env::var("TEST_DATABASE_URL").ok()?;
+    let schema = format!("{name}_{}", std::process::id());
+    let admin = sea_orm::Database::connect(&base).await.expect("admin");
+    use sea_orm::ConnectionTrait;
+    admin
+        .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let peak = work(format!("{base}{separator}options=-c%20search_path%3D{schema}")).await;
+    admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
+    Some(peak)
+}
+
+async fn exercise(database_url: &str, label: &str) -> u64 {
+    let dir = tempfile::tempdir().expect("dir");
+    let (server, base) = start(database_url, dir.path()).await;
+    let client = reqwest::Client::new();
     let body = many_small_values(BODY_BYTES);
     let log = || std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
     let post = |i: usize| {
@@ -147,20 +178,71 @@ async fn peak_memory_stays_bounded_under_large_bodies_and_listings() {
     let dir = tempfile::tempdir().expect("dir");
     let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("memory.db").display());
     let mut peaks = vec![("sqlite", exercise(&sqlite, "sqlite").await)];
-    if let Ok(base) = std::env::var("TEST_DATABASE_URL") {
-        let schema = format!("memory_{}", std::process::id());
-        let admin = sea_orm::Database::connect(&base).await.expect("admin");
-        use sea_orm::ConnectionTrait;
-        admin
-            .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
-            .await
-            .expect("schema");
-        let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-        peaks.push(("postgres", exercise(&url, "postgres").await));
-        admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
+    if let Some(peak) =
+        with_postgres_schema("memory", |url| async move { exercise(&url, "postgres").await }).await
+    {
+        peaks.push(("postgres", peak));
     }
     for (backend, peak) in peaks {
         assert!(peak < PEAK_LIMIT_MIB * 1024 * 1024, "{backend}: peak RSS {} MiB", peak / 1024 / 1024);
+    }
+}
+
+/// The ceiling for four 50 MiB blob values written and read at once: less
+/// than one copy of all four.
+const BLOB_PEAK_LIMIT_MIB: u64 = 160;
+const BLOB_BYTES: usize = 50 * 1024 * 1024;
+
+/// A value of `BLOB_BYTES` made of `byte`, sent in 64 KiB pieces.
+fn blob_body(byte: u8) -> reqwest::Body {
+    let piece = bytes::Bytes::from(vec![byte; 64 * 1024]);
+    let pieces = (0..BLOB_BYTES / piece.len()).map(move |_| Ok::<_, std::io::Error>(piece.clone()));
+    reqwest::Body::wrap_stream(futures::stream::iter(pieces))
+}
+
+async fn exercise_blobs(database_url: &str, label: &str) -> u64 {
+    let dir = tempfile::tempdir().expect("dir");
+    let (server, base) = start(database_url, dir.path()).await;
+    let client = reqwest::Client::new();
+    let write = |i: u8| {
+        let request = client.put(format!("{base}/api/v1/storage/big/{i}")).body(blob_body(i));
+        async move { assert_eq!(request.send().await.expect("put").status(), 204, "{label}: write {i}") }
+    };
+    let read = |i: u8| {
+        let request = client.get(format!("{base}/api/v1/storage/big/{i}"));
+        async move {
+            let resp = request.send().await.expect("get");
+            assert_eq!(resp.status(), 200, "{label}: read {i}");
+            let mut chunks = resp.bytes_stream();
+            let mut bytes = 0;
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.expect("chunk");
+                assert!(chunk.iter().all(|b| *b == i), "{label}: value {i} came back changed");
+                bytes += chunk.len();
+            }
+            assert_eq!(bytes, BLOB_BYTES, "{label}: value {i} came back whole");
+        }
+    };
+    join_all((0..4).map(write)).await;
+    let writes = join_all((4..8).map(write));
+    let reads = join_all((0..4).map(read));
+    futures::future::join(writes, reads).await;
+    let peak = peak_rss(server.0.id());
+    eprintln!("{label}: peak RSS {} MiB with 50 MiB blobs", peak / 1024 / 1024);
+    peak
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn blob_values_stream_in_and_out() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("blobs.db").display());
+    let mut peaks = vec![("sqlite", exercise_blobs(&sqlite, "sqlite").await)];
+    if let Some(peak) =
+        with_postgres_schema("blobs", |url| async move { exercise_blobs(&url, "postgres").await }).await
+    {
+        peaks.push(("postgres", peak));
+    }
+    for (backend, peak) in peaks {
+        assert!(peak < BLOB_PEAK_LIMIT_MIB * 1024 * 1024, "{backend}: peak RSS {} MiB", peak / 1024 / 1024);
     }
 }

@@ -6,6 +6,7 @@
 pub use sea_orm_migration::{migrator::MigrationStatus, prelude::*};
 
 mod m20261121_000001_create_tables;
+mod m20261122_000001_create_blobs;
 
 /// Every migration of the project, in the order they apply.
 #[derive(Debug)]
@@ -14,6 +15,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_create_tables::Migration)]
+        vec![
+            Box::new(m20261121_000001_create_tables::Migration),
+            Box::new(m20261122_000001_create_blobs::Migration),
+        ]
     }
 }

@@ -82,6 +82,12 @@ impl ErrorSet for MissingOrStale {
     const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, STALE, TOO_LARGE, NOT_JSON];
 }
 
+/// Writing a blob.
+pub struct StorageWrite;
+impl ErrorSet for StorageWrite {
+    const EXTRA: &'static [(u16, &'static str)] = &[STALLED, STALE, TOO_LARGE];
+}
+
 /// Creating a session.
 pub struct Duplicate;
 impl ErrorSet for Duplicate {

@@ -11,6 +11,7 @@ mod messages;
 mod multi_agents;
 mod payload;
 mod sessions;
+mod storage;
 mod validate;
 mod versioned;
 
@@ -31,6 +32,8 @@ pub enum ApiTags {
     /// Multi-agent orchestrator state (Graph, Swarm).
     #[oai(rename = "Multi-agents")]
     MultiAgents,
+    /// Byte values under keys, for the SDK's `Storage` (snapshots).
+    Storage,
     /// Probes and counters; never behind authentication.
     Health,
 }
@@ -41,6 +44,7 @@ pub type Apis = (
     agents::AgentsApi,
     messages::MessagesApi,
     multi_agents::MultiAgentsApi,
+    storage::StorageApi,
     health::HealthApi,
 );
 
@@ -52,6 +56,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             agents::AgentsApi,
             messages::MessagesApi,
             multi_agents::MultiAgentsApi,
+            storage::StorageApi,
             health::HealthApi,
         ),
         "Session Backend",

@@ -61,6 +61,8 @@ pub(super) const SETTINGS: &[Setting] = &[
     parsed("database.statement_timeout_ms", None),
     parsed("database.lock_timeout_ms", None),
     parsed("database.auto_migrate", None),
+    parsed("storage.max_value_bytes", None),
+    parsed("storage.search_index_bytes", None),
     text("log.level", Some("LOG_LEVEL")),
     text("log.format", Some("LOG_FORMAT")),
 ];

@@ -32,7 +32,25 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://session-backend.db?mode=rwc";
 pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
+    pub storage: StorageConfig,
     pub log: LogConfig,
+}
+
+/// The blob store behind `/api/v1/storage` (the SDK's `Storage`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Largest value; larger writes are answered 413 and store nothing.
+    pub max_value_bytes: u64,
+    /// How much of a text value the search index reads (its first bytes);
+    /// 0 turns indexing off.
+    pub search_index_bytes: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { max_value_bytes: 64 * 1024 * 1024, search_index_bytes: 256 * 1024 }
+    }
 }
 
 /// The HTTP listener and what it allows clients.

@@ -15,6 +15,7 @@ mod outage;
 mod roundtrip;
 mod sessions;
 mod startup;
+mod storage;
 mod strands;
 mod testcontainers_postgres;
 mod versions;

@@ -1,0 +1,513 @@
+//! `/api/v1/storage`: a byte store per tenant for the SDK's `Storage`
+//! protocol (`SnapshotSessionManager`, `Agent(storage=…)`). Values stream
+//! in and out in chunks; keys follow the SDK's normalisation.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, stream};
+use poem::{Body, Request, RequestBody, web::Data};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi, Union,
+    param::{Header, Path, Query},
+    payload::Binary,
+    registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry},
+    types::{ParseError, ParseFromParameter, ParseResult},
+};
+use serde::Serialize;
+
+use super::{
+    ApiTags,
+    errors::{ApiResult, Missing, Plain, StorageWrite},
+    fields::Nullable,
+    payload::{FIELDS, JsonBody, JsonSize},
+    versioned,
+};
+use crate::{
+    AppState,
+    error::Error,
+    store::blobs::{self, BlobKey, Head, Precondition, WriteLimits},
+};
+
+/// Longest key, in bytes of UTF-8 after normalisation.
+const KEY_MAX_BYTES: usize = 1024;
+
+/// Collapses runs of `/`, drops leading ones and rejects `\`, NUL and
+/// `..` segments (a trailing `/` is kept).
+fn collapse(raw: &str) -> Result<String, String> {
+    if raw.contains('\\') {
+        return Err("backslashes are not allowed".into());
+    }
+    if raw.contains('\0') {
+        return Err("NUL characters are not allowed".into());
+    }
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if !(c == '/' && (out.is_empty() || out.ends_with('/'))) {
+            out.push(c);
+        }
+    }
+    if out.split('/').any(|segment| segment == "..") {
+        return Err("`..` path segments are not allowed".into());
+    }
+    Ok(out)
+}
+
+fn within_limit(text: String) -> Result<String, String> {
+    if text.len() > KEY_MAX_BYTES { Err(format!("longer than {KEY_MAX_BYTES} bytes")) } else { Ok(text) }
+}
+
+/// The SDK's `_normalize_prefix`: collapsed, a trailing `/` kept, empty
+/// for "everything".
+fn normalize_prefix(raw: &str) -> Result<String, String> {
+    within_limit(collapse(raw)?)
+}
+
+/// The SDK's `_normalize_key`: collapsed, no trailing `/`, never empty.
+fn normalize_key(raw: &str) -> Result<String, String> {
+    let mut key = collapse(raw)?;
+    if key.ends_with('/') {
+        key.pop();
+    }
+    if key.is_empty() { Err("the key is empty".into()) } else { within_limit(key) }
+}
+
+/// A text parameter read through `parse` (422 on failure) and described
+/// by `schema` in the document.
+macro_rules! text_param {
+    ($ty:ident, $name:literal, $parse:expr, $schema:expr) => {
+        impl ParseFromParameter for $ty {
+            fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+                let parse: fn(&str) -> Result<String, String> = $parse;
+                parse(value)
+                    .map(Self)
+                    .map_err(|problem| ParseError::custom(format!("invalid {}: {problem}", $name)))
+            }
+        }
+
+        impl poem_openapi::types::Type for $ty {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Self;
+            type RawElementValueType = Self;
+
+            fn name() -> std::borrow::Cow<'static, str> {
+                concat!("string(", $name, ")").into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                MetaSchemaRef::Inline(Box::new($schema))
+            }
+
+            fn as_raw_value(&self) -> Option<&Self> {
+                Some(self)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+                Box::new(std::iter::once(self))
+            }
+        }
+    };
+}
+
+/// No `..` segment anywhere (for the document's patterns).
+const NO_DOTDOT: &str = r"(?!(?:[\s\S]*/)?\.\.(?:/[\s\S]*)?$)";
+
+fn text_schema(pattern: String, min_length: Option<usize>, description: &'static str) -> MetaSchema {
+    MetaSchema {
+        min_length,
+        max_length: Some(KEY_MAX_BYTES),
+        pattern: Some(pattern),
+        description: Some(description),
+        ..MetaSchema::new("string")
+    }
+}
+
+/// A blob key from the path, normalised.
+#[derive(Debug)]
+pub struct Key(String);
+
+text_param!(
+    Key,
+    "key",
+    normalize_key,
+    text_schema(
+        format!(r"^{NO_DOTDOT}(?=[\s\S]*[^/])[^\\\x00]+$"),
+        Some(1),
+        "A storage key, `/` included (sent as it is, other reserved characters \
+         percent-encoded). Runs of `/` collapse and leading/trailing `/` are dropped; \
+         at most 1024 bytes of UTF-8 then; no `\\`, NUL or `..` segment."
+    )
+);
+
+/// A key prefix, normalised; empty for every key.
+#[derive(Debug)]
+pub struct Prefix(String);
+
+text_param!(
+    Prefix,
+    "prefix",
+    normalize_prefix,
+    text_schema(
+        format!(r"^{NO_DOTDOT}[^\\\x00]*$"),
+        None,
+        "Keys starting with this; normalised like a key, but a trailing `/` is kept \
+         and empty means every key."
+    )
+);
+
+/// A key prefix that names some keys, not all.
+#[derive(Debug)]
+pub struct SomePrefix(String);
+
+text_param!(
+    SomePrefix,
+    "prefix",
+    |raw| normalize_prefix(raw).and_then(|p| if p.is_empty() {
+        Err("must name some keys, not all".into())
+    } else {
+        Ok(p)
+    }),
+    text_schema(
+        format!(r"^{NO_DOTDOT}(?=[\s\S]*[^/])[^\\\x00]+$"),
+        Some(1),
+        "Keys starting with this are deleted; normalised like a key (a trailing `/` \
+         kept), and not empty."
+    )
+);
+
+/// A key to continue a listing after.
+#[derive(Debug)]
+pub struct StartAfter(String);
+
+text_param!(
+    StartAfter,
+    "start_after",
+    |raw| if raw.contains('\0') { Err("NUL characters are not allowed".into()) } else { Ok(raw.to_owned()) },
+    MetaSchema {
+        pattern: Some(r"^[^\x00]*$".into()),
+        description: Some("Continue after this key (a listing's `next_start_after`)."),
+        ..MetaSchema::new("string")
+    }
+);
+
+/// A value being written: any bytes, any content type, read as it arrives.
+pub struct Value(Body);
+
+impl<'a> ApiExtractor<'a> for Value {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(_registry: &mut Registry) {}
+
+    fn request_meta() -> Option<MetaRequest> {
+        let mut schema = MetaSchema::new("string");
+        schema.format = Some("binary");
+        Some(MetaRequest {
+            description: Some("The value: any bytes (any `Content-Type`)."),
+            content: vec![MetaMediaType {
+                content_type: "application/octet-stream",
+                schema: MetaSchemaRef::Inline(Box::new(schema)),
+            }],
+            // No body is an empty value.
+            required: false,
+        })
+    }
+
+    async fn from_request(
+        _request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Ok(Self(body.take()?))
+    }
+}
+
+#[derive(ApiResponse)]
+enum Written {
+    /// Stored; `ETag` names the new version.
+    #[oai(status = 204)]
+    Written(#[oai(header = "ETag")] String),
+}
+
+#[derive(ApiResponse)]
+enum Read {
+    /// The value's bytes.
+    #[oai(status = 200)]
+    Ok(Binary<Body>, #[oai(header = "ETag")] String, #[oai(header = "Content-Length")] i64),
+}
+
+#[derive(ApiResponse)]
+enum Headed {
+    /// The key exists; its version and size.
+    #[oai(status = 200)]
+    Ok(#[oai(header = "ETag")] String, #[oai(header = "Content-Length")] i64),
+}
+
+#[derive(ApiResponse)]
+enum Deleted {
+    /// The key no longer exists (whether or not it did).
+    #[oai(status = 204)]
+    Deleted,
+}
+
+/// One page of keys.
+#[derive(Debug, Object, Serialize)]
+pub struct KeyPage {
+    /// Full keys, ascending in byte order.
+    pub keys: Vec<String>,
+    /// Pass as `start_after` for the next page; `null` when done.
+    pub next_start_after: Nullable<String>,
+}
+
+/// One search hit.
+#[derive(Debug, Object, Serialize)]
+pub struct SearchHit {
+    pub key: String,
+    /// Relevance, higher is better (comparable within one answer only).
+    pub score: f64,
+}
+
+/// Ranked search results, best first.
+#[derive(Debug, Object, Serialize)]
+pub struct SearchResults {
+    pub results: Vec<SearchHit>,
+}
+
+/// A listing, or with `q` a ranked search.
+#[derive(Debug, Union, Serialize)]
+#[serde(untagged)]
+pub enum Listing {
+    Keys(KeyPage),
+    Search(SearchResults),
+}
+
+impl JsonSize for Listing {
+    fn json_size(&self) -> usize {
+        match self {
+            Self::Keys(page) => {
+                FIELDS
+                    + page.keys.iter().map(|k| k.len() + 8).sum::<usize>()
+                    + page.next_start_after.0.as_ref().map_or(0, String::len)
+            }
+            Self::Search(found) => found.results.iter().map(|h| h.key.len() + 48).sum::<usize>() + FIELDS,
+        }
+    }
+}
+
+/// How many keys a prefix delete removed.
+#[derive(Debug, Object, Serialize)]
+pub struct DeletedCount {
+    pub deleted: u64,
+}
+
+impl JsonSize for DeletedCount {
+    fn json_size(&self) -> usize {
+        FIELDS
+    }
+}
+
+fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// What `If-Match` / `If-None-Match` ask of a write (`If-Match` wins
+/// when both are sent).
+fn precondition(if_match: Option<&str>, if_none_match: Option<&str>) -> Precondition {
+    if let Some(value) = if_match {
+        return match versioned::if_match(Some(value)) {
+            None => Precondition::Exists,
+            Some(versions) => Precondition::OneOf(versions),
+        };
+    }
+    match if_none_match.map(|v| versioned::if_match(Some(v))) {
+        None => Precondition::None,
+        Some(None) => Precondition::Absent,
+        Some(Some(versions)) => Precondition::NoneOf(versions),
+    }
+}
+
+fn default_limit() -> u64 {
+    1000
+}
+
+/// Blob operations.
+pub struct StorageApi;
+
+#[OpenApi(tag = "ApiTags::Storage")]
+impl StorageApi {
+    /// Write a value
+    ///
+    /// Overwrites. With `If-Match`, only while the key is at that version
+    /// (`*`: exists); with `If-None-Match: *`, only if the key is new.
+    #[oai(path = "/api/v1/storage/:key", method = "put", operation_id = "write_blob")]
+    async fn write(
+        &self,
+        state: Data<&AppState>,
+        key: Path<Key>,
+        /// An `ETag` of this key, or `*`: 412 unless it still holds.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        /// `*`: 412 if the key exists.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+        value: Value,
+    ) -> ApiResult<Written, StorageWrite> {
+        let blob = BlobKey { tenant: state.tenant(), key: &key.0.0 };
+        let limits = WriteLimits {
+            max_bytes: state.storage.max_value_bytes,
+            index_bytes: state.storage.search_index_bytes,
+        };
+        let precondition = precondition(if_match.0.as_deref(), if_none_match.0.as_deref());
+        let body = stalling(value.0, state.body_stall);
+        let head = blobs::write(state.db.conn(), blob, precondition, limits, body).await?;
+        Ok(Written::Written(etag(head.version)))
+    }
+
+    /// Read a value
+    #[oai(path = "/api/v1/storage/:key", method = "get", operation_id = "read_blob")]
+    async fn read(&self, state: Data<&AppState>, key: Path<Key>) -> ApiResult<Read, Missing> {
+        let tenant = state.tenant();
+        let head = found(blobs::head(state.db.conn(), BlobKey { tenant, key: &key.0.0 }).await?, &key.0.0)?;
+        let body = Body::from_bytes_stream(chunks(state.db.conn().clone(), tenant, key.0.0, head));
+        Ok(Read::Ok(Binary(body), etag(head.version), head.size))
+    }
+
+    /// Check a value
+    ///
+    /// Its `ETag` and `Content-Length`, without the bytes.
+    #[oai(path = "/api/v1/storage/:key", method = "head", operation_id = "head_blob")]
+    async fn head(&self, state: Data<&AppState>, key: Path<Key>) -> ApiResult<Headed, Missing> {
+        let blob = BlobKey { tenant: state.tenant(), key: &key.0.0 };
+        let head = found(blobs::head(state.db.conn(), blob).await?, &key.0.0)?;
+        Ok(Headed::Ok(etag(head.version), head.size))
+    }
+
+    /// Delete a value
+    ///
+    /// `204` whether or not the key existed.
+    #[oai(path = "/api/v1/storage/:key", method = "delete", operation_id = "delete_blob")]
+    async fn delete(&self, state: Data<&AppState>, key: Path<Key>) -> ApiResult<Deleted, Plain> {
+        blobs::delete(state.db.conn(), BlobKey { tenant: state.tenant(), key: &key.0.0 }).await?;
+        Ok(Deleted::Deleted)
+    }
+
+    /// List or search keys
+    ///
+    /// Without `q`: keys starting with `prefix`, ascending in byte order,
+    /// `limit` at a time; continue with `start_after=next_start_after`.
+    /// With `q`: keys whose text value matches any word of `q`, best first
+    /// (PostgreSQL full-text ranking or SQLite FTS5 BM25); `start_after`
+    /// is not used.
+    #[oai(path = "/api/v1/storage", method = "get", operation_id = "list_blobs")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        /// Only keys starting with this (normalised like a key, a trailing `/` kept).
+        prefix: Query<Option<Prefix>>,
+        /// Continue after this key.
+        start_after: Query<Option<StartAfter>>,
+        /// Keys or results per answer, 1 to 10000.
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "10000")))]
+        limit: Query<u64>,
+        /// Search words: ranks keys by their text values instead of listing.
+        q: Query<Option<String>>,
+    ) -> ApiResult<JsonBody<Listing>, Plain> {
+        let prefix = prefix.0.map(|p| p.0).unwrap_or_default();
+        let db = state.db.conn();
+        if let Some(q) = q.0 {
+            let hits = blobs::search(db, state.tenant(), &q, &prefix, limit.0).await?;
+            let results = hits.into_iter().map(|h| SearchHit { key: h.key, score: h.score }).collect();
+            return Ok(JsonBody(Listing::Search(SearchResults { results })));
+        }
+        let start_after = start_after.0.map(|s| s.0);
+        let (keys, next) = blobs::list(db, state.tenant(), &prefix, start_after.as_deref(), limit.0).await?;
+        Ok(JsonBody(Listing::Keys(KeyPage { keys, next_start_after: Nullable(next) })))
+    }
+
+    /// Delete every key with a prefix
+    ///
+    /// In batches, each its own short transaction; `prefix` must not be empty.
+    #[oai(path = "/api/v1/storage", method = "delete", operation_id = "delete_blobs")]
+    async fn delete_prefix(
+        &self,
+        state: Data<&AppState>,
+        /// Keys starting with this are deleted (normalised like a key, a trailing `/` kept).
+        prefix: Query<SomePrefix>,
+    ) -> ApiResult<JsonBody<DeletedCount>, Plain> {
+        let prefix = prefix.0.0;
+        let deleted = blobs::delete_prefix(state.db.conn(), state.tenant(), &prefix).await?;
+        Ok(JsonBody(DeletedCount { deleted }))
+    }
+}
+
+fn found(head: Option<Head>, key: &str) -> Result<Head, Error> {
+    head.ok_or_else(|| Error::NotFound(format!("key `{key}` not found")))
+}
+
+/// The request body as a stream of pieces, failing with 408 when it
+/// pauses longer than `stall`.
+fn stalling(body: Body, stall: Duration) -> impl futures::Stream<Item = Result<Bytes, Error>> + Send {
+    let pieces = body.into_bytes_stream();
+    stream::unfold(pieces, move |mut pieces| async move {
+        let next = match tokio::time::timeout(stall, pieces.next()).await {
+            Err(_) => Err(Error::RequestTimeout(format!(
+                "the request body stopped arriving for {} ms",
+                stall.as_millis()
+            ))),
+            Ok(None) => return None,
+            Ok(Some(piece)) => {
+                piece.map_err(|e| Error::Validation(format!("cannot read the request body: {e}")))
+            }
+        };
+        Some((next, pieces))
+    })
+}
+
+/// The stored chunks of `head`, read one query at a time as the client
+/// takes them (no connection is held in between).
+fn chunks(
+    db: sea_orm::DatabaseConnection,
+    tenant: &'static str,
+    key: String,
+    head: Head,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let size = u64::try_from(head.size).unwrap_or(0);
+    let count = i32::try_from(size.div_ceil(blobs::CHUNK_BYTES as u64)).unwrap_or(i32::MAX);
+    stream::iter(0..count).then(move |seq| {
+        let (db, key) = (db.clone(), key.clone());
+        async move {
+            match blobs::chunk(&db, BlobKey { tenant, key: &key }, head.version, seq).await {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => Err(std::io::Error::other("the value was replaced while being read")),
+                Err(err) => Err(std::io::Error::other(err.to_string())),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_normalise_as_the_sdk_does() {
+        assert_eq!(normalize_key("//a///b/").as_deref(), Ok("a/b"));
+        assert_eq!(normalize_key("a/./b").as_deref(), Ok("a/./b"));
+        assert_eq!(normalize_key("a/..b").as_deref(), Ok("a/..b"));
+        for bad in ["", "/", "///", "a\\b", "a/../b", "..", "a/..", "a\0b"] {
+            assert!(normalize_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(normalize_key(&"k".repeat(1024)).is_ok());
+        assert!(normalize_key(&"k".repeat(1025)).is_err());
+        assert!(normalize_key(&format!("/{}/", "k".repeat(1024))).is_ok());
+    }
+
+    #[test]
+    fn prefixes_keep_their_trailing_slash() {
+        assert_eq!(normalize_prefix("/session//s1/").as_deref(), Ok("session/s1/"));
+        assert_eq!(normalize_prefix("").as_deref(), Ok(""));
+        assert_eq!(normalize_prefix("///").as_deref(), Ok(""));
+        assert!(normalize_prefix("a/../").is_err());
+    }
+}
