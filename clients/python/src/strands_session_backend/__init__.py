@@ -1,0 +1,28 @@
+"""Strands Agents persistence over the Session Backend service.
+
+- :class:`SessionBackendSessionManager`: an agent's session manager in one line.
+- :class:`SessionBackendRepository`: the SDK's ``SessionRepository``.
+- :class:`SessionBackendStorage`: the SDK's ``Storage``, for ``SnapshotSessionManager``
+  and ``Agent(storage=...)``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._http import SessionBackendError, SessionBackendStorageError
+from .repository import SessionBackendRepository
+from .session_manager import SessionBackendSessionManager
+from .storage import SessionBackendStorage
+
+try:
+    __version__ = version("strands-session-backend")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "SessionBackendError",
+    "SessionBackendRepository",
+    "SessionBackendSessionManager",
+    "SessionBackendStorage",
+    "SessionBackendStorageError",
+    "__version__",
+]

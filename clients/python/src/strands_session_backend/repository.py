@@ -1,0 +1,219 @@
+"""``SessionBackendRepository``: the SDK's ``SessionRepository`` over HTTP."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from strands.session.session_repository import SessionRepository
+from strands.types.session import Session, SessionAgent, SessionMessage
+
+from ._http import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    Retrying,
+    SessionBackendError,
+    error_from,
+    headers,
+    segment,
+)
+
+if TYPE_CHECKING:
+    from strands.multiagent.base import MultiAgentBase
+
+#: Messages per request when a listing follows ``next_offset``.
+PAGE = 10_000
+
+
+class SessionBackendRepository(SessionRepository):
+    """Stores sessions, agents, messages and multi-agent state in the Session Backend service.
+
+    Every replica pointing at the same service shares the same state. Reads of
+    missing things return None; creating what another replica created first
+    counts as success (409 means "it exists"); connection errors and 502/503/504
+    are retried with jittered backoff.
+
+    Args:
+        base_url: The service, e.g. ``http://session-backend:8001``.
+        api_key: Sent as ``Authorization: Bearer`` when the service requires keys.
+        timeout: Seconds per request.
+        retries: Extra attempts after a connection error or a 502/503/504.
+        client: An ``httpx.Client`` to use instead of a new one (its base URL is used).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self._client = client or httpx.Client(
+            base_url=base_url.rstrip("/"), headers=headers(api_key), timeout=timeout
+        )
+        self._http = Retrying(self._client, retries)
+
+    def close(self) -> None:
+        """Closes the pooled connections."""
+        self._client.close()
+
+    def __enter__(self) -> SessionBackendRepository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        ok: tuple[int, ...],
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> httpx.Response | None:
+        """The response when its status is in ``ok``; None on 404; else raises."""
+        response = self._http.send(method, path, json=json, params=params)
+        if response.status_code in ok:
+            return response
+        if response.status_code == 404:
+            return None
+        raise error_from(response)
+
+    @staticmethod
+    def _session(session_id: str) -> str:
+        return f"/api/v1/sessions/{segment(session_id)}"
+
+    def _agent(self, session_id: str, agent_id: str) -> str:
+        return f"{self._session(session_id)}/agents/{segment(agent_id)}"
+
+    def _messages(self, session_id: str, agent_id: str) -> str:
+        return f"{self._agent(session_id, agent_id)}/messages"
+
+    def _multi_agent(self, session_id: str, multi_agent_id: str) -> str:
+        return f"{self._session(session_id)}/multi-agents/{segment(multi_agent_id)}"
+
+    def _require(self, response: httpx.Response | None, what: str) -> httpx.Response:
+        if response is None:
+            raise SessionBackendError(f"{what} not found", status=404, kind="NotFoundError")
+        return response
+
+    # --- sessions ------------------------------------------------------------------
+
+    def create_session(self, session: Session, **kwargs: Any) -> Session:
+        """Creates the session; one that exists already (another replica, a retry) is fine."""
+        body = session.to_dict()
+        self._require(self._call("POST", "/api/v1/sessions", ok=(201, 409), json=body), "session")
+        return session
+
+    def read_session(self, session_id: str, **kwargs: Any) -> Session | None:
+        """The session, or None."""
+        response = self._call("GET", self._session(session_id), ok=(200,))
+        return Session.from_dict(response.json()) if response else None
+
+    def delete_session(self, session_id: str, **kwargs: Any) -> bool:
+        """Deletes the session and everything under it; False when it did not exist."""
+        return self._call("DELETE", self._session(session_id), ok=(204,)) is not None
+
+    def list_sessions(self, *, page_size: int = 1000) -> list[Session]:
+        """Every session, newest first."""
+        sessions: list[Session] = []
+        page = 1
+        while True:
+            params = {"page": page, "page_size": page_size}
+            listing = self._require(
+                self._call("GET", "/api/v1/sessions", ok=(200,), params=params), "sessions"
+            )
+            body = listing.json()
+            sessions.extend(Session.from_dict(item) for item in body["sessions"])
+            if not body["sessions"] or len(sessions) >= body["total"]:
+                return sessions
+            page += 1
+
+    # --- agents --------------------------------------------------------------------
+
+    def create_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
+        """Creates the agent; an existing one (another replica, a retry) is fine."""
+        path = f"{self._session(session_id)}/agents"
+        self._require(self._call("POST", path, ok=(201, 409), json=session_agent.to_dict()), "session")
+
+    def read_agent(self, session_id: str, agent_id: str, **kwargs: Any) -> SessionAgent | None:
+        """The agent, or None."""
+        response = self._call("GET", self._agent(session_id, agent_id), ok=(200,))
+        return SessionAgent.from_dict(response.json()) if response else None
+
+    def update_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
+        """Replaces the agent's state, conversation-manager state and internal state."""
+        body = session_agent.to_dict()
+        body.pop("created_at", None)
+        body.pop("updated_at", None)
+        path = self._agent(session_id, session_agent.agent_id)
+        self._require(self._call("PUT", path, ok=(200,), json=body), "agent")
+
+    # --- messages ------------------------------------------------------------------
+
+    def create_message(
+        self, session_id: str, agent_id: str, session_message: SessionMessage, **kwargs: Any
+    ) -> None:
+        """Appends a message; a retry of one that landed is accepted by the service."""
+        path = self._messages(session_id, agent_id)
+        self._require(self._call("POST", path, ok=(200, 201), json=session_message.to_dict()), "agent")
+
+    def read_message(
+        self, session_id: str, agent_id: str, message_id: int, **kwargs: Any
+    ) -> SessionMessage | None:
+        """The message, or None."""
+        response = self._call("GET", f"{self._messages(session_id, agent_id)}/{message_id}", ok=(200,))
+        return SessionMessage.from_dict(response.json()) if response else None
+
+    def update_message(
+        self, session_id: str, agent_id: str, session_message: SessionMessage, **kwargs: Any
+    ) -> None:
+        """Replaces a message (redaction)."""
+        body = session_message.to_dict()
+        update = {"message": body["message"], "redact_message": body.get("redact_message")}
+        path = f"{self._messages(session_id, agent_id)}/{session_message.message_id}"
+        self._require(self._call("PUT", path, ok=(200,), json=update), "message")
+
+    def list_messages(
+        self, session_id: str, agent_id: str, limit: int | None = None, offset: int = 0, **kwargs: Any
+    ) -> list[SessionMessage]:
+        """Messages from ``offset`` on, oldest first: ``limit`` of them, or all of them."""
+        messages: list[SessionMessage] = []
+        path = self._messages(session_id, agent_id)
+        while limit is None or len(messages) < limit:
+            want = PAGE if limit is None else min(PAGE, limit - len(messages))
+            params = {"offset": offset, "limit": want}
+            response = self._call("GET", path, ok=(200,), params=params)
+            if response is None:
+                return messages
+            body = response.json()
+            messages.extend(SessionMessage.from_dict(item) for item in body["messages"])
+            next_offset = body.get("next_offset")
+            if next_offset is None or not body["messages"]:
+                break
+            offset = next_offset
+        return messages
+
+    # --- multi-agent state ---------------------------------------------------------
+
+    def create_multi_agent(self, session_id: str, multi_agent: MultiAgentBase, **kwargs: Any) -> None:
+        """Stores a Graph's or Swarm's state; an existing one (another replica, a retry) is fine."""
+        body = {"multi_agent_id": multi_agent.id, "state": multi_agent.serialize_state()}
+        path = f"{self._session(session_id)}/multi-agents"
+        self._require(self._call("POST", path, ok=(201, 409), json=body), "session")
+
+    def read_multi_agent(self, session_id: str, multi_agent_id: str, **kwargs: Any) -> dict[str, Any] | None:
+        """The orchestrator's state, or None."""
+        response = self._call("GET", self._multi_agent(session_id, multi_agent_id), ok=(200,))
+        return response.json()["state"] if response else None
+
+    def update_multi_agent(self, session_id: str, multi_agent: MultiAgentBase, **kwargs: Any) -> None:
+        """Replaces the orchestrator's state."""
+        body = {"state": multi_agent.serialize_state()}
+        path = self._multi_agent(session_id, multi_agent.id)
+        self._require(self._call("PUT", path, ok=(200,), json=body), "multi-agent state")
