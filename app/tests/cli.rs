@@ -154,6 +154,8 @@ fn every_command_explains_itself() {
         &["config", "--help"],
         &["backup", "--help"],
         &["restore", "--help"],
+        &["import", "file-sessions", "--help"],
+        &["export", "file-sessions", "--help"],
     ] {
         let output = cmd(&dir).args(args).output().expect("run");
         assert!(output.status.success(), "{args:?}");

@@ -12,7 +12,7 @@ mod multi_agents;
 mod payload;
 mod sessions;
 mod storage;
-mod validate;
+pub(crate) mod validate;
 mod versioned;
 
 use poem::http::Method;

@@ -1,4 +1,5 @@
-//! Commands: `serve` (default), `migrate`, `openapi`, `healthcheck`, `config`.
+//! Commands: `serve` (default), `migrate`, `openapi`, `healthcheck`, `config`,
+//! `backup`, `restore`, `import`, `export`.
 
 mod healthcheck;
 mod migrate;
@@ -51,6 +52,30 @@ enum Command {
     /// Restore a backup: verify its checksum, refuse a non-empty target
     /// without --force, restore, migrate, and check the row counts.
     Restore(ops::restore::Args),
+    /// Import sessions from another store into the configured database.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+    /// Export sessions from the configured database to another store.
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportSource {
+    /// What the SDK's `FileSessionManager` wrote: sessions, agents,
+    /// messages and multi-agent states, timestamps kept. Rows already
+    /// stored are left as they are, so a second run changes nothing.
+    FileSessions(ops::file_sessions::ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ExportTarget {
+    /// The SDK's `FileSessionManager` layout, which it can resume from.
+    FileSessions(ops::file_sessions::ExportArgs),
 }
 
 impl Cli {
@@ -83,6 +108,20 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Backup(args) => ops::backup::run(&args).await.map(|()| ExitCode::SUCCESS),
         Command::Restore(args) => ops::restore::run(&args).await.map(|()| ExitCode::SUCCESS),
+        Command::Import { source: ImportSource::FileSessions(args) } => {
+            let imported = ops::file_sessions::import(&logging(load()?), &args).await?;
+            for problem in &imported.skipped {
+                eprintln!("skipped {problem}");
+            }
+            let verb = if args.dry_run { "dry run, nothing written" } else { "imported" };
+            println!("{verb}\n{imported}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { target: ExportTarget::FileSessions(args) } => {
+            let exported = ops::file_sessions::export(&logging(load()?), &args).await?;
+            println!("{exported} to {}", args.dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

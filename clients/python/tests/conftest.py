@@ -46,6 +46,7 @@ class Service:
 
     url: str
     backend: str
+    database_url: str
     process: subprocess.Popen[bytes]
     log: Path
 
@@ -73,7 +74,7 @@ def start(database_url: str, backend: str, workdir: Path, **env: str) -> Service
     }
     with log.open("wb") as out:
         process = subprocess.Popen([binary(), "serve"], cwd=workdir, env=environment, stdout=out, stderr=out)
-    service = Service(f"http://127.0.0.1:{port}", backend, process, log)
+    service = Service(f"http://127.0.0.1:{port}", backend, database_url, process, log)
     deadline = time.monotonic() + 30
     while True:
         try:

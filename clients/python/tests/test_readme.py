@@ -1,0 +1,26 @@
+"""The package README's one-liners work as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import Service
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_three_one_liners_run_as_written(service: Service) -> None:
+    text = README.read_text()
+    section = text.split("## One line each", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    source = code.group(1)
+    assert 'URL = "http://session-backend:8001"' in source
+    namespace: dict[str, object] = {}
+    exec(source.replace("http://session-backend:8001", service.url), namespace)
+    repository = namespace["repository"]
+    session = repository.read_session("chat-42")  # type: ignore[attr-defined]
+    assert session is not None and session.session_id == "chat-42"
+    agent = namespace["agent"]
+    assert type(agent._session_manager).__name__ == "SnapshotSessionManager"  # type: ignore[attr-defined]
