@@ -117,8 +117,11 @@ async fn round_trip(url: &str, wipe: impl AsyncFnOnce(), dir: &Path) {
     let manifest_path = dir.join("b1.manifest.json");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("manifest")).expect("json");
-    assert_eq!(manifest["tables"], json!({"sessions": 3, "agents": 6, "messages": 240, "multi_agents": 3}));
-    assert_eq!(manifest["schema_version"], "m20261121_000001_create_tables");
+    assert_eq!(
+        manifest["tables"],
+        json!({"sessions": 3, "agents": 6, "messages": 240, "multi_agents": 3, "blobs": 0, "blob_chunks": 0})
+    );
+    assert_eq!(manifest["schema_version"], "m20261122_000001_create_blobs");
     assert_eq!(manifest["sha256"].as_str().map(str::len), Some(64));
     assert!(!manifest["source"].as_str().unwrap_or_default().contains(":pw@"), "{manifest}");
     let manifest_arg = manifest_path.display().to_string();
@@ -375,8 +378,11 @@ async fn cluster_backup_streams_pg_dump_out_of_the_release_pod() {
     let manifest_path = dir.path().join("backups/c1.manifest.json");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("manifest")).expect("json");
-    assert_eq!(manifest["tables"], json!({"sessions": 3, "agents": 6, "messages": 240, "multi_agents": 3}));
-    assert_eq!(manifest["schema_version"], "m20261121_000001_create_tables");
+    assert_eq!(
+        manifest["tables"],
+        json!({"sessions": 3, "agents": 6, "messages": 240, "multi_agents": 3, "blobs": 0, "blob_chunks": 0})
+    );
+    assert_eq!(manifest["schema_version"], "m20261122_000001_create_blobs");
     assert_eq!(manifest["source"], "release rel in namespace sessions");
 
     // The streamed dump restores to equal data.
