@@ -161,7 +161,8 @@ where
 /// A version no other write of the same key picks: the clock in
 /// microseconds with random low bits.
 fn fresh_version() -> i64 {
-    let random = i64::from(uuid::Uuid::new_v4().as_bytes()[0]) & 0x3ff;
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let random = i64::from(u16::from_le_bytes([bytes[0], bytes[1]])) & 0x3ff;
     (version::first() << 10) | random
 }
 
