@@ -19,21 +19,21 @@ use serde_json::Value;
 
 use super::validate;
 
-/// Implements poem-openapi's `Type` (with the given schema) and its JSON
-/// conversions through serde.
-macro_rules! document_as {
-    ($ty:ty, $name:literal, $schema:expr) => {
-        impl Type for $ty {
+/// Implements poem-openapi's `Type` for `$ty`, named `$name` and
+/// described by `$schema` in the document.
+macro_rules! openapi_type {
+    ($ty:ty, $name:expr, $schema:expr) => {
+        impl poem_openapi::types::Type for $ty {
             const IS_REQUIRED: bool = true;
             type RawValueType = Self;
             type RawElementValueType = Self;
 
-            fn name() -> Cow<'static, str> {
+            fn name() -> std::borrow::Cow<'static, str> {
                 $name.into()
             }
 
-            fn schema_ref() -> MetaSchemaRef {
-                MetaSchemaRef::Inline(Box::new($schema))
+            fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+                poem_openapi::registry::MetaSchemaRef::Inline(Box::new($schema))
             }
 
             fn as_raw_value(&self) -> Option<&Self> {
@@ -44,6 +44,15 @@ macro_rules! document_as {
                 Box::new(std::iter::once(self))
             }
         }
+    };
+}
+pub(super) use openapi_type;
+
+/// Implements poem-openapi's `Type` (with the given schema) and its JSON
+/// conversions through serde.
+macro_rules! document_as {
+    ($ty:ty, $name:literal, $schema:expr) => {
+        openapi_type!($ty, $name, $schema);
 
         impl ParseFromJSON for $ty {
             fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {

@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::{
     ApiTags,
     errors::{ApiResult, Missing, Plain, StorageWrite},
-    fields::Nullable,
+    fields::{Nullable, openapi_type},
     payload::{FIELDS, JsonBody, JsonSize},
     versioned,
 };
@@ -85,27 +85,7 @@ macro_rules! text_param {
             }
         }
 
-        impl poem_openapi::types::Type for $ty {
-            const IS_REQUIRED: bool = true;
-            type RawValueType = Self;
-            type RawElementValueType = Self;
-
-            fn name() -> std::borrow::Cow<'static, str> {
-                concat!("string(", $name, ")").into()
-            }
-
-            fn schema_ref() -> MetaSchemaRef {
-                MetaSchemaRef::Inline(Box::new($schema))
-            }
-
-            fn as_raw_value(&self) -> Option<&Self> {
-                Some(self)
-            }
-
-            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
-                Box::new(std::iter::once(self))
-            }
-        }
+        openapi_type!($ty, concat!("string(", $name, ")"), $schema);
     };
 }
 
