@@ -15,6 +15,12 @@ pub enum Error {
     /// Bad input: malformed JSON, wrong types, invalid ids or query values.
     #[error("{0}")]
     Validation(String),
+    /// No API key, or one the server does not know.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The tenant's rate limit is used up; retry after this many seconds.
+    #[error("the rate limit of this API key's tenant is used up; retry in {0} s")]
+    TooManyRequests(u64),
     /// The named thing does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -49,6 +55,8 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -65,6 +73,8 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Validation(_) => "ValidationError",
+            Self::Unauthorized(_) => "UnauthorizedError",
+            Self::TooManyRequests(_) => "TooManyRequestsError",
             Self::NotFound(_) => "NotFoundError",
             Self::Conflict(_) => "ConflictError",
             Self::PreconditionFailed(_) => "PreconditionFailedError",

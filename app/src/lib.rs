@@ -7,6 +7,7 @@
 //! [`ops`] holds backup and restore, shared by the binary and `cargo xtask`.
 
 mod api;
+pub mod auth;
 pub mod config;
 pub mod db;
 mod error;
@@ -23,7 +24,7 @@ use std::{sync::Arc, time::Duration};
 use poem::{Endpoint, EndpointExt, Route, middleware::CatchPanic};
 
 pub use crate::server::{Server, StartError};
-use crate::{config::Config, db::Database, metrics::Metrics, server::Draining};
+use crate::{auth::Auth, config::Config, db::Database, metrics::Metrics, server::Draining};
 
 /// The version of this build.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -39,15 +40,14 @@ struct AppState {
     body_stall: Duration,
 }
 
-impl AppState {
-    /// The tenant of the request (always the default until authentication).
-    fn tenant(&self) -> &'static str {
-        store::DEFAULT_TENANT
-    }
-}
-
 /// The complete HTTP application: API, `/docs`, `/openapi.json`, middleware.
-fn app(db: Database, config: &Config, metrics: Arc<Metrics>, draining: Draining) -> impl Endpoint + 'static {
+fn app(
+    db: Database,
+    config: &Config,
+    auth: Arc<Auth>,
+    metrics: Arc<Metrics>,
+    draining: Draining,
+) -> impl Endpoint + 'static {
     let state = AppState {
         db,
         metrics: metrics.clone(),
@@ -56,8 +56,9 @@ fn app(db: Database, config: &Config, metrics: Arc<Metrics>, draining: Draining)
         body_stall: Duration::from_millis(config.server.body_timeout_ms),
     };
     let api = api::service();
-    let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    let document = api::document(auth.enabled());
+    let docs = api::swagger_ui(&api, &document);
+    let spec = api::document_endpoint(document);
     let routes = Arc::new(api::Routes::of_document());
     let limits = middleware::BodyLimits {
         max_bytes: config.server.body_limit_bytes,
@@ -79,13 +80,14 @@ fn app(db: Database, config: &Config, metrics: Arc<Metrics>, draining: Draining)
         .with(CatchPanic::new().with_handler(middleware::PanicToEnvelope))
         .around(move |ep, req| middleware::deadline(ep, req, deadline))
         .around(move |ep, req| middleware::read_body(ep, req, limits.clone()))
+        .around(move |ep, req| auth::authenticate(ep, req, auth.clone()))
         .around(move |ep, req| middleware::observe(ep, req, metrics.clone(), routes.clone()))
         .before(|req| async move { Ok(middleware::key_as_one_segment(req)) })
 }
 
-/// The OpenAPI document as JSON.
+/// The OpenAPI document as JSON, as a server with API keys serves it.
 pub fn openapi_json() -> String {
-    api::service().spec()
+    api::document(true)
 }
 
 #[cfg(test)]

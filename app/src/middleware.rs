@@ -55,11 +55,17 @@ fn streams_body(req: &Request) -> bool {
 
 /// Renders an error as the contract's envelope.
 pub fn error_response(err: &Error) -> Response {
-    Response::builder()
-        .status(err.status())
-        .content_type("application/json; charset=utf-8")
-        .body(err.envelope().to_string())
+    let mut resp = Response::builder().status(err.status()).content_type("application/json; charset=utf-8");
+    match err {
+        Error::Unauthorized(_) => resp = resp.header(header::WWW_AUTHENTICATE, WWW_AUTHENTICATE),
+        Error::TooManyRequests(seconds) => resp = resp.header(header::RETRY_AFTER, seconds.to_string()),
+        _ => {}
+    }
+    resp.body(err.envelope().to_string())
 }
+
+/// The challenge of a 401: a bearer token (or the same key as `X-API-Key`).
+const WWW_AUTHENTICATE: &str = "Bearer realm=\"session-backend\"";
 
 /// Outermost layer: assigns the request id, runs the request inside its
 /// span, answers `OPTIONS`, turns every error into the envelope (405s with
@@ -75,7 +81,8 @@ pub async fn observe<E: Endpoint>(
         request_id::accept_or_generate(req.headers().get(request_id::HEADER).and_then(|v| v.to_str().ok()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let span = tracing::info_span!("request", %method, %path, request_id = %id);
+    let span =
+        tracing::info_span!("request", %method, %path, request_id = %id, tenant = tracing::field::Empty);
     let work = async move {
         let allow = || routes.allow(&path).and_then(|allow| HeaderValue::from_str(allow).ok());
         let options = if method == Method::OPTIONS { allow() } else { None };

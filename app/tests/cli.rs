@@ -152,6 +152,8 @@ fn every_command_explains_itself() {
         &["openapi", "--help"],
         &["healthcheck", "--help"],
         &["config", "--help"],
+        &["keys", "--help"],
+        &["keys", "new", "--help"],
         &["backup", "--help"],
         &["restore", "--help"],
         &["import", "file-sessions", "--help"],
@@ -186,11 +188,16 @@ fn migrate_commands_manage_the_schema() {
 
 /// One HTTP/1.1 exchange over a plain socket: `(status, body)`.
 fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_with(port, method, path, "", body)
+}
+
+/// Like [`http`], with extra header lines (each ending in `\r\n`).
+fn http_with(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).expect("send");
@@ -326,4 +333,73 @@ fn backup_and_restore_run_from_the_binary() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("9007199254740993"), "{body}");
     assert_eq!(terminate(&mut child), Some(0));
+}
+
+/// `keys new` for `tenant`: `(key, hash)`.
+fn mint(dir: &tempfile::TempDir, tenant: &str) -> (String, String) {
+    let output = cmd(dir).args(["keys", "new", "--tenant", tenant, "--json"]).output().expect("run");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let minted: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(minted["tenant"], tenant);
+    let (key, hash) = (minted["key"].as_str().expect("key"), minted["hash"].as_str().expect("hash"));
+    assert!(key.starts_with("sbk_") && key.len() == 68, "{key}");
+    assert!(hash.starts_with("sha256:") && hash.len() == 71, "{hash}");
+    (key.to_owned(), hash.to_owned())
+}
+
+#[test]
+fn keys_new_mints_keys_the_server_accepts_and_sighup_rotates_them() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (old_key, old_hash) = mint(&dir, "team-a");
+    let (new_key, new_hash) = mint(&dir, "team-a");
+    assert_ne!(old_key, new_key);
+    let human = cmd(&dir).args(["keys", "new", "--tenant", "team-a"]).output().expect("run");
+    let shown = text(&human.stdout);
+    assert!(shown.contains("key:  sbk_") && shown.contains("line: team-a sha256:"), "{shown}");
+    let refused = cmd(&dir).args(["keys", "new", "--tenant", "no spaces"]).output().expect("run");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).starts_with("error: invalid tenant"), "{}", text(&refused.stderr));
+
+    // A keys file that cannot be read stops start-up with one line.
+    let file = dir.path().join("keys");
+    let missing = cmd(&dir).env("SESSION_BACKEND_AUTH__KEYS_FILE", &file).arg("serve").output().expect("run");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("auth.keys_file"), "{}", text(&missing.stderr));
+
+    std::fs::write(&file, format!("# production\nteam-a {old_hash}\n")).expect("keys file");
+    let port = free_port();
+    let (mut child, _) = serve_with(&dir, port, |cmd| {
+        cmd.env("SESSION_BACKEND_AUTH__KEYS_FILE", &file)
+            // Only SIGHUP reloads within this test.
+            .env("SESSION_BACKEND_AUTH__RELOAD_INTERVAL_MS", "3600000")
+            .stderr(Stdio::null())
+    });
+    let create = r#"{"session_id": "s1"}"#;
+    let bearer = |key: &str| format!("Authorization: Bearer {key}\r\n");
+    assert_eq!(http(port, "POST", "/api/v1/sessions", create).0, 401);
+    assert_eq!(http_with(port, "POST", "/api/v1/sessions", &bearer(&old_key), create).0, 201);
+    assert_eq!(http_with(port, "GET", "/api/v1/sessions/s1", &bearer(&new_key), "").0, 401);
+
+    std::fs::write(&file, format!("team-a {new_hash}\n")).expect("keys file");
+    let hup = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().expect("kill");
+    assert!(hup.success());
+    let started = Instant::now();
+    while http_with(port, "GET", "/api/v1/sessions/s1", &bearer(&new_key), "").0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(5), "SIGHUP did not reload the keys");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(http_with(port, "GET", "/api/v1/sessions/s1", &bearer(&old_key), "").0, 401);
+    assert_eq!(terminate(&mut child), Some(0), "SIGHUP must not stop the server; SIGTERM exits 0");
+}
+
+#[test]
+fn serving_without_keys_warns_at_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let (mut child, _) = serve_with(&dir, port, |cmd| cmd.stderr(Stdio::piped()));
+    assert_eq!(http(port, "POST", "/api/v1/sessions", r#"{"session_id": "s1"}"#).0, 201);
+    assert_eq!(terminate(&mut child), Some(0));
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut log).expect("log");
+    assert!(log.contains("authentication is off") && log.contains("auth.keys_file"), "{log}");
 }

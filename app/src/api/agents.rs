@@ -18,7 +18,9 @@ use super::{
     versioned::{self, Created, Current},
 };
 use crate::{
-    AppState, store,
+    AppState,
+    auth::Tenant,
+    store,
     store::{
         ChildKey,
         agents::{AgentChanges, NewAgent},
@@ -182,8 +184,8 @@ enum Deleted {
     Deleted,
 }
 
-fn key<'a>(state: &'a AppState, session_id: &'a Id, agent_id: &'a Id) -> ChildKey<'a> {
-    ChildKey { tenant: state.tenant(), session_id: session_id.as_str(), id: agent_id.as_str() }
+fn key<'a>(tenant: &'a Tenant, session_id: &'a Id, agent_id: &'a Id) -> ChildKey<'a> {
+    ChildKey { tenant: tenant.as_str(), session_id: session_id.as_str(), id: agent_id.as_str() }
 }
 
 /// Agent operations.
@@ -196,6 +198,7 @@ impl AgentsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         body: JsonBody<CreateAgentRequest>,
     ) -> ApiResult<Created<Agent>, MissingOrDuplicate> {
@@ -209,7 +212,7 @@ impl AgentsApi {
             updated_at: body.updated_at.into_option().map(|t| t.0),
         };
         let model =
-            store::agents::create(state.db.conn(), key(&state, &session_id, &body.agent_id), new).await?;
+            store::agents::create(state.db.conn(), key(&tenant, &session_id, &body.agent_id), new).await?;
         Ok(Created::of(model))
     }
 
@@ -218,11 +221,12 @@ impl AgentsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
     ) -> ApiResult<Current<Agent>, Missing> {
         let model =
-            children::get::<agent::Entity>(state.db.conn(), key(&state, &session_id, &agent_id)).await?;
+            children::get::<agent::Entity>(state.db.conn(), key(&tenant, &session_id, &agent_id)).await?;
         Ok(Current::of(model))
     }
 
@@ -239,6 +243,7 @@ impl AgentsApi {
     async fn update(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         /// An `ETag` this agent answered with: 412 unless it is still current.
@@ -257,7 +262,7 @@ impl AgentsApi {
                 .map(|s| s.0),
         };
         let expected = versioned::if_match(if_match.0.as_deref());
-        let key = key(&state, &session_id, &agent_id);
+        let key = key(&tenant, &session_id, &agent_id);
         let model = store::agents::update(state.db.conn(), key, expected.as_deref(), changes).await?;
         Ok(Current::of(model))
     }
@@ -273,10 +278,11 @@ impl AgentsApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
     ) -> ApiResult<Deleted, Missing> {
-        children::delete::<agent::Entity>(state.db.conn(), key(&state, &session_id, &agent_id)).await?;
+        children::delete::<agent::Entity>(state.db.conn(), key(&tenant, &session_id, &agent_id)).await?;
         Ok(Deleted::Deleted)
     }
 
@@ -287,6 +293,7 @@ impl AgentsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         /// Page number, from 1.
         #[oai(
@@ -304,7 +311,7 @@ impl AgentsApi {
         let paging = Paging::new(page.0, page_size.0);
         let found = children::list::<agent::Entity>(
             state.db.conn(),
-            state.tenant(),
+            tenant.as_str(),
             session_id.as_str(),
             paging.offset(),
             paging.page_size,

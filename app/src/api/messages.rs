@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     AppState,
+    auth::Tenant,
     error::Error,
     store,
     store::messages::{AgentKey, Appended, MessageChanges, NewMessage, Window},
@@ -233,8 +234,8 @@ enum Deleted {
 }
 
 /// The store key of the agent named in the path.
-fn key<'a>(state: &'a AppState, session_id: &'a Id, agent_id: &'a Id) -> AgentKey<'a> {
-    AgentKey { tenant: state.tenant(), session_id: session_id.as_str(), agent_id: agent_id.as_str() }
+fn key<'a>(tenant: &'a Tenant, session_id: &'a Id, agent_id: &'a Id) -> AgentKey<'a> {
+    AgentKey { tenant: tenant.as_str(), session_id: session_id.as_str(), agent_id: agent_id.as_str() }
 }
 
 /// Message operations.
@@ -255,11 +256,12 @@ impl MessagesApi {
     async fn create(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         body: JsonBody<CreateMessageRequest>,
     ) -> ApiResult<Appended201, MissingOrDuplicate> {
-        let key = key(&state, &session_id, &agent_id);
+        let key = key(&tenant, &session_id, &agent_id);
         Ok(match store::messages::append(state.db.conn(), key, body.0.into()).await? {
             Appended::Created(m) => Appended201::Created(JsonBody(m.into())),
             Appended::Replayed(m) => Appended201::Replayed(JsonBody(m.into())),
@@ -280,6 +282,7 @@ impl MessagesApi {
     async fn batch(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         body: JsonBody<BatchMessagesRequest>,
@@ -293,7 +296,7 @@ impl MessagesApi {
             .into());
         }
         let batch = messages.into_iter().map(|m| NewMessage::from(m.0)).collect();
-        let key = key(&state, &session_id, &agent_id);
+        let key = key(&tenant, &session_id, &agent_id);
         let stored = store::messages::append_batch(state.db.conn(), key, batch).await?;
         Ok(BatchCreated::Created(JsonBody(MessageBatch {
             messages: stored.into_iter().map(Message::from).collect(),
@@ -309,12 +312,13 @@ impl MessagesApi {
     async fn get(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         #[oai(validator(minimum(value = "0")))] message_id: Path<i64>,
     ) -> ApiResult<JsonBody<Message>, Missing> {
         let model =
-            store::messages::get(state.db.conn(), key(&state, &session_id, &agent_id), message_id.0).await?;
+            store::messages::get(state.db.conn(), key(&tenant, &session_id, &agent_id), message_id.0).await?;
         Ok(JsonBody(model.into()))
     }
 
@@ -330,6 +334,7 @@ impl MessagesApi {
     async fn update(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         #[oai(validator(minimum(value = "0")))] message_id: Path<i64>,
@@ -342,7 +347,7 @@ impl MessagesApi {
             Optional::Value(redact) => Some(Some(redact.0)),
         };
         let changes = MessageChanges { message: body.message.into_option().map(|m| m.0), redact_message };
-        let key = key(&state, &session_id, &agent_id);
+        let key = key(&tenant, &session_id, &agent_id);
         let model = store::messages::update(state.db.conn(), key, message_id.0, changes).await?;
         Ok(JsonBody(model.into()))
     }
@@ -356,11 +361,12 @@ impl MessagesApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         #[oai(validator(minimum(value = "0")))] message_id: Path<i64>,
     ) -> ApiResult<Deleted, Missing> {
-        store::messages::delete(state.db.conn(), key(&state, &session_id, &agent_id), message_id.0).await?;
+        store::messages::delete(state.db.conn(), key(&tenant, &session_id, &agent_id), message_id.0).await?;
         Ok(Deleted::Deleted)
     }
 
@@ -385,6 +391,7 @@ impl MessagesApi {
     async fn list(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         /// `asc` (default) or `desc`.
@@ -426,7 +433,7 @@ impl MessagesApi {
             limit: window_limit,
         };
         let listed =
-            store::messages::list(state.db.conn(), key(&state, &session_id, &agent_id), window).await?;
+            store::messages::list(state.db.conn(), key(&tenant, &session_id, &agent_id), window).await?;
         let (total, position) = (listed.page.total, listed.position);
         Ok(listing::write("messages", listed.page.into_stream(), Message::from, move |sent| {
             let next = position + sent;

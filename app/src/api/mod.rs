@@ -3,6 +3,7 @@
 //! [`fields`] (which carry the contract's rules), call the store, translate.
 
 mod agents;
+mod document;
 mod errors;
 mod fields;
 mod health;
@@ -18,6 +19,7 @@ mod versioned;
 use poem::http::Method;
 use poem_openapi::{OpenApiService, Tags};
 
+pub use self::document::{document, endpoint as document_endpoint, swagger_ui};
 use crate::VERSION;
 
 /// Groups of operations in the document.

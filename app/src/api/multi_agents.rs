@@ -18,7 +18,9 @@ use super::{
     versioned::{self, Created, Current},
 };
 use crate::{
-    AppState, store,
+    AppState,
+    auth::Tenant,
+    store,
     store::{ChildKey, children},
 };
 
@@ -117,8 +119,8 @@ enum Deleted {
     Deleted,
 }
 
-fn key<'a>(state: &'a AppState, session_id: &'a Id, multi_agent_id: &'a Id) -> ChildKey<'a> {
-    ChildKey { tenant: state.tenant(), session_id: session_id.as_str(), id: multi_agent_id.as_str() }
+fn key<'a>(tenant: &'a Tenant, session_id: &'a Id, multi_agent_id: &'a Id) -> ChildKey<'a> {
+    ChildKey { tenant: tenant.as_str(), session_id: session_id.as_str(), id: multi_agent_id.as_str() }
 }
 
 /// Multi-agent state operations.
@@ -135,11 +137,12 @@ impl MultiAgentsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         body: JsonBody<CreateMultiAgentRequest>,
     ) -> ApiResult<Created<MultiAgent>, MissingOrDuplicate> {
         let body = body.0;
-        let key = key(&state, &session_id, &body.multi_agent_id);
+        let key = key(&tenant, &session_id, &body.multi_agent_id);
         let model = store::multi_agents::create(state.db.conn(), key, body.state.0).await?;
         Ok(Created::of(model))
     }
@@ -153,10 +156,11 @@ impl MultiAgentsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         multi_agent_id: Path<Id>,
     ) -> ApiResult<Current<MultiAgent>, Missing> {
-        let key = key(&state, &session_id, &multi_agent_id);
+        let key = key(&tenant, &session_id, &multi_agent_id);
         Ok(Current::of(children::get::<multi_agent::Entity>(state.db.conn(), key).await?))
     }
 
@@ -172,6 +176,7 @@ impl MultiAgentsApi {
     async fn update(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         multi_agent_id: Path<Id>,
         /// An `ETag` this state answered with: 412 unless it is still current.
@@ -179,7 +184,7 @@ impl MultiAgentsApi {
         if_match: Header<Option<String>>,
         body: JsonBody<UpdateMultiAgentRequest>,
     ) -> ApiResult<Current<MultiAgent>, MissingOrStale> {
-        let key = key(&state, &session_id, &multi_agent_id);
+        let key = key(&tenant, &session_id, &multi_agent_id);
         let expected = versioned::if_match(if_match.0.as_deref());
         let model =
             store::multi_agents::update(state.db.conn(), key, expected.as_deref(), body.0.state.0).await?;
@@ -195,10 +200,11 @@ impl MultiAgentsApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         multi_agent_id: Path<Id>,
     ) -> ApiResult<Deleted, Missing> {
-        children::delete::<multi_agent::Entity>(state.db.conn(), key(&state, &session_id, &multi_agent_id))
+        children::delete::<multi_agent::Entity>(state.db.conn(), key(&tenant, &session_id, &multi_agent_id))
             .await?;
         Ok(Deleted::Deleted)
     }
@@ -214,6 +220,7 @@ impl MultiAgentsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         /// Page number, from 1.
         #[oai(
@@ -231,7 +238,7 @@ impl MultiAgentsApi {
         let paging = Paging::new(page.0, page_size.0);
         let found = children::list::<multi_agent::Entity>(
             state.db.conn(),
-            state.tenant(),
+            tenant.as_str(),
             session_id.as_str(),
             paging.offset(),
             paging.page_size,

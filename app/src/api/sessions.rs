@@ -18,7 +18,9 @@ use super::{
     versioned::{self, Created, Current},
 };
 use crate::{
-    AppState, store,
+    AppState,
+    auth::Tenant,
+    store,
     store::sessions::{NewSession, SessionChanges},
 };
 
@@ -152,6 +154,7 @@ impl SessionsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         body: JsonBody<CreateSessionRequest>,
     ) -> ApiResult<Created<Session>, Duplicate> {
         let body = body.0;
@@ -165,7 +168,7 @@ impl SessionsApi {
             created_at: body.created_at.into_option().map(|t| t.0),
             updated_at: body.updated_at.into_option().map(|t| t.0),
         };
-        let model = store::sessions::create(state.db.conn(), state.tenant(), new).await?;
+        let model = store::sessions::create(state.db.conn(), tenant.as_str(), new).await?;
         Ok(Created::of(model))
     }
 
@@ -174,9 +177,10 @@ impl SessionsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
     ) -> ApiResult<Current<Session>, Missing> {
-        let model = store::sessions::get(state.db.conn(), state.tenant(), session_id.as_str()).await?;
+        let model = store::sessions::get(state.db.conn(), tenant.as_str(), session_id.as_str()).await?;
         Ok(Current::of(model))
     }
 
@@ -188,6 +192,7 @@ impl SessionsApi {
     async fn update(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         session_id: Path<Id>,
         /// An `ETag` this session answered with: 412 unless it is still current.
         #[oai(name = "If-Match")]
@@ -201,7 +206,7 @@ impl SessionsApi {
         let expected = versioned::if_match(if_match.0.as_deref());
         let model = store::sessions::update(
             state.db.conn(),
-            state.tenant(),
+            tenant.as_str(),
             session_id.as_str(),
             expected.as_deref(),
             changes,
@@ -214,8 +219,13 @@ impl SessionsApi {
     ///
     /// Its agents, messages and multi-agent states go with it.
     #[oai(path = "/api/v1/sessions/:session_id", method = "delete", operation_id = "delete_session")]
-    async fn delete(&self, state: Data<&AppState>, session_id: Path<Id>) -> ApiResult<Deleted, Missing> {
-        store::sessions::delete(state.db.conn(), state.tenant(), session_id.as_str()).await?;
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        tenant: Data<&Tenant>,
+        session_id: Path<Id>,
+    ) -> ApiResult<Deleted, Missing> {
+        store::sessions::delete(state.db.conn(), tenant.as_str(), session_id.as_str()).await?;
         Ok(Deleted::Deleted)
     }
 
@@ -226,6 +236,7 @@ impl SessionsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         /// Page number, from 1.
         #[oai(
             default = "super::default_page",
@@ -241,7 +252,8 @@ impl SessionsApi {
     ) -> ApiResult<JsonStream<SessionList>, Plain> {
         let paging = Paging::new(page.0, page_size.0);
         let found =
-            store::sessions::list(state.db.conn(), state.tenant(), paging.offset(), paging.page_size).await?;
+            store::sessions::list(state.db.conn(), tenant.as_str(), paging.offset(), paging.page_size)
+                .await?;
         let total = found.total;
         Ok(listing::write("sessions", found.into_stream(), Session::from, move |_| paging.tail(total)))
     }

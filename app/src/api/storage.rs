@@ -25,6 +25,7 @@ use super::{
 };
 use crate::{
     AppState,
+    auth::Tenant,
     error::Error,
     store::blobs::{self, BlobKey, Head, Precondition, WriteLimits},
 };
@@ -324,6 +325,7 @@ impl StorageApi {
     async fn write(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         key: Path<Key>,
         /// An `ETag` of this key, or `*`: 412 unless it still holds.
         #[oai(name = "If-Match")]
@@ -333,7 +335,7 @@ impl StorageApi {
         if_none_match: Header<Option<String>>,
         value: Value,
     ) -> ApiResult<Written, StorageWrite> {
-        let blob = BlobKey { tenant: state.tenant(), key: &key.0.0 };
+        let blob = BlobKey { tenant: tenant.as_str(), key: &key.0.0 };
         let limits = WriteLimits {
             max_bytes: state.storage.max_value_bytes,
             index_bytes: state.storage.search_index_bytes,
@@ -346,10 +348,15 @@ impl StorageApi {
 
     /// Read a value
     #[oai(path = "/api/v1/storage/:key", method = "get", operation_id = "read_blob")]
-    async fn read(&self, state: Data<&AppState>, key: Path<Key>) -> ApiResult<Read, Missing> {
-        let tenant = state.tenant();
-        let head = found(blobs::head(state.db.conn(), BlobKey { tenant, key: &key.0.0 }).await?, &key.0.0)?;
-        let body = Body::from_bytes_stream(chunks(state.db.conn().clone(), tenant, key.0.0, head));
+    async fn read(
+        &self,
+        state: Data<&AppState>,
+        tenant: Data<&Tenant>,
+        key: Path<Key>,
+    ) -> ApiResult<Read, Missing> {
+        let blob = BlobKey { tenant: tenant.as_str(), key: &key.0.0 };
+        let head = found(blobs::head(state.db.conn(), blob).await?, &key.0.0)?;
+        let body = Body::from_bytes_stream(chunks(state.db.conn().clone(), (*tenant).clone(), key.0.0, head));
         Ok(Read::Ok(Binary(body), etag(head.version), head.size))
     }
 
@@ -357,8 +364,13 @@ impl StorageApi {
     ///
     /// Its `ETag` and `Content-Length`, without the bytes.
     #[oai(path = "/api/v1/storage/:key", method = "head", operation_id = "head_blob")]
-    async fn head(&self, state: Data<&AppState>, key: Path<Key>) -> ApiResult<Headed, Missing> {
-        let blob = BlobKey { tenant: state.tenant(), key: &key.0.0 };
+    async fn head(
+        &self,
+        state: Data<&AppState>,
+        tenant: Data<&Tenant>,
+        key: Path<Key>,
+    ) -> ApiResult<Headed, Missing> {
+        let blob = BlobKey { tenant: tenant.as_str(), key: &key.0.0 };
         let head = found(blobs::head(state.db.conn(), blob).await?, &key.0.0)?;
         Ok(Headed::Ok(etag(head.version), head.size))
     }
@@ -367,8 +379,13 @@ impl StorageApi {
     ///
     /// `204` whether or not the key existed.
     #[oai(path = "/api/v1/storage/:key", method = "delete", operation_id = "delete_blob")]
-    async fn delete(&self, state: Data<&AppState>, key: Path<Key>) -> ApiResult<Deleted, Plain> {
-        blobs::delete(state.db.conn(), BlobKey { tenant: state.tenant(), key: &key.0.0 }).await?;
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        tenant: Data<&Tenant>,
+        key: Path<Key>,
+    ) -> ApiResult<Deleted, Plain> {
+        blobs::delete(state.db.conn(), BlobKey { tenant: tenant.as_str(), key: &key.0.0 }).await?;
         Ok(Deleted::Deleted)
     }
 
@@ -383,6 +400,7 @@ impl StorageApi {
     async fn list(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         /// Only keys starting with this (normalised like a key, a trailing `/` kept).
         prefix: Query<Option<Prefix>>,
         /// Continue after this key.
@@ -396,12 +414,12 @@ impl StorageApi {
         let prefix = prefix.0.map(|p| p.0).unwrap_or_default();
         let db = state.db.conn();
         if let Some(q) = q.0 {
-            let hits = blobs::search(db, state.tenant(), &q, &prefix, limit.0).await?;
+            let hits = blobs::search(db, tenant.as_str(), &q, &prefix, limit.0).await?;
             let results = hits.into_iter().map(|h| SearchHit { key: h.key, score: h.score }).collect();
             return Ok(JsonBody(Listing::Search(SearchResults { results })));
         }
         let start_after = start_after.0.map(|s| s.0);
-        let (keys, next) = blobs::list(db, state.tenant(), &prefix, start_after.as_deref(), limit.0).await?;
+        let (keys, next) = blobs::list(db, tenant.as_str(), &prefix, start_after.as_deref(), limit.0).await?;
         Ok(JsonBody(Listing::Keys(KeyPage { keys, next_start_after: Nullable(next) })))
     }
 
@@ -412,11 +430,12 @@ impl StorageApi {
     async fn delete_prefix(
         &self,
         state: Data<&AppState>,
+        tenant: Data<&Tenant>,
         /// Keys starting with this are deleted (normalised like a key, a trailing `/` kept).
         prefix: Query<SomePrefix>,
     ) -> ApiResult<JsonBody<DeletedCount>, Plain> {
         let prefix = prefix.0.0;
-        let deleted = blobs::delete_prefix(state.db.conn(), state.tenant(), &prefix).await?;
+        let deleted = blobs::delete_prefix(state.db.conn(), tenant.as_str(), &prefix).await?;
         Ok(JsonBody(DeletedCount { deleted }))
     }
 }
@@ -448,16 +467,16 @@ fn stalling(body: Body, stall: Duration) -> impl futures::Stream<Item = Result<B
 /// takes them (no connection is held in between).
 fn chunks(
     db: sea_orm::DatabaseConnection,
-    tenant: &'static str,
+    tenant: Tenant,
     key: String,
     head: Head,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let size = u64::try_from(head.size).unwrap_or(0);
     let count = i32::try_from(size.div_ceil(blobs::CHUNK_BYTES as u64)).unwrap_or(i32::MAX);
     stream::iter(0..count).then(move |seq| {
-        let (db, key) = (db.clone(), key.clone());
+        let (db, key, tenant) = (db.clone(), key.clone(), tenant.clone());
         async move {
-            match blobs::chunk(&db, BlobKey { tenant, key: &key }, head.version, seq).await {
+            match blobs::chunk(&db, BlobKey { tenant: tenant.as_str(), key: &key }, head.version, seq).await {
                 Ok(Some(bytes)) => Ok(bytes),
                 Ok(None) => Err(std::io::Error::other("the value was replaced while being read")),
                 Err(err) => Err(std::io::Error::other(err.to_string())),

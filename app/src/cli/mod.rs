@@ -1,7 +1,8 @@
 //! Commands: `serve` (default), `migrate`, `openapi`, `healthcheck`, `config`,
-//! `backup`, `restore`, `import`, `export`.
+//! `keys`, `backup`, `restore`, `import`, `export`.
 
 mod healthcheck;
+mod keys;
 mod migrate;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -46,6 +47,11 @@ enum Command {
     Healthcheck(healthcheck::Args),
     /// Print the effective configuration as TOML, secrets masked.
     Config,
+    /// Mint API keys.
+    Keys {
+        #[command(subcommand)]
+        action: keys::Action,
+    },
     /// Back up a database (PostgreSQL: pg_dump custom format; SQLite: an
     /// online copy) with a manifest of row counts and a sha256.
     Backup(ops::backup::Args),
@@ -106,6 +112,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             print!("{}", loaded.config.to_masked_toml());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keys { action } => keys::run(&action).map(|()| ExitCode::SUCCESS),
         Command::Backup(args) => ops::backup::run(&args).await.map(|()| ExitCode::SUCCESS),
         Command::Restore(args) => ops::restore::run(&args).await.map(|()| ExitCode::SUCCESS),
         Command::Import { source: ImportSource::FileSessions(args) } => {

@@ -63,6 +63,11 @@ pub(super) const SETTINGS: &[Setting] = &[
     parsed("database.auto_migrate", None),
     parsed("storage.max_value_bytes", None),
     parsed("storage.search_index_bytes", None),
+    text("auth.keys", None),
+    text("auth.keys_file", None),
+    parsed("auth.reload_interval_ms", None),
+    parsed("rate_limit.requests_per_second", None),
+    parsed("rate_limit.burst", None),
     text("log.level", Some("LOG_LEVEL")),
     text("log.format", Some("LOG_FORMAT")),
 ];

@@ -33,7 +33,75 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
+    pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
     pub log: LogConfig,
+}
+
+/// API keys (see [`crate::auth`]). Authentication is on when `keys` or
+/// `keys_file` is set, off (tenant `default` for everyone) otherwise.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `TENANT HASH` entries (in the environment: separated by `,` or newlines).
+    pub keys: KeyList,
+    /// A file of `TENANT HASH` lines, read again when it changes and on SIGHUP.
+    pub keys_file: Option<String>,
+    /// How often the keys file is checked for changes.
+    pub reload_interval_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { keys: KeyList::default(), keys_file: None, reload_interval_ms: 2_000 }
+    }
+}
+
+impl AuthConfig {
+    /// Whether requests need a key.
+    pub fn enabled(&self) -> bool {
+        !self.keys.0.is_empty() || self.keys_file.is_some()
+    }
+}
+
+/// `TENANT HASH` entries, from a TOML list or one string.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(transparent)]
+pub struct KeyList(Vec<String>);
+
+impl KeyList {
+    /// The entries as a key set; an error names the bad entry.
+    pub fn key_set(&self) -> Result<crate::auth::KeySet, String> {
+        crate::auth::KeySet::parse(&self.0.join("\n"), &env::describe("auth.keys"))
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        let entries = match Raw::deserialize(d)? {
+            Raw::One(text) => text.split([',', '\n']).map(str::to_owned).collect(),
+            Raw::Many(entries) => entries,
+        };
+        let entries: Vec<String> =
+            entries.into_iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect();
+        Ok(Self(entries))
+    }
+}
+
+/// A per-tenant request rate limit (token bucket), off by default.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests a tenant may make per second on average; 0 turns the limit off.
+    pub requests_per_second: u32,
+    /// How many it may make at once after a quiet spell; 0 means one second's worth.
+    pub burst: u32,
 }
 
 /// The blob store behind `/api/v1/storage` (the SDK's `Storage`).
@@ -336,6 +404,7 @@ impl Config {
             ("database.health_timeout_ms", self.database.health_timeout_ms),
             ("database.statement_timeout_ms", self.database.statement_timeout_ms),
             ("database.lock_timeout_ms", self.database.lock_timeout_ms),
+            ("auth.reload_interval_ms", self.auth.reload_interval_ms),
         ] {
             if n == 0 {
                 return fail(key, "must be at least 1");
@@ -352,6 +421,14 @@ impl Config {
                     db.acquire_timeout_ms, self.server.request_timeout_ms
                 ),
             );
+        }
+        if let Err(problem) = self.auth.keys.key_set() {
+            return Err(ConfigError(format!("invalid {problem}")));
+        }
+        if let Some(file) = &self.auth.keys_file
+            && file.trim().is_empty()
+        {
+            return fail("auth.keys_file", "empty");
         }
         let url = self.database_url()?;
         match url.backend() {

@@ -217,3 +217,30 @@ fn the_environment_knows_every_setting() {
     known.sort();
     assert_eq!(fields, known);
 }
+
+#[test]
+fn api_keys_come_from_a_list_or_one_variable() {
+    let (a, b) = (crate::auth::keys::mint().expect("key"), crate::auth::keys::mint().expect("key"));
+    assert!(!load(&[]).config.auth.enabled(), "off by default");
+    let entries = format!("team-a {}, team-b {}\nteam-a {}", a.hash, b.hash, b.hash.replace('0', "1"));
+    let loaded = load(&[("SESSION_BACKEND_AUTH__KEYS", &entries)]);
+    assert!(loaded.config.auth.enabled());
+    let keys = loaded.config.auth.keys.key_set().expect("keys");
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys.tenant_of(&b.key).as_deref(), Some("team-b"));
+    assert!(load(&[("SESSION_BACKEND_AUTH__KEYS_FILE", "/run/secrets/keys")]).config.auth.enabled());
+
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, format!("[auth]\nkeys = [\"team-a {}\"]\n", a.hash)).expect("write");
+    let loaded = Config::load_from(Some(&file), vars(&[])).expect("loads");
+    assert_eq!(loaded.config.auth.keys.key_set().expect("keys").tenant_of(&a.key).as_deref(), Some("team-a"));
+
+    let message = refused(&[("SESSION_BACKEND_AUTH__KEYS", "team-a sbk_not_a_hash")]);
+    assert!(
+        message.contains("auth.keys (SESSION_BACKEND_AUTH__KEYS)") && message.contains("not a key hash"),
+        "{message}"
+    );
+    let message = refused(&[("SESSION_BACKEND_RATE_LIMIT__REQUESTS_PER_SECOND", "-1")]);
+    assert!(message.contains("rate_limit.requests_per_second"), "{message}");
+}

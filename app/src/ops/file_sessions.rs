@@ -49,6 +49,10 @@ pub struct ImportArgs {
     /// reported with its path and skipped, with what lies below it).
     #[arg(long)]
     pub strict: bool,
+    /// The tenant the sessions are imported for (the tenant of an API key;
+    /// `default` is the tenant of every request while keys are off).
+    #[arg(long, default_value = store::DEFAULT_TENANT, value_parser = tenant)]
+    pub tenant: String,
 }
 
 /// `export file-sessions`.
@@ -59,6 +63,13 @@ pub struct ExportArgs {
     /// Export only this session.
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
+    /// Whose sessions to export (see `import --tenant`).
+    #[arg(long, default_value = store::DEFAULT_TENANT, value_parser = tenant)]
+    pub tenant: String,
+}
+
+fn tenant(name: &str) -> Result<String, String> {
+    crate::auth::keys::check_tenant(name).map(|()| name.to_owned())
 }
 
 /// How many of a kind of row were created and how many were there already.
@@ -189,7 +200,7 @@ pub async fn import(config: &Config, args: &ImportArgs) -> Result<Imported, Stri
     let db = Database::connect(config).await.map_err(|e| e.to_string())?;
     db.prepare(config.database.auto_migrate).await.map_err(|e| e.to_string())?;
     let mut done = Imported::default();
-    let importer = Importer { db: db.conn(), dry_run: args.dry_run, tenant: store::DEFAULT_TENANT };
+    let importer = Importer { db: db.conn(), dry_run: args.dry_run, tenant: &args.tenant };
     for (_, session_dir) in entries(&args.dir, "session_", false) {
         let result = importer.session(&session_dir, &mut done, args.strict).await;
         if let Err(Bad(problem)) = result {
@@ -388,7 +399,7 @@ pub async fn export(config: &Config, args: &ExportArgs) -> Result<Exported, Stri
     let db = Database::connect(config).await.map_err(|e| e.to_string())?;
     let conn = db.conn();
     let err = |e: sea_orm::DbErr| format!("reading the database: {e}");
-    let tenant = store::DEFAULT_TENANT;
+    let tenant = args.tenant.as_str();
     let mut sessions = session::Entity::find().filter(session::Column::TenantId.eq(tenant));
     if let Some(id) = &args.session {
         sessions = sessions.filter(session::Column::SessionId.eq(id.as_str()));

@@ -13,13 +13,14 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::{config::Config, db, db::Database, metrics::Metrics};
+use crate::{auth::Auth, config::Config, db, db::Database, metrics::Metrics};
 
 /// A server that is connected, migrated and bound, not yet serving.
 pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
     db: Database,
+    auth: Arc<Auth>,
     config: Config,
 }
 
@@ -28,6 +29,8 @@ pub struct Server {
 pub enum StartError {
     #[error(transparent)]
     Database(#[from] db::StartError),
+    #[error("{0}")]
+    Auth(String),
     #[error("cannot listen on {address} (server.host / server.port): {cause}")]
     Bind { address: String, cause: std::io::Error },
 }
@@ -50,13 +53,27 @@ impl Draining {
 impl Server {
     /// Connects to the database, migrates (or checks the schema), binds.
     pub async fn start(config: Config) -> Result<Self, StartError> {
+        let limit = &config.rate_limit;
+        let auth = Arc::new(
+            Auth::load(&config.auth, limit.requests_per_second, limit.burst).map_err(StartError::Auth)?,
+        );
         let db = Database::connect(&config).await?;
         db.prepare(config.database.auto_migrate).await?;
         let address = config.listen_address();
         let bind_error = |cause| StartError::Bind { address: address.clone(), cause };
         let listener = TcpListener::bind(&address).await.map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
-        Ok(Self { listener, addr, db, config })
+        if auth.lists_no_key() {
+            tracing::warn!("API keys are required but none is listed: every API request will be refused");
+        } else if auth.enabled() {
+            tracing::info!(keys = auth.key_count(), "API keys required on /api/");
+        } else {
+            tracing::warn!(
+                "authentication is off: anyone who can reach this port can read and change every session; \
+                 configure auth.keys_file (SESSION_BACKEND_AUTH__KEYS_FILE) before exposing it"
+            );
+        }
+        Ok(Self { listener, addr, db, auth, config })
     }
 
     /// The bound address (useful with port 0).
@@ -66,11 +83,12 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains (see the module docs).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        let Self { listener, addr, db, config } = self;
+        let Self { listener, addr, db, auth, config } = self;
         let metrics = Arc::new(Metrics::default());
         let (drain, draining) = watch::channel(false);
         let draining = Draining(draining);
-        let app = Arc::new(crate::app(db.clone(), &config, metrics.clone(), draining.clone()));
+        let watcher = crate::auth::watch(auth.clone(), Duration::from_millis(config.auth.reload_interval_ms));
+        let app = Arc::new(crate::app(db.clone(), &config, auth, metrics.clone(), draining.clone()));
         let limits = connection::Limits::from(&config.server);
         let slots = Arc::new(Semaphore::new(config.server.max_connections));
         let mut connections = JoinSet::new();
@@ -114,6 +132,9 @@ impl Server {
                 "requests still running at the end of the shutdown grace period; closing their connections"
             );
             connections.shutdown().await;
+        }
+        if let Some(watcher) = watcher {
+            watcher.abort();
         }
         db.close().await;
         Ok(())

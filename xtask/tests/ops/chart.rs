@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use crate::support::{XTASK, documents, find, have, kinds, ok, root, run, text, validator};
 
 const CHART: &str = "deploy/helm/session-backend";
+/// The production values require a Secret with API keys.
+const KEYS_SECRET: &str = "auth.existingSecret=sb-api-keys";
 
 /// Renders the chart with values files (relative to the chart) and `--set`s,
 /// validates the manifests, and returns the objects.
@@ -130,6 +132,9 @@ fn chart_lints_strictly_with_every_values_file() {
         for f in files {
             args.extend(["--values".into(), format!("{CHART}/{f}")]);
         }
+        if files.contains(&"values-production.yaml") {
+            args.extend(["--set".into(), KEYS_SECRET.into()]);
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ok(run("helm", &args));
     }
@@ -230,7 +235,7 @@ fn development_values_are_small_and_verbose() {
 
 #[test]
 fn production_values_scale_protect_and_isolate() {
-    let Some(objects) = render(&["values-production.yaml"], &[]) else { return };
+    let Some(objects) = render(&["values-production.yaml"], &[KEYS_SECRET]) else { return };
     assert_hardened_api(&objects);
     assert_pools_fit(&objects);
     let deployment = find(&objects, "Deployment", None);
@@ -278,6 +283,39 @@ fn production_values_scale_protect_and_isolate() {
     assert_eq!(pg_policy["spec"]["podSelector"]["matchLabels"], pg_labels);
     assert_eq!(pg_policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"], api_labels);
     assert_eq!(pg_policy["spec"]["egress"], json!([]));
+    // API keys: the whole Secret mounted read-only (so updates reach the
+    // pod), the server told where the file is.
+    let pod = &deployment["spec"]["template"]["spec"];
+    let api = container(deployment, "session-backend");
+    let keys_file =
+        api["env"].as_array().expect("env").iter().find(|e| e["name"] == "SESSION_BACKEND_AUTH__KEYS_FILE");
+    assert_eq!(keys_file.expect("keys file variable")["value"], "/etc/session-backend/api-keys/keys");
+    let mount = api["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["name"] == "api-keys")
+        .expect("mount");
+    assert_eq!(mount["readOnly"], true);
+    assert!(mount.get("subPath").is_none(), "a subPath mount never sees Secret updates");
+    let volume =
+        pod["volumes"].as_array().expect("volumes").iter().find(|v| v["name"] == "api-keys").expect("volume");
+    assert_eq!(volume["secret"]["secretName"], "sb-api-keys");
+}
+
+#[test]
+fn production_refuses_to_render_without_api_keys() {
+    if !have("helm", &["version"]) {
+        return;
+    }
+    let refused =
+        run("helm", &["template", "rel", CHART, "--values", &format!("{CHART}/values-production.yaml")]);
+    assert!(!refused.status.success(), "production rendered without API keys");
+    assert!(text(&refused.stderr).contains("auth.existingSecret is required"), "{}", text(&refused.stderr));
+    // Other values leave keys optional, and set none.
+    let Some(objects) = render(&[], &[]) else { return };
+    let api = container(find(&objects, "Deployment", None), "session-backend");
+    assert!(!api.to_string().contains("AUTH__KEYS_FILE"), "{api}");
 }
 
 #[test]
@@ -341,6 +379,7 @@ fn deploy_dry_run_renders_and_validates_both_environments() {
     for env in ["development", "production"] {
         let out = Command::new(XTASK)
             .args(["deploy", "--env", env, "--dry-run", "--release", "sb", "--image-tag", "1.2.3"])
+            .args(if env == "production" { &["--set", KEYS_SECRET][..] } else { &[] })
             .current_dir(root())
             .output()
             .expect("xtask");

@@ -14,6 +14,7 @@
 
 use std::{
     collections::BTreeMap,
+    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
@@ -151,8 +152,15 @@ impl Cluster {
     }
 }
 
-/// `docker run` flags for `container` of `pod`, as a kubelet would run it.
-fn pod_flags(pod: &Value, container: &Value, env: &BTreeMap<String, String>) -> Vec<String> {
+/// `docker run` flags for `container` of `pod`, as a kubelet would run it;
+/// Secret volumes are written below `volumes` first.
+fn pod_flags(
+    pod: &Value,
+    container: &Value,
+    env: &BTreeMap<String, String>,
+    cluster: &Cluster,
+    volumes: &Path,
+) -> Vec<String> {
     let security = &container["securityContext"];
     let user = |field: &str| security[field].as_u64().or_else(|| pod["securityContext"][field].as_u64());
     let mut flags = Vec::new();
@@ -171,18 +179,42 @@ fn pod_flags(pod: &Value, container: &Value, env: &BTreeMap<String, String>) -> 
     if let Some(memory) = container["resources"]["limits"]["memory"].as_str() {
         flags.extend(["--memory".to_owned(), memory.trim_end_matches('i').to_ascii_lowercase()]);
     }
-    // Volumes: emptyDir (and, for this test, persistent claims) become
-    // tmpfs mounts owned by the pod's fsGroup, as the kubelet chowns them.
+    // Volumes: a Secret's keys become read-only files; emptyDir (and, for
+    // this test, persistent claims) become tmpfs mounts owned by the pod's
+    // fsGroup, as the kubelet chowns them.
     let owner = user("runAsUser").unwrap_or(0);
     let group = pod["securityContext"]["fsGroup"].as_u64().or_else(|| user("runAsGroup")).unwrap_or(0);
     for mount in container["volumeMounts"].as_array().into_iter().flatten() {
         let path = mount["mountPath"].as_str().expect("mountPath");
-        flags.extend(["--tmpfs".to_owned(), format!("{path}:uid={owner},gid={group},mode=0770")]);
+        let name = mount["name"].as_str().expect("volume name");
+        let volume = pod["volumes"].as_array().into_iter().flatten().find(|v| v["name"] == name);
+        match volume.and_then(|v| v["secret"]["secretName"].as_str()) {
+            Some(secret) => {
+                let data = cluster.secrets.get(secret).unwrap_or_else(|| panic!("no Secret {secret}"));
+                flags.extend(["-v".to_owned(), format!("{}:{path}:ro", secret_volume(volumes, name, data))]);
+            }
+            None => flags.extend(["--tmpfs".to_owned(), format!("{path}:uid={owner},gid={group},mode=0770")]),
+        }
     }
     for (name, value) in env {
         flags.extend(["-e".to_owned(), format!("{name}={value}")]);
     }
     flags
+}
+
+/// A Secret's keys as files (world-readable, as `defaultMode: 0444`) in a
+/// directory of their own; its path.
+fn secret_volume(volumes: &Path, name: &str, data: &BTreeMap<String, String>) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = volumes.join(name);
+    std::fs::create_dir_all(&dir).expect("volume dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for (key, value) in data {
+        let file = dir.join(key);
+        std::fs::write(&file, value).expect("secret file");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    }
+    dir.display().to_string()
 }
 
 fn container<'a>(pod: &'a Value, list: &str, name: &str) -> &'a Value {
@@ -192,8 +224,14 @@ fn container<'a>(pod: &'a Value, list: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name}"))
 }
 
-/// Renders the chart with `values` and runs its pods.
-async fn run_release(values: Option<&str>, sets: &[&str], extra_secrets: &[(&str, &str, &str)]) {
+/// Renders the chart with `values` and runs its pods; `key` is the API
+/// key the release's keys Secret accepts, if it has one.
+async fn run_release(
+    values: Option<&str>,
+    sets: &[&str],
+    extra_secrets: &[(&str, &str, &str)],
+    key: Option<&str>,
+) {
     let mut args = vec!["template", RELEASE, CHART];
     let values_path = values.map(|v| format!("{CHART}/{v}"));
     if let Some(path) = &values_path {
@@ -209,6 +247,7 @@ async fn run_release(values: Option<&str>, sets: &[&str], extra_secrets: &[(&str
         "{:x}",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
     );
+    let volumes = tempfile::tempdir().expect("volumes");
     let mut cleanup = Cleanup::default();
     let network = format!("sb-pod-{id}");
     docker(&["network", "create", &network]);
@@ -232,7 +271,7 @@ async fn run_release(values: Option<&str>, sets: &[&str], extra_secrets: &[(&str
                 ["run", "-d", "--name", &pg, "--network", &network].map(String::from).into();
             let service = statefulset["metadata"]["name"].as_str().expect("name");
             run_args.extend(["--network-alias".to_owned(), service.to_owned()]);
-            run_args.extend(pod_flags(pod, spec, &env));
+            run_args.extend(pod_flags(pod, spec, &env, &cluster, volumes.path()));
             run_args.push(postgres_image.clone());
             run_args.extend(
                 spec["args"].as_array().into_iter().flatten().map(|a| a.as_str().expect("arg").to_owned()),
@@ -292,7 +331,7 @@ async fn run_release(values: Option<&str>, sets: &[&str], extra_secrets: &[(&str
     for init in api_pod["initContainers"].as_array().into_iter().flatten() {
         let env = cluster.environment(init);
         let mut run_args: Vec<String> = ["run", "--rm", "--network", &network].map(String::from).into();
-        run_args.extend(pod_flags(api_pod, init, &env));
+        run_args.extend(pod_flags(api_pod, init, &env, &cluster, volumes.path()));
         run_args.push(image.clone());
         run_args.extend(
             init["args"].as_array().into_iter().flatten().map(|a| a.as_str().expect("arg").to_owned()),
@@ -313,7 +352,7 @@ async fn run_release(values: Option<&str>, sets: &[&str], extra_secrets: &[(&str
             .into();
     let port = main["ports"][0]["containerPort"].as_u64().expect("containerPort");
     run_args.extend(["-p".to_owned(), format!("127.0.0.1::{port}")]);
-    run_args.extend(pod_flags(api_pod, main, &api_env));
+    run_args.extend(pod_flags(api_pod, main, &api_env, &cluster, volumes.path()));
     run_args.push(image);
     run_args
         .extend(main["args"].as_array().into_iter().flatten().map(|a| a.as_str().expect("arg").to_owned()));
@@ -327,13 +366,17 @@ async fn run_release(values: Option<&str>, sets: &[&str], extra_secrets: &[(&str
         answers_200(&format!("{base}{path}"), &api).await;
     }
     let client = reqwest::Client::new();
-    let created = client
-        .post(format!("{base}/api/v1/sessions"))
-        .json(&serde_json::json!({"session_id": "pod-test"}))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(created.status(), 201, "{what}");
+    let create = || {
+        client.post(format!("{base}/api/v1/sessions")).json(&serde_json::json!({"session_id": "pod-test"}))
+    };
+    if let Some(key) = key {
+        let refused = create().send().await.expect("post");
+        assert_eq!(refused.status(), 401, "{what}: the API answers without a key");
+        let created = create().bearer_auth(key).send().await.expect("post");
+        assert_eq!(created.status(), 201, "{what}: the key from the Secret volume");
+    } else {
+        assert_eq!(create().send().await.expect("post").status(), 201, "{what}");
+    }
     let logs = text(&run("docker", &["logs", &api]).stderr);
     assert!(
         logs.contains("SESSION_BACKEND_PORT") && logs.contains("name no setting"),
@@ -377,14 +420,20 @@ async fn every_values_file_brings_up_its_pods_as_a_kubelet_would() {
         .expect("xtask image");
     assert!(built.status.success(), "{}", text(&built.stderr));
     let ordinary = ["postgresql.auth.password=123456", "postgresql.auth.database=2024"];
-    run_release(None, &ordinary, &[]).await;
-    run_release(Some("values-development.yaml"), &ordinary, &[]).await;
-    run_release(Some("values-production.yaml"), &ordinary, &[]).await;
+    run_release(None, &ordinary, &[], None).await;
+    run_release(Some("values-development.yaml"), &ordinary, &[], None).await;
+    // Production: API keys from a Secret the operator made.
+    let key = session_backend::auth::keys::mint().expect("key");
+    let keys_file = format!("# team a\nteam-a {}\n", key.hash);
+    let production = [&ordinary[..], &["auth.existingSecret=sb-api-keys"]].concat();
+    let secret = [("sb-api-keys", "keys", keys_file.as_str())];
+    run_release(Some("values-production.yaml"), &production, &secret, Some(&key.key)).await;
     // External: the operator's Secret holds the password.
     run_release(
         Some("values-external-postgresql.yaml"),
         &["externalPostgresql.database=2024", "externalPostgresql.username=true"],
         &[("session-backend-db", "password", "\"quoted\"")],
+        None,
     )
     .await;
 }

@@ -139,3 +139,10 @@ app.kubernetes.io/component: postgresql
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* Fails the render when API keys are required and no Secret names them. */}}
+{{- define "session-backend.checkAuth" -}}
+{{- if and .Values.auth.required (not .Values.auth.existingSecret) }}
+{{- fail "auth.existingSecret is required (auth.required is true): create a Secret holding a keys file of `TENANT HASH` lines (session-backend keys new --tenant T) and set auth.existingSecret to its name" }}
+{{- end }}
+{{- end }}
