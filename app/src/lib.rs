@@ -38,6 +38,8 @@ struct AppState {
     storage: config::StorageConfig,
     /// The longest pause of a streamed request body.
     body_stall: Duration,
+    /// TTL of sessions created without one.
+    default_ttl_seconds: u64,
 }
 
 /// The complete HTTP application: API, `/docs`, `/openapi.json`, middleware.
@@ -54,6 +56,7 @@ fn app(
         health_timeout: Duration::from_millis(config.database.health_timeout_ms),
         storage: config.storage.clone(),
         body_stall: Duration::from_millis(config.server.body_timeout_ms),
+        default_ttl_seconds: config.retention.default_ttl_seconds,
     };
     let api = api::service();
     let document = api::document(auth.enabled());

@@ -20,6 +20,9 @@ pub struct Metrics {
     by_status: Mutex<BTreeMap<u16, u64>>,
     connections_open: AtomicU64,
     connections_refused: AtomicU64,
+    sweeps: AtomicU64,
+    sweeps_failed: AtomicU64,
+    swept_sessions: AtomicU64,
 }
 
 /// A consistent-enough copy of the counters.
@@ -33,6 +36,9 @@ pub struct Snapshot {
     pub by_status: BTreeMap<u16, u64>,
     pub connections_open: u64,
     pub connections_refused: u64,
+    pub sweeps: u64,
+    pub sweeps_failed: u64,
+    pub swept_sessions: u64,
 }
 
 impl Default for Metrics {
@@ -46,6 +52,9 @@ impl Default for Metrics {
             by_status: Mutex::new(BTreeMap::new()),
             connections_open: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            sweeps: AtomicU64::new(0),
+            sweeps_failed: AtomicU64::new(0),
+            swept_sessions: AtomicU64::new(0),
         }
     }
 }
@@ -79,6 +88,9 @@ impl Metrics {
             by_status: self.by_status.lock().map(|m| m.clone()).unwrap_or_default(),
             connections_open: self.connections_open.load(Ordering::Relaxed),
             connections_refused: self.connections_refused.load(Ordering::Relaxed),
+            sweeps: self.sweeps.load(Ordering::Relaxed),
+            sweeps_failed: self.sweeps_failed.load(Ordering::Relaxed),
+            swept_sessions: self.swept_sessions.load(Ordering::Relaxed),
         }
     }
 
@@ -86,6 +98,15 @@ impl Metrics {
     pub fn connection_opened(&self) -> OpenConnection<'_> {
         self.connections_open.fetch_add(1, Ordering::Relaxed);
         OpenConnection(self)
+    }
+
+    /// Counts a run of the retention sweeper and the sessions it deleted.
+    pub fn sweep_finished(&self, deleted: u64, failed: bool) {
+        self.sweeps.fetch_add(1, Ordering::Relaxed);
+        self.swept_sessions.fetch_add(deleted, Ordering::Relaxed);
+        if failed {
+            self.sweeps_failed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts a connection turned away at `server.max_connections`.

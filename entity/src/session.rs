@@ -19,6 +19,10 @@ pub struct Model {
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Time to live in seconds; `None`: kept forever.
+    pub ttl_seconds: Option<i64>,
+    /// When it lapses, in microseconds since the Unix epoch (UTC).
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

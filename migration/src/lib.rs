@@ -7,6 +7,7 @@ pub use sea_orm_migration::{migrator::MigrationStatus, prelude::*};
 
 mod m20261121_000001_create_tables;
 mod m20261122_000001_create_blobs;
+mod m20261201_000001_add_session_retention;
 
 /// Every migration of the project, in the order they apply.
 #[derive(Debug)]
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_create_tables::Migration),
             Box::new(m20261122_000001_create_blobs::Migration),
+            Box::new(m20261201_000001_add_session_retention::Migration),
         ]
     }
 }

@@ -196,6 +196,35 @@ document_as!(
     MetaSchema { format: Some("int64"), minimum: Some(0.0), ..MetaSchema::new("integer") }
 );
 
+/// A session's time to live in seconds: 0 (kept forever) to 100 years.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TtlSeconds(pub u64);
+
+impl<'de> Deserialize<'de> for TtlSeconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let max = crate::store::retention::MAX_TTL_SECONDS;
+        let n = u64::deserialize(d).map_err(|_| {
+            de::Error::custom(format!("invalid ttl_seconds: must be an integer from 0 to {max}"))
+        })?;
+        if n > max {
+            return Err(de::Error::custom(format!("invalid ttl_seconds {n}: at most {max} (100 years)")));
+        }
+        Ok(Self(n))
+    }
+}
+
+document_as!(
+    TtlSeconds,
+    "integer(ttl_seconds)",
+    MetaSchema {
+        format: Some("int64"),
+        minimum: Some(0.0),
+        maximum: Some(crate::store::retention::MAX_TTL_SECONDS as f64),
+        ..MetaSchema::new("integer")
+    }
+);
+
 /// An RFC 3339 timestamp with an offset, kept at microsecond precision in
 /// UTC and written as Python's `isoformat()` writes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

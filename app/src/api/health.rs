@@ -128,6 +128,11 @@ pub struct MetricsReport {
     pub connections_open: u64,
     /// Connections turned away at `server.max_connections`.
     pub connections_refused_total: u64,
+    /// Runs of the retention sweeper, and how many of them failed.
+    pub sweeps_total: u64,
+    pub sweeps_failed_total: u64,
+    /// Lapsed sessions the sweeper deleted.
+    pub sessions_swept_total: u64,
     /// Resident memory of the process.
     pub process_memory_bytes: Option<u64>,
     /// `sqlite` or `postgres`.
@@ -148,6 +153,9 @@ impl Example for MetricsReport {
             mean_latency_ms: 0.8,
             connections_open: 3,
             connections_refused_total: 0,
+            sweeps_total: 60,
+            sweeps_failed_total: 0,
+            sessions_swept_total: 12,
             process_memory_bytes: Some(12_000_000),
             database_backend: "postgres".into(),
             connection_pool: PoolInfo { size: 4, idle: 3, in_use: 1, max_size: 10 },
@@ -271,6 +279,9 @@ impl HealthApi {
             mean_latency_ms: snap.mean_latency_ms,
             connections_open: snap.connections_open,
             connections_refused_total: snap.connections_refused,
+            sweeps_total: snap.sweeps,
+            sweeps_failed_total: snap.sweeps_failed,
+            sessions_swept_total: snap.swept_sessions,
             process_memory_bytes: metrics::resident_memory_bytes(),
             database_backend: match state.db.backend() {
                 crate::config::Backend::Sqlite => "sqlite".into(),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     ApiTags, Paging,
     errors::{ApiResult, Duplicate, Missing, MissingOrStale, Plain},
-    fields::{Id, ObjectJson, Optional, SessionType, Timestamp, json_text},
+    fields::{Id, Nullable, ObjectJson, Optional, SessionType, Timestamp, TtlSeconds, json_text},
     listing,
     payload::{FIELDS, JsonBody, JsonSize, JsonStream},
     versioned::{self, Created, Current},
@@ -38,6 +38,10 @@ pub struct Session {
     pub updated_at: Timestamp,
     /// Free-form JSON object.
     pub metadata: ObjectJson,
+    /// Seconds the session lives after its last update (`updated_at`); 0: forever.
+    pub ttl_seconds: u64,
+    /// When the session lapses (`updated_at + ttl_seconds`); `null`: never.
+    pub expires_at: Nullable<Timestamp>,
 }
 
 impl Example for Session {
@@ -49,6 +53,8 @@ impl Example for Session {
             created_at: at,
             updated_at: at,
             metadata: example_metadata(),
+            ttl_seconds: 0,
+            expires_at: Nullable(None),
         }
     }
 }
@@ -65,6 +71,10 @@ impl From<session::Model> for Session {
             created_at: m.created_at.into(),
             updated_at: m.updated_at.into(),
             metadata: ObjectJson(m.metadata),
+            ttl_seconds: m.ttl_seconds.and_then(|ttl| u64::try_from(ttl).ok()).unwrap_or(0),
+            expires_at: Nullable(
+                m.expires_at.and_then(chrono::DateTime::from_timestamp_micros).map(Timestamp::from),
+            ),
         }
     }
 }
@@ -86,6 +96,10 @@ pub struct CreateSessionRequest {
     /// Kept when given.
     #[serde(default)]
     pub updated_at: Optional<Timestamp>,
+    /// Seconds the session lives after its last update; 0: forever;
+    /// absent: the server's default (`retention.default_ttl_seconds`).
+    #[serde(default)]
+    pub ttl_seconds: Optional<TtlSeconds>,
 }
 
 impl Example for CreateSessionRequest {
@@ -96,6 +110,7 @@ impl Example for CreateSessionRequest {
             metadata: Optional::Value(example_metadata()),
             created_at: Optional::Absent,
             updated_at: Optional::Absent,
+            ttl_seconds: Optional::Absent,
         }
     }
 }
@@ -109,11 +124,19 @@ pub struct UpdateSessionRequest {
     /// Replaces the stored metadata.
     #[serde(default)]
     pub metadata: Optional<ObjectJson>,
+    /// A new time to live (0: forever). Sent or not, the expiry counts
+    /// from this update.
+    #[serde(default)]
+    pub ttl_seconds: Optional<TtlSeconds>,
 }
 
 impl Example for UpdateSessionRequest {
     fn example() -> Self {
-        Self { session_type: Optional::Absent, metadata: Optional::Value(example_metadata()) }
+        Self {
+            session_type: Optional::Absent,
+            metadata: Optional::Value(example_metadata()),
+            ttl_seconds: Optional::Absent,
+        }
     }
 }
 
@@ -167,6 +190,7 @@ impl SessionsApi {
             metadata: body.metadata.into_option().unwrap_or_else(ObjectJson::empty).0,
             created_at: body.created_at.into_option().map(|t| t.0),
             updated_at: body.updated_at.into_option().map(|t| t.0),
+            ttl_seconds: body.ttl_seconds.into_option().map_or(state.default_ttl_seconds, |ttl| ttl.0),
         };
         let model = store::sessions::create(state.db.conn(), tenant.as_str(), new).await?;
         Ok(Created::of(model))
@@ -202,6 +226,7 @@ impl SessionsApi {
         let changes = SessionChanges {
             session_type: body.0.session_type.into_option().map(SessionType::into_string),
             metadata: body.0.metadata.into_option().map(|m| m.0),
+            ttl_seconds: body.0.ttl_seconds.into_option().map(|ttl| ttl.0),
         };
         let expected = versioned::if_match(if_match.0.as_deref());
         let model = store::sessions::update(

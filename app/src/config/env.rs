@@ -68,6 +68,9 @@ pub(super) const SETTINGS: &[Setting] = &[
     parsed("auth.reload_interval_ms", None),
     parsed("rate_limit.requests_per_second", None),
     parsed("rate_limit.burst", None),
+    parsed("retention.default_ttl_seconds", None),
+    parsed("retention.sweep_interval_ms", None),
+    parsed("retention.sweep_batch", None),
     text("log.level", Some("LOG_LEVEL")),
     text("log.format", Some("LOG_FORMAT")),
 ];

@@ -35,7 +35,26 @@ pub struct Config {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
+    pub retention: RetentionConfig,
     pub log: LogConfig,
+}
+
+/// Session retention (see [`crate::store::retention`]).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// TTL of sessions created without `ttl_seconds`; 0 keeps them forever.
+    pub default_ttl_seconds: u64,
+    /// How often the sweeper deletes lapsed sessions; 0 turns it off.
+    pub sweep_interval_ms: u64,
+    /// Sessions deleted per statement (each with everything under it).
+    pub sweep_batch: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self { default_ttl_seconds: 0, sweep_interval_ms: 60_000, sweep_batch: 100 }
+    }
 }
 
 /// API keys (see [`crate::auth`]). Authentication is on when `keys` or
@@ -405,6 +424,7 @@ impl Config {
             ("database.statement_timeout_ms", self.database.statement_timeout_ms),
             ("database.lock_timeout_ms", self.database.lock_timeout_ms),
             ("auth.reload_interval_ms", self.auth.reload_interval_ms),
+            ("retention.sweep_batch", self.retention.sweep_batch),
         ] {
             if n == 0 {
                 return fail(key, "must be at least 1");
@@ -421,6 +441,13 @@ impl Config {
                     db.acquire_timeout_ms, self.server.request_timeout_ms
                 ),
             );
+        }
+        let max_ttl = crate::store::retention::MAX_TTL_SECONDS;
+        if self.retention.default_ttl_seconds > max_ttl {
+            return fail("retention.default_ttl_seconds", &format!("at most {max_ttl} (100 years)"));
+        }
+        if self.retention.sweep_batch > 10_000 {
+            return fail("retention.sweep_batch", "at most 10000");
         }
         if let Err(problem) = self.auth.keys.key_set() {
             return Err(ConfigError(format!("invalid {problem}")));

@@ -244,3 +244,25 @@ fn api_keys_come_from_a_list_or_one_variable() {
     let message = refused(&[("SESSION_BACKEND_RATE_LIMIT__REQUESTS_PER_SECOND", "-1")]);
     assert!(message.contains("rate_limit.requests_per_second"), "{message}");
 }
+
+#[test]
+fn retention_settings_are_bounded() {
+    let loaded = load(&[
+        ("SESSION_BACKEND_RETENTION__DEFAULT_TTL_SECONDS", "86400"),
+        ("SESSION_BACKEND_RETENTION__SWEEP_INTERVAL_MS", "0"),
+    ]);
+    assert_eq!(loaded.config.retention.default_ttl_seconds, 86_400);
+    assert_eq!(loaded.config.retention.sweep_interval_ms, 0);
+    for (name, value) in [
+        ("SESSION_BACKEND_RETENTION__DEFAULT_TTL_SECONDS", "3153600001"),
+        ("SESSION_BACKEND_RETENTION__DEFAULT_TTL_SECONDS", "-1"),
+        ("SESSION_BACKEND_RETENTION__SWEEP_BATCH", "0"),
+        ("SESSION_BACKEND_RETENTION__SWEEP_BATCH", "10001"),
+    ] {
+        let message = refused(&[(name, value)]);
+        assert!(
+            message.contains(&name.trim_start_matches("SESSION_BACKEND_").replace("__", ".").to_lowercase()),
+            "{message}"
+        );
+    }
+}

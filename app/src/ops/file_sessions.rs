@@ -244,6 +244,8 @@ impl Importer<'_> {
             metadata: JsonText::parse("{}".into()).map_err(|e| bad(&path, e))?,
             created_at: timestamp(&path, "created_at", file.created_at.as_deref())?,
             updated_at: timestamp(&path, "updated_at", file.updated_at.as_deref())?,
+            // The SDK's files know no TTL: imported sessions are kept.
+            ttl_seconds: 0,
         };
         let result = if self.dry_run {
             self.exists(store::sessions::get(self.db, self.tenant, &file.session_id).await)

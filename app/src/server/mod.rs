@@ -4,6 +4,7 @@
 //! flight finish within `server.shutdown_timeout_ms`, then closes the pool.
 
 mod connection;
+mod sweeper;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -88,6 +89,7 @@ impl Server {
         let (drain, draining) = watch::channel(false);
         let draining = Draining(draining);
         let watcher = crate::auth::watch(auth.clone(), Duration::from_millis(config.auth.reload_interval_ms));
+        let sweeper = sweeper::start(db.clone(), &config.retention, metrics.clone());
         let app = Arc::new(crate::app(db.clone(), &config, auth, metrics.clone(), draining.clone()));
         let limits = connection::Limits::from(&config.server);
         let slots = Arc::new(Semaphore::new(config.server.max_connections));
@@ -133,8 +135,8 @@ impl Server {
             );
             connections.shutdown().await;
         }
-        if let Some(watcher) = watcher {
-            watcher.abort();
+        for task in [watcher, sweeper].into_iter().flatten() {
+            task.abort();
         }
         db.close().await;
         Ok(())

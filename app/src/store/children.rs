@@ -5,12 +5,12 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult,
-    IntoActiveModel, QueryFilter, QuerySelect, QueryTrait, Value,
+    IntoActiveModel, Iterable, QueryFilter, QuerySelect, QueryTrait, Value,
     sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement},
 };
 
 use super::{
-    count, insert_error, listing, now, sessions, update_returning,
+    count, insert_error, listing, now, retention, sessions, update_returning,
     version::{self, Expected},
 };
 use crate::error::Error;
@@ -66,30 +66,47 @@ fn by_key<E: SessionChild, Q: QueryFilter>(query: Q, key: ChildKey<'_>) -> Q {
         .filter(E::TENANT_ID.eq(key.tenant))
         .filter(E::SESSION_ID.eq(key.session_id))
         .filter(E::ID.eq(key.id))
+        .filter(retention::alive(key.tenant, key.session_id))
 }
 
-/// Inserts `row` and returns it; 404 when the session is missing, 409 when
-/// the id is taken.
+/// Inserts `row` and returns it; 404 when the session is missing (or has
+/// lapsed), 409 when the id is taken.
 pub async fn create<E>(db: &impl ConnectionTrait, key: ChildKey<'_>, row: E::Model) -> Result<E::Model, Error>
 where
     E: SessionChild,
     E::Model: IntoActiveModel<E::ActiveModel> + Clone,
 {
-    let statement = E::insert(row.clone().into_active_model().reset_all()).into_query();
-    super::insert(db, statement).await.map(|_| row).map_err(|e| {
-        insert_error(
-            e,
-            || Error::NotFound(format!("session `{}` not found", key.session_id)),
-            || {
-                Error::Conflict(format!(
-                    "{} `{}` already exists in session `{}`",
-                    E::NOUN,
-                    key.id,
-                    key.session_id
-                ))
-            },
-        )
-    })
+    let model = row.clone().into_active_model();
+    let (columns, values): (Vec<_>, Vec<_>) = E::Column::iter()
+        .filter_map(|column| {
+            Some((sea_orm::sea_query::IntoIden::into_iden(column), model.get(column).into_value()?))
+        })
+        .unzip();
+    let missing = || Error::NotFound(format!("session `{}` not found", key.session_id));
+    let statement = retention::insert_alive(
+        E::default(),
+        columns,
+        vec![values],
+        retention::alive(key.tenant, key.session_id),
+    )
+    .map_err(|e| {
+        tracing::error!(error = %e, "building an insert");
+        Error::Internal
+    })?;
+    let inserted = super::insert(db, statement).await.map_err(|e| {
+        insert_error(e, missing, || {
+            Error::Conflict(format!(
+                "{} `{}` already exists in session `{}`",
+                E::NOUN,
+                key.id,
+                key.session_id
+            ))
+        })
+    })?;
+    if inserted == 0 {
+        return Err(missing());
+    }
+    Ok(row)
 }
 
 /// Reads one row.
@@ -155,9 +172,13 @@ pub async fn list<E: SessionChild>(
         .from(E::default())
         .and_where(E::TENANT_ID.eq(tenant))
         .and_where(E::SESSION_ID.eq(session_id))
+        .and_where(retention::alive(tenant, session_id))
         .to_owned();
     let page = listing::Listing {
-        select: E::find().filter(E::TENANT_ID.eq(tenant)).filter(E::SESSION_ID.eq(session_id)),
+        select: E::find()
+            .filter(E::TENANT_ID.eq(tenant))
+            .filter(E::SESSION_ID.eq(session_id))
+            .filter(retention::alive(tenant, session_id)),
         order: vec![(E::CREATED_AT, Order::Asc), (E::ID, Order::Asc)],
         payload: E::PAYLOAD.to_vec(),
         offset,

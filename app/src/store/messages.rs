@@ -12,7 +12,7 @@ use sea_orm::{
     sea_query::{Expr, Func, OnConflict, Order, Query, SelectStatement},
 };
 
-use super::{ChildKey, children, count, insert_error, listing, now, update_returning};
+use super::{ChildKey, children, count, insert_error, listing, now, retention, update_returning};
 use crate::error::Error;
 
 /// The agent a message belongs to.
@@ -94,6 +94,7 @@ fn by_agent<Q: QueryFilter>(query: Q, key: AgentKey<'_>) -> Q {
         .filter(Column::TenantId.eq(key.tenant))
         .filter(Column::SessionId.eq(key.session_id))
         .filter(Column::AgentId.eq(key.agent_id))
+        .filter(retention::alive(key.tenant, key.session_id))
 }
 
 fn into_model(key: AgentKey<'_>, new: NewMessage, now: DateTime<Utc>) -> message::Model {
@@ -109,15 +110,15 @@ fn into_model(key: AgentKey<'_>, new: NewMessage, now: DateTime<Utc>) -> message
     }
 }
 
-/// `INSERT … ON CONFLICT DO NOTHING` of `models`: taken ids are skipped, a
-/// missing agent fails the statement through the foreign key.
+/// `INSERT … ON CONFLICT DO NOTHING` of `models` while the session is
+/// alive: taken ids are skipped, a missing agent fails the statement
+/// through the foreign key.
 async fn insert_new(
     db: &impl ConnectionTrait,
     key: AgentKey<'_>,
     models: &[message::Model],
 ) -> Result<u64, Error> {
-    let mut insert = Query::insert();
-    insert.into_table(Entity).columns([
+    let columns = [
         Column::TenantId,
         Column::SessionId,
         Column::AgentId,
@@ -126,10 +127,11 @@ async fn insert_new(
         Column::RedactMessage,
         Column::CreatedAt,
         Column::UpdatedAt,
-    ]);
-    for m in models {
-        insert
-            .values([
+    ];
+    let rows = models
+        .iter()
+        .map(|m| {
+            vec![
                 m.tenant_id.clone().into(),
                 m.session_id.clone().into(),
                 m.agent_id.clone().into(),
@@ -138,12 +140,16 @@ async fn insert_new(
                 m.redact_message.clone().into(),
                 m.created_at.into(),
                 m.updated_at.into(),
-            ])
+            ]
+        })
+        .collect();
+    let columns = columns.into_iter().map(sea_orm::sea_query::IntoIden::into_iden).collect();
+    let mut insert =
+        retention::insert_alive(Entity, columns, rows, retention::alive(key.tenant, key.session_id))
             .map_err(|e| {
                 tracing::error!(error = %e, "building the message insert");
                 Error::Internal
             })?;
-    }
     insert.on_conflict(
         OnConflict::columns([Column::TenantId, Column::SessionId, Column::AgentId, Column::MessageId])
             .do_nothing()
@@ -174,7 +180,11 @@ pub async fn append(
     if insert_new(db, key, std::slice::from_ref(&model)).await? == 1 {
         return Ok(Appended::Created(model));
     }
-    let stored = get(db, key, model.message_id).await?;
+    // Nothing inserted: the id is taken, or the session has lapsed.
+    let stored = match get(db, key, model.message_id).await {
+        Err(Error::NotFound(_)) => return Err(agent_missing(key)),
+        stored => stored?,
+    };
     if same_content(&stored, &model) {
         Ok(Appended::Replayed(stored))
     } else {
@@ -220,6 +230,10 @@ pub async fn append_batch(
             .into_iter()
             .map(|m| (m.message_id, m))
             .collect();
+        if stored.is_empty() {
+            // Nothing inserted and nothing there: the session has lapsed.
+            return Err(agent_missing(key));
+        }
         for model in &unique {
             match stored.get(&model.message_id) {
                 Some(row) if same_content(row, model) => {}
@@ -327,7 +341,8 @@ fn count_of(key: AgentKey<'_>, extra: Option<sea_orm::sea_query::SimpleExpr>) ->
         .from(Entity)
         .and_where(Column::TenantId.eq(key.tenant))
         .and_where(Column::SessionId.eq(key.session_id))
-        .and_where(Column::AgentId.eq(key.agent_id));
+        .and_where(Column::AgentId.eq(key.agent_id))
+        .and_where(retention::alive(key.tenant, key.session_id));
     if let Some(extra) = extra {
         query.and_where(extra);
     }

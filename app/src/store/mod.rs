@@ -9,6 +9,7 @@ pub mod children;
 pub mod listing;
 pub mod messages;
 pub mod multi_agents;
+pub mod retention;
 pub mod sessions;
 pub mod version;
 

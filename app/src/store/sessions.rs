@@ -12,7 +12,9 @@ use sea_orm::{
 };
 
 use super::{
-    count, insert_error, listing, now, update_returning,
+    count, insert_error, listing, now,
+    retention::{self, unexpired},
+    update_returning,
     version::{self, Expected},
 };
 use crate::error::Error;
@@ -25,6 +27,8 @@ pub struct NewSession {
     pub metadata: JsonText,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// Seconds the session lives after its last update; 0: forever.
+    pub ttl_seconds: u64,
 }
 
 /// Fields of a session an update may change; `None` keeps the stored value.
@@ -32,15 +36,20 @@ pub struct NewSession {
 pub struct SessionChanges {
     pub session_type: Option<String>,
     pub metadata: Option<JsonText>,
+    /// A new TTL (0: forever); either way the expiry counts from now.
+    pub ttl_seconds: Option<u64>,
 }
 
 fn not_found(session_id: &str) -> Error {
     Error::NotFound(format!("session `{session_id}` not found"))
 }
 
-/// Inserts a session; 409 when the id is taken.
+/// Inserts a session; 409 when the id is taken (by a session that has not
+/// lapsed: a lapsed one gives its id up at once).
 pub async fn create(db: &impl ConnectionTrait, tenant: &str, new: NewSession) -> Result<Model, Error> {
     let now = now();
+    let updated_at = new.updated_at.unwrap_or(now);
+    let ttl_seconds = retention::stored_ttl(new.ttl_seconds);
     let model = Model {
         tenant_id: tenant.to_owned(),
         session_id: new.session_id,
@@ -48,22 +57,27 @@ pub async fn create(db: &impl ConnectionTrait, tenant: &str, new: NewSession) ->
         metadata: new.metadata,
         version: version::first(),
         created_at: new.created_at.unwrap_or(now),
-        updated_at: new.updated_at.unwrap_or(now),
+        updated_at,
+        ttl_seconds,
+        expires_at: retention::expiry(updated_at, ttl_seconds),
     };
-    let statement = Entity::insert(model.clone().into_active_model().reset_all()).into_query();
-    super::insert(db, statement).await.map_err(|e| {
-        insert_error(
-            e,
-            || Error::Internal,
-            || Error::Conflict(format!("session `{}` already exists", model.session_id)),
-        )
-    })?;
+    let insert = || Entity::insert(model.clone().into_active_model().reset_all()).into_query();
+    let taken = || Error::Conflict(format!("session `{}` already exists", model.session_id));
+    match super::insert(db, insert()).await.map_err(|e| insert_error(e, || Error::Internal, taken)) {
+        Err(Error::Conflict(_)) if retention::purge_lapsed(db, tenant, &model.session_id).await? => {
+            super::insert(db, insert()).await.map_err(|e| insert_error(e, || Error::Internal, taken))?;
+        }
+        result => {
+            result?;
+        }
+    }
     Ok(model)
 }
 
 /// Reads one session.
 pub async fn get(db: &impl ConnectionTrait, tenant: &str, session_id: &str) -> Result<Model, Error> {
     Entity::find_by_id((tenant.to_owned(), session_id.to_owned()))
+        .filter(unexpired())
         .one(db)
         .await?
         .ok_or_else(|| not_found(session_id))
@@ -78,11 +92,23 @@ pub async fn update(
     expected: Expected<'_>,
     changes: SessionChanges,
 ) -> Result<Model, Error> {
+    let now = now();
+    // The expiry counts from this update: with a new TTL, or the stored one
+    // (NULL, kept forever, stays NULL).
+    let (expires_at, new_ttl) = match changes.ttl_seconds.map(retention::stored_ttl) {
+        Some(ttl) => (Expr::value(retention::expiry(now, ttl)), Some(ttl)),
+        None => (Expr::value(retention::micros(now)).add(Expr::col(Column::TtlSeconds).mul(1_000_000)), None),
+    };
     let mut update = Entity::update_many()
         .col_expr(Column::Version, Expr::col(Column::Version).add(1))
-        .col_expr(Column::UpdatedAt, Expr::value(now()))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .col_expr(Column::ExpiresAt, expires_at)
         .filter(Column::TenantId.eq(tenant))
-        .filter(Column::SessionId.eq(session_id));
+        .filter(Column::SessionId.eq(session_id))
+        .filter(unexpired());
+    if let Some(ttl) = new_ttl {
+        update = update.col_expr(Column::TtlSeconds, Expr::value(ttl));
+    }
     if let Some(versions) = expected {
         update = update.filter(Column::Version.is_in(versions.iter().copied()));
     }
@@ -105,6 +131,7 @@ pub async fn delete(db: &impl ConnectionTrait, tenant: &str, session_id: &str) -
     let deleted = Entity::delete_many()
         .filter(Column::TenantId.eq(tenant))
         .filter(Column::SessionId.eq(session_id))
+        .filter(unexpired())
         .exec(db)
         .await?;
     if deleted.rows_affected == 0 {
@@ -124,9 +151,10 @@ pub async fn list(
         .expr(Func::count(Expr::col(Column::SessionId)))
         .from(Entity)
         .and_where(Column::TenantId.eq(tenant))
+        .cond_where(unexpired())
         .to_owned();
     let page = listing::Listing {
-        select: Entity::find().filter(Column::TenantId.eq(tenant)),
+        select: Entity::find().filter(Column::TenantId.eq(tenant)).filter(unexpired()),
         order: vec![(Column::CreatedAt, Order::Desc), (Column::SessionId, Order::Desc)],
         payload: vec![Column::Metadata],
         offset,
@@ -146,6 +174,7 @@ pub(super) async fn ensure_exists(
     session_id: &str,
 ) -> Result<(), Error> {
     Entity::find_by_id((tenant.to_owned(), session_id.to_owned()))
+        .filter(unexpired())
         .select_only()
         .column(Column::SessionId)
         .into_tuple::<String>()

@@ -121,7 +121,7 @@ async fn round_trip(url: &str, wipe: impl AsyncFnOnce(), dir: &Path) {
         manifest["tables"],
         json!({"sessions": 3, "agents": 6, "messages": 240, "multi_agents": 3, "blobs": 0, "blob_chunks": 0})
     );
-    assert_eq!(manifest["schema_version"], "m20261122_000001_create_blobs");
+    assert_eq!(manifest["schema_version"], "m20261201_000001_add_session_retention");
     assert_eq!(manifest["sha256"].as_str().map(str::len), Some(64));
     assert!(!manifest["source"].as_str().unwrap_or_default().contains(":pw@"), "{manifest}");
     let manifest_arg = manifest_path.display().to_string();
@@ -382,7 +382,7 @@ async fn cluster_backup_streams_pg_dump_out_of_the_release_pod() {
         manifest["tables"],
         json!({"sessions": 3, "agents": 6, "messages": 240, "multi_agents": 3, "blobs": 0, "blob_chunks": 0})
     );
-    assert_eq!(manifest["schema_version"], "m20261122_000001_create_blobs");
+    assert_eq!(manifest["schema_version"], "m20261201_000001_add_session_retention");
     assert_eq!(manifest["source"], "release rel in namespace sessions");
 
     // The streamed dump restores to equal data.
