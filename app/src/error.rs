@@ -134,8 +134,32 @@ impl poem::error::ResponseError for Error {
     }
 }
 
+/// Requests of this process that found no free database connection within
+/// `database.acquire_timeout_ms` (the pool's waits that ran out).
+static POOL_TIMEOUTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many requests of this process timed out waiting for a connection.
+pub fn pool_timeouts() -> u64 {
+    POOL_TIMEOUTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn is_pool_timeout(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(e.as_ref(), sea_orm::sqlx::Error::PoolTimedOut)
+        }
+        _ => false,
+    }
+}
+
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
+        if is_pool_timeout(&err) {
+            POOL_TIMEOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if is_timeout(&err) {
             tracing::warn!(error = %err, "database statement timed out");
             Self::Unavailable(

@@ -75,7 +75,16 @@ fn app(
         draining,
     };
     let deadline = Duration::from_millis(config.server.request_timeout_ms);
+    let exposition = {
+        let (metrics, db) = (metrics.clone(), state.db.clone());
+        poem::get(poem::endpoint::make_sync(move |_| {
+            poem::Response::builder()
+                .content_type("text/plain; version=0.0.4; charset=utf-8")
+                .body(metrics.render(db.pool_stats()))
+        }))
+    };
     Route::new()
+        .at("/metrics", exposition)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", api)

@@ -1,4 +1,8 @@
-//! In-process request counters behind `/health/metrics`.
+//! What the service counts, in one place: `/metrics` renders it in the
+//! Prometheus text format (prometheus-client), `/health/metrics` as JSON
+//! counters for people. Every request is recorded once, by method, route
+//! template (never the raw path: `unmatched` for paths outside the
+//! document) and status.
 
 use std::{
     collections::BTreeMap,
@@ -9,23 +13,65 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Counters updated once per request.
+use poem::http::Method;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::{Registry, Unit},
+};
+
+use crate::db::PoolStats;
+
+/// The route label of a request whose path is not in the document.
+pub const UNMATCHED: &str = "unmatched";
+
+/// Latency buckets, in seconds: 0.5 ms to 10 s.
+const LATENCY_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    backend: &'static str,
+}
+
+/// The counters, gauges and histograms of one server.
 #[derive(Debug)]
 pub struct Metrics {
     started: Instant,
-    requests: AtomicU64,
-    client_errors: AtomicU64,
-    server_errors: AtomicU64,
-    latency_micros: AtomicU64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    in_flight: Gauge,
+    connections_open: Gauge,
+    connections_refused: Counter,
+    pool_size: Gauge,
+    pool_idle: Gauge,
+    pool_max: Gauge,
+    pool_timeouts: Counter,
+    sweeps: Counter,
+    sweeps_failed: Counter,
+    swept_sessions: Counter,
+    resident_memory: Gauge,
+    // For the JSON view: totals by status and the summed latency.
     by_status: Mutex<BTreeMap<u16, u64>>,
-    connections_open: AtomicU64,
-    connections_refused: AtomicU64,
-    sweeps: AtomicU64,
-    sweeps_failed: AtomicU64,
-    swept_sessions: AtomicU64,
+    latency_micros: AtomicU64,
 }
 
-/// A consistent-enough copy of the counters.
+/// A consistent-enough copy of the counters (the JSON view).
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub uptime: Duration,
@@ -36,82 +82,201 @@ pub struct Snapshot {
     pub by_status: BTreeMap<u16, u64>,
     pub connections_open: u64,
     pub connections_refused: u64,
+    pub pool_timeouts: u64,
     pub sweeps: u64,
     pub sweeps_failed: u64,
     pub swept_sessions: u64,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// Registers every metric; `backend` labels the build info.
+    pub fn new(backend: &'static str) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route template and status",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
+        );
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time to the response's head, by method and route template",
+            Unit::Seconds,
+            latency.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
+        };
+        let in_flight = gauge(&mut registry, "http_requests_in_flight", "Requests being served now");
+        let connections_open = gauge(&mut registry, "http_connections_open", "Client connections open now");
+        let connections_refused = counter(
+            &mut registry,
+            "http_connections_refused",
+            "Connections turned away at server.max_connections",
+        );
+        let pool_size = gauge(&mut registry, "db_pool_connections", "Database connections open in the pool");
+        let pool_idle = gauge(&mut registry, "db_pool_idle_connections", "Pool connections not in use");
+        let pool_max = gauge(&mut registry, "db_pool_max_connections", "Most connections the pool opens");
+        let pool_timeouts = counter(
+            &mut registry,
+            "db_pool_acquire_timeouts",
+            "Requests that waited for a connection past database.acquire_timeout_ms (answered 503)",
+        );
+        let sweeps = counter(&mut registry, "retention_sweeps", "Runs of the retention sweeper");
+        let sweeps_failed =
+            counter(&mut registry, "retention_sweeps_failed", "Sweeper runs that hit a database error");
+        let swept_sessions =
+            counter(&mut registry, "retention_swept_sessions", "Lapsed sessions deleted by the sweeper");
+        let resident_memory = Gauge::default();
+        registry.register_with_unit(
+            "process_resident_memory",
+            "Resident memory of the process",
+            Unit::Bytes,
+            resident_memory.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "session_backend_build_info",
+            "Version and database backend; always 1",
+            build.clone(),
+        );
+        build.get_or_create(&BuildLabels { version: crate::VERSION, backend }).set(1);
         Self {
             started: Instant::now(),
-            requests: AtomicU64::new(0),
-            client_errors: AtomicU64::new(0),
-            server_errors: AtomicU64::new(0),
-            latency_micros: AtomicU64::new(0),
+            registry,
+            requests,
+            latency,
+            in_flight,
+            connections_open,
+            connections_refused,
+            pool_size,
+            pool_idle,
+            pool_max,
+            pool_timeouts,
+            sweeps,
+            sweeps_failed,
+            swept_sessions,
+            resident_memory,
             by_status: Mutex::new(BTreeMap::new()),
-            connections_open: AtomicU64::new(0),
-            connections_refused: AtomicU64::new(0),
-            sweeps: AtomicU64::new(0),
-            sweeps_failed: AtomicU64::new(0),
-            swept_sessions: AtomicU64::new(0),
+            latency_micros: AtomicU64::new(0),
         }
     }
-}
 
-impl Metrics {
+    /// Counts a request being served until the guard is dropped.
+    pub fn request_started(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(self)
+    }
+
     /// Counts one finished request.
-    pub fn record(&self, status: u16, latency: Duration) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+    pub fn record(&self, method: &Method, route: &str, status: u16, latency: Duration) {
+        let method = method_label(method);
+        self.requests.get_or_create(&RequestLabels { method, route: route.to_owned(), status }).inc();
+        self.latency
+            .get_or_create(&RouteLabels { method, route: route.to_owned() })
+            .observe(latency.as_secs_f64());
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.latency_micros.fetch_add(micros, Ordering::Relaxed);
-        match status {
-            400..=499 => self.client_errors.fetch_add(1, Ordering::Relaxed),
-            500..=599 => self.server_errors.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
-        };
         if let Ok(mut by_status) = self.by_status.lock() {
             *by_status.entry(status).or_default() += 1;
         }
     }
 
+    /// Brings the pool-timeout counter up to the process's count (kept by
+    /// the error conversion, which sees every database error).
+    fn sync_pool_timeouts(&self) -> u64 {
+        let total = crate::error::pool_timeouts();
+        let seen = self.pool_timeouts.get();
+        if total > seen {
+            self.pool_timeouts.inc_by(total - seen);
+        }
+        total
+    }
+
     /// Reads the counters.
     pub fn snapshot(&self) -> Snapshot {
-        let requests = self.requests.load(Ordering::Relaxed);
+        let by_status = self.by_status.lock().map(|m| m.clone()).unwrap_or_default();
+        let requests: u64 = by_status.values().sum();
+        let sum = |range: std::ops::RangeInclusive<u16>| {
+            by_status.iter().filter(|(s, _)| range.contains(s)).map(|(_, n)| n).sum()
+        };
         let latency = self.latency_micros.load(Ordering::Relaxed);
         Snapshot {
             uptime: self.started.elapsed(),
             requests,
-            client_errors: self.client_errors.load(Ordering::Relaxed),
-            server_errors: self.server_errors.load(Ordering::Relaxed),
+            client_errors: sum(400..=499),
+            server_errors: sum(500..=599),
             mean_latency_ms: if requests == 0 { 0.0 } else { latency as f64 / requests as f64 / 1000.0 },
-            by_status: self.by_status.lock().map(|m| m.clone()).unwrap_or_default(),
-            connections_open: self.connections_open.load(Ordering::Relaxed),
-            connections_refused: self.connections_refused.load(Ordering::Relaxed),
-            sweeps: self.sweeps.load(Ordering::Relaxed),
-            sweeps_failed: self.sweeps_failed.load(Ordering::Relaxed),
-            swept_sessions: self.swept_sessions.load(Ordering::Relaxed),
+            connections_open: u64::try_from(self.connections_open.get()).unwrap_or(0),
+            connections_refused: self.connections_refused.get(),
+            pool_timeouts: self.sync_pool_timeouts(),
+            sweeps: self.sweeps.get(),
+            sweeps_failed: self.sweeps_failed.get(),
+            swept_sessions: self.swept_sessions.get(),
+            by_status,
         }
+    }
+
+    /// The Prometheus text exposition, with the pool and memory read now.
+    pub fn render(&self, pool: PoolStats) -> String {
+        self.pool_size.set(i64::from(pool.size));
+        self.pool_idle.set(i64::from(pool.idle));
+        self.pool_max.set(i64::from(pool.max));
+        self.sync_pool_timeouts();
+        if let Some(bytes) = resident_memory_bytes() {
+            self.resident_memory.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        let mut text = String::new();
+        if let Err(err) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(error = %err, "rendering the metrics failed");
+        }
+        text
     }
 
     /// Counts an open connection until the guard is dropped.
     pub fn connection_opened(&self) -> OpenConnection<'_> {
-        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_open.inc();
         OpenConnection(self)
-    }
-
-    /// Counts a run of the retention sweeper and the sessions it deleted.
-    pub fn sweep_finished(&self, deleted: u64, failed: bool) {
-        self.sweeps.fetch_add(1, Ordering::Relaxed);
-        self.swept_sessions.fetch_add(deleted, Ordering::Relaxed);
-        if failed {
-            self.sweeps_failed.fetch_add(1, Ordering::Relaxed);
-        }
     }
 
     /// Counts a connection turned away at `server.max_connections`.
     pub fn connection_refused(&self) {
-        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+        self.connections_refused.inc();
+    }
+
+    /// Counts a run of the retention sweeper and the sessions it deleted.
+    pub fn sweep_finished(&self, deleted: u64, failed: bool) {
+        self.sweeps.inc();
+        self.swept_sessions.inc_by(deleted);
+        if failed {
+            self.sweeps_failed.inc();
+        }
+    }
+}
+
+/// The method as a label: the standard ones by name, anything else `other`.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    KNOWN.into_iter().find(|known| *known == method.as_str()).unwrap_or("other")
+}
+
+/// A request being served, counted while it lives.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a Metrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
     }
 }
 
@@ -121,7 +286,7 @@ pub struct OpenConnection<'a>(&'a Metrics);
 
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
-        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.0.connections_open.dec();
     }
 }
 

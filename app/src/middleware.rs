@@ -17,7 +17,14 @@ use poem_openapi::OperationId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
-use crate::{api::Routes, error::Error, metrics::Metrics, request_id, server::Draining};
+use crate::{
+    api::Routes,
+    error::Error,
+    metrics::{self, Metrics},
+    request_id,
+    server::Draining,
+    telemetry,
+};
 
 /// Blob keys follow this in a path.
 const BLOB_PATHS: &str = "/api/v1/storage/";
@@ -68,8 +75,8 @@ pub fn error_response(err: &Error) -> Response {
 const WWW_AUTHENTICATE: &str = "Bearer realm=\"session-backend\"";
 
 /// Outermost layer: assigns the request id, runs the request inside its
-/// span, answers `OPTIONS`, turns every error into the envelope (405s with
-/// `Allow`), logs and counts the result.
+/// span (continuing the caller's trace), answers `OPTIONS`, turns every
+/// error into the envelope (405s with `Allow`), logs and counts the result.
 pub async fn observe<E: Endpoint>(
     ep: Arc<E>,
     req: Request,
@@ -81,9 +88,21 @@ pub async fn observe<E: Endpoint>(
         request_id::accept_or_generate(req.headers().get(request_id::HEADER).and_then(|v| v.to_str().ok()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let span =
-        tracing::info_span!("request", %method, %path, request_id = %id, tenant = tracing::field::Empty);
+    let template = routes.template(&path).unwrap_or(metrics::UNMATCHED).to_owned();
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        %path,
+        request_id = %id,
+        tenant = tracing::field::Empty,
+        otel.name = %format_args!("{method} {template}"),
+        otel.kind = "server",
+        http.route = %template,
+        http.response.status_code = tracing::field::Empty,
+    );
+    telemetry::continue_trace(&span, req.headers());
     let work = async move {
+        let _in_flight = metrics.request_started();
         let allow = || routes.allow(&path).and_then(|allow| HeaderValue::from_str(allow).ok());
         let options = if method == Method::OPTIONS { allow() } else { None };
         let (mut resp, route) = match options {
@@ -110,7 +129,8 @@ pub async fn observe<E: Endpoint>(
         }
         let status = resp.status();
         let latency = started.elapsed();
-        metrics.record(status.as_u16(), latency);
+        metrics.record(&method, &template, status.as_u16(), latency);
+        tracing::Span::current().record("http.response.status_code", i64::from(status.as_u16()));
         let route = route.unwrap_or("-");
         let latency_ms = latency.as_secs_f64() * 1000.0;
         if status.is_server_error() {

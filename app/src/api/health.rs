@@ -128,6 +128,8 @@ pub struct MetricsReport {
     pub connections_open: u64,
     /// Connections turned away at `server.max_connections`.
     pub connections_refused_total: u64,
+    /// Requests that found no free database connection in time (503).
+    pub pool_acquire_timeouts_total: u64,
     /// Runs of the retention sweeper, and how many of them failed.
     pub sweeps_total: u64,
     pub sweeps_failed_total: u64,
@@ -153,6 +155,7 @@ impl Example for MetricsReport {
             mean_latency_ms: 0.8,
             connections_open: 3,
             connections_refused_total: 0,
+            pool_acquire_timeouts_total: 0,
             sweeps_total: 60,
             sweeps_failed_total: 0,
             sessions_swept_total: 12,
@@ -279,6 +282,7 @@ impl HealthApi {
             mean_latency_ms: snap.mean_latency_ms,
             connections_open: snap.connections_open,
             connections_refused_total: snap.connections_refused,
+            pool_acquire_timeouts_total: snap.pool_timeouts,
             sweeps_total: snap.sweeps,
             sweeps_failed_total: snap.sweeps_failed,
             sessions_swept_total: snap.swept_sessions,

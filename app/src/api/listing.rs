@@ -57,7 +57,7 @@ where
         text.extend_from_slice(tail.get(1..).unwrap_or_default());
         Ok(Bytes::from(text))
     });
-    JsonStream::new(head.chain(rows).chain(end))
+    JsonStream::new(crate::telemetry::in_current_span(head.chain(rows).chain(end)))
 }
 
 fn serialize_error(e: serde_json::Error) -> Error {

@@ -104,15 +104,23 @@ fn default_page_size() -> u64 {
     10
 }
 
-/// The methods each path of the document allows, for `Allow` headers.
+/// The paths of the document (and the few outside it) with the methods
+/// each allows: for `Allow` headers and the route label of metrics.
 #[derive(Clone, Debug)]
-pub struct Routes(Vec<(Vec<String>, String)>);
+pub struct Routes(Vec<Route>);
+
+#[derive(Clone, Debug)]
+struct Route {
+    template: String,
+    segments: Vec<String>,
+    allow: String,
+}
 
 impl Routes {
     /// Reads the paths and methods of the document.
     pub fn of_document() -> Self {
         let spec: serde_json::Value = serde_json::from_str(&service().spec()).unwrap_or_default();
-        let mut routes: Vec<(Vec<String>, String)> = spec["paths"]
+        let mut routes: Vec<Route> = spec["paths"]
             .as_object()
             .into_iter()
             .flatten()
@@ -124,27 +132,42 @@ impl Routes {
                     .map(|(m, _)| m.to_ascii_uppercase())
                     .filter(|m| m.parse::<Method>().is_ok())
                     .collect();
-                (segments(path), allow(methods))
+                Route::new(path, methods)
             })
             .collect();
-        routes.push((segments("/openapi.json"), allow(vec!["GET".into()])));
-        routes.push((segments("/docs"), allow(vec!["GET".into()])));
+        for path in ["/openapi.json", "/docs", "/metrics"] {
+            routes.push(Route::new(path, vec!["GET".into()]));
+        }
         Self(routes)
+    }
+
+    fn find(&self, path: &str) -> Option<&Route> {
+        let path = segments(path);
+        self.0.iter().find(|route| {
+            route.segments.len() == path.len()
+                && route
+                    .segments
+                    .iter()
+                    .zip(&path)
+                    .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+        })
     }
 
     /// The `Allow` value for `path`, if it is one of ours.
     pub fn allow(&self, path: &str) -> Option<&str> {
-        let path = segments(path);
-        self.0
-            .iter()
-            .find(|(template, _)| {
-                template.len() == path.len()
-                    && template
-                        .iter()
-                        .zip(&path)
-                        .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
-            })
-            .map(|(_, allow)| allow.as_str())
+        self.find(path).map(|route| route.allow.as_str())
+    }
+
+    /// The document's template of `path` (`/api/v1/sessions/{session_id}`),
+    /// if it is one of ours.
+    pub fn template(&self, path: &str) -> Option<&str> {
+        self.find(path).map(|route| route.template.as_str())
+    }
+}
+
+impl Route {
+    fn new(template: &str, methods: Vec<String>) -> Self {
+        Self { template: template.to_owned(), segments: segments(template), allow: allow(methods) }
     }
 }
 

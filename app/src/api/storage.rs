@@ -356,7 +356,8 @@ impl StorageApi {
     ) -> ApiResult<Read, Missing> {
         let blob = BlobKey { tenant: tenant.as_str(), key: &key.0.0 };
         let head = found(blobs::head(state.db.conn(), blob).await?, &key.0.0)?;
-        let body = Body::from_bytes_stream(chunks(state.db.conn().clone(), (*tenant).clone(), key.0.0, head));
+        let chunks = chunks(state.db.conn().clone(), (*tenant).clone(), key.0.0, head);
+        let body = Body::from_bytes_stream(crate::telemetry::in_current_span(chunks));
         Ok(Read::Ok(Binary(body), etag(head.version), head.size))
     }
 

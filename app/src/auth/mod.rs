@@ -19,7 +19,7 @@ use poem::{Endpoint, IntoResponse, Request, Response, http::HeaderMap};
 
 pub use self::keys::KeySet;
 use self::rate::RateLimiter;
-use crate::{config::AuthConfig, error::Error};
+use crate::{config::Config, error::Error};
 
 /// The tenant a request acts for; every store query is scoped by it.
 #[derive(Clone, Debug)]
@@ -38,6 +38,8 @@ pub struct Auth {
     keys: Option<Keys>,
     limiter: Option<RateLimiter>,
     default_tenant: Arc<str>,
+    /// Whether `/metrics` answers without a key.
+    metrics_public: bool,
 }
 
 #[derive(Debug)]
@@ -53,7 +55,8 @@ struct Keys {
 impl Auth {
     /// Reads the configured keys and the keys file; a bad line or a file
     /// that cannot be read stops start-up.
-    pub fn load(config: &AuthConfig, rate_per_second: u32, burst: u32) -> Result<Self, String> {
+    pub fn load(whole: &Config) -> Result<Self, String> {
+        let config = &whole.auth;
         let keys = if config.enabled() {
             let configured = config.keys.key_set()?;
             let file = config.keys_file.as_ref().map(PathBuf::from);
@@ -68,10 +71,12 @@ impl Auth {
         } else {
             None
         };
+        let limit = &whole.rate_limit;
         Ok(Self {
             keys,
-            limiter: RateLimiter::new(rate_per_second, burst),
+            limiter: RateLimiter::new(limit.requests_per_second, limit.burst),
             default_tenant: crate::store::DEFAULT_TENANT.into(),
+            metrics_public: whole.metrics.public,
         })
     }
 
@@ -147,12 +152,15 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 /// Authenticates `/api/` requests and applies the rate limit, before
 /// their bodies are read; the tenant goes into the request for handlers.
+/// `/metrics` needs a key too (any tenant's) unless `metrics.public`.
 pub async fn authenticate<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
     auth: Arc<Auth>,
 ) -> poem::Result<Response> {
-    if req.uri().path().starts_with("/api/") {
+    if req.uri().path() == "/metrics" && !auth.metrics_public {
+        auth.tenant_for(req.headers())?;
+    } else if req.uri().path().starts_with("/api/") {
         let tenant = auth.tenant_for(req.headers())?;
         if let Some(limiter) = &auth.limiter {
             limiter.take(&tenant).map_err(|wait| Error::TooManyRequests(wait.as_secs().max(1)))?;

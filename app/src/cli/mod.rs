@@ -95,7 +95,13 @@ impl Cli {
 pub async fn run(cli: Cli) -> Result<ExitCode, String> {
     let load = || Config::load(cli.config.as_deref()).map_err(|e| e.to_string());
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(logging(load()?)).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve => {
+            let loaded = load()?;
+            let telemetry = telemetry::init(&loaded.config.log, true);
+            let served = serve(announced(loaded)).await;
+            telemetry.shutdown();
+            served.map(|()| ExitCode::SUCCESS)
+        }
         Command::Migrate { action } => {
             migrate::run(&logging(load()?), action).await.map(|()| ExitCode::SUCCESS)
         }
@@ -132,9 +138,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
-/// Starts logging and says, once, what the configuration ignored.
+/// Starts logging (traces are for `serve`) and says, once, what the
+/// configuration ignored.
 fn logging(loaded: Loaded) -> Config {
-    telemetry::init(&loaded.config.log);
+    telemetry::init(&loaded.config.log, false);
+    announced(loaded)
+}
+
+/// Logs, once, what the configuration ignored.
+fn announced(loaded: Loaded) -> Config {
     if let Some(warning) = loaded.warning {
         tracing::warn!("{warning}");
     }

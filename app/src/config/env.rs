@@ -71,6 +71,7 @@ pub(super) const SETTINGS: &[Setting] = &[
     parsed("retention.default_ttl_seconds", None),
     parsed("retention.sweep_interval_ms", None),
     parsed("retention.sweep_batch", None),
+    parsed("metrics.public", None),
     text("log.level", Some("LOG_LEVEL")),
     text("log.format", Some("LOG_FORMAT")),
 ];

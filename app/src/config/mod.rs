@@ -36,7 +36,16 @@ pub struct Config {
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
     pub retention: RetentionConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
+}
+
+/// `/metrics` (Prometheus).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` without an API key (when keys are configured).
+    pub public: bool,
 }
 
 /// Session retention (see [`crate::store::retention`]).

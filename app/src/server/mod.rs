@@ -54,10 +54,7 @@ impl Draining {
 impl Server {
     /// Connects to the database, migrates (or checks the schema), binds.
     pub async fn start(config: Config) -> Result<Self, StartError> {
-        let limit = &config.rate_limit;
-        let auth = Arc::new(
-            Auth::load(&config.auth, limit.requests_per_second, limit.burst).map_err(StartError::Auth)?,
-        );
+        let auth = Arc::new(Auth::load(&config).map_err(StartError::Auth)?);
         let db = Database::connect(&config).await?;
         db.prepare(config.database.auto_migrate).await?;
         let address = config.listen_address();
@@ -85,7 +82,11 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains (see the module docs).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let Self { listener, addr, db, auth, config } = self;
-        let metrics = Arc::new(Metrics::default());
+        let backend = match db.backend() {
+            crate::config::Backend::Sqlite => "sqlite",
+            crate::config::Backend::Postgres => "postgres",
+        };
+        let metrics = Arc::new(Metrics::new(backend));
         let (drain, draining) = watch::channel(false);
         let draining = Draining(draining);
         let watcher = crate::auth::watch(auth.clone(), Duration::from_millis(config.auth.reload_interval_ms));

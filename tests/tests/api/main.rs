@@ -13,6 +13,7 @@ mod listings;
 mod messages;
 mod multi_agents;
 mod outage;
+mod prometheus;
 mod retention;
 mod roundtrip;
 mod sessions;

@@ -391,3 +391,51 @@ fn deploy_dry_run_renders_and_validates_both_environments() {
         assert_eq!(container(deployment, "session-backend")["image"], "session-backend:1.2.3");
     }
 }
+
+#[test]
+fn metrics_are_scrapable_as_configured() {
+    // Defaults: scrape annotations on the pods, /metrics behind a key.
+    let Some(objects) = render(&[], &[]) else { return };
+    let deployment = find(&objects, "Deployment", None);
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    assert_eq!(annotations["prometheus.io/port"], "8001");
+    let config = find(&objects, "ConfigMap", None);
+    assert_eq!(config["data"]["SESSION_BACKEND_METRICS__PUBLIC"], "false");
+    assert!(!kinds(&objects).contains(&"ServiceMonitor".to_owned()));
+
+    // Production: no annotations (scrapes need a key); a ServiceMonitor sends one.
+    let Some(objects) = render(
+        &["values-production.yaml"],
+        &[
+            KEYS_SECRET,
+            "metrics.serviceMonitor.enabled=true",
+            "metrics.serviceMonitor.bearerTokenSecret.name=sb-scrape",
+            "metrics.serviceMonitor.bearerTokenSecret.key=key",
+            "metrics.serviceMonitor.labels.release=prometheus",
+            "networkPolicy.prometheus.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring",
+        ],
+    ) else {
+        return;
+    };
+    let deployment = find(&objects, "Deployment", None);
+    assert!(deployment["spec"]["template"]["metadata"]["annotations"].get("prometheus.io/scrape").is_none());
+    let monitor = find(&objects, "ServiceMonitor", None);
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"],
+        find(&objects, "Service", Some("rel-session-backend"))["spec"]["selector"]
+    );
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert_eq!((endpoint["port"].clone(), endpoint["path"].clone()), (json!("http"), json!("/metrics")));
+    assert_eq!(endpoint["authorization"]["credentials"], json!({"name": "sb-scrape", "key": "key"}));
+    let policy = find(&objects, "NetworkPolicy", Some("rel-session-backend"));
+    let peers = policy["spec"]["ingress"][0]["from"].as_array().expect("peers");
+    assert!(
+        peers
+            .iter()
+            .any(|p| p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "monitoring"),
+        "{peers:?}"
+    );
+}
