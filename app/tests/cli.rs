@@ -403,3 +403,134 @@ fn serving_without_keys_warns_at_start() {
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut log).expect("log");
     assert!(log.contains("authentication is off") && log.contains("auth.keys_file"), "{log}");
 }
+
+/// One POST over a fresh connection: the status, or why there was none.
+fn post_once(port: u16, path: &str, body: &str) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).map_err(|e| format!("send: {e}"))?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).map_err(|e| format!("read: {e}"))?;
+    answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| "no response".to_owned())
+}
+
+#[test]
+fn sigterm_under_load_completes_every_accepted_request() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let (mut child, _) = serve(&dir, port);
+    let writers = 12;
+    assert_eq!(http(port, "POST", "/api/v1/sessions", r#"{"session_id": "load"}"#).0, 201);
+    for i in 0..writers {
+        let agent = format!(r#"{{"agent_id": "w{i}", "state": {{}}, "conversation_manager_state": {{}}}}"#);
+        assert_eq!(http(port, "POST", "/api/v1/sessions/load/agents", &agent).0, 201);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads: Vec<_> = (0..writers)
+        .map(|i| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut acked, mut statuses, mut unanswered) = (Vec::new(), Vec::new(), Vec::new());
+                let path = format!("/api/v1/sessions/load/agents/w{i}/messages");
+                let mut id = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let body = format!(r#"{{"message_id": {id}, "message": {{"role": "user", "content": []}}}}"#);
+                    match post_once(port, &path, &body) {
+                        Ok(status) => {
+                            statuses.push(status);
+                            if status == 201 {
+                                acked.push(id);
+                                id += 1;
+                            }
+                        }
+                        // Refused: the server no longer accepts; it is stopping.
+                        Err(e) if e.starts_with("connect") => break,
+                        Err(e) => unanswered.push(e),
+                    }
+                }
+                (acked, statuses, unanswered)
+            })
+        })
+        .collect();
+    // Requests whose bodies are still arriving when SIGTERM comes.
+    let slow: Vec<_> = (0..3)
+        .map(|i| {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            let body = format!(r#"{{"session_id": "slow-{i}"}}"#);
+            let head = format!(
+                "POST /api/v1/sessions HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).expect("head");
+            stream.write_all(&body.as_bytes()[..5]).expect("part of the body");
+            (stream, body)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(kill.success());
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    let slow_statuses: Vec<String> = slow
+        .into_iter()
+        .map(|(mut stream, body)| {
+            stream.write_all(&body.as_bytes()[5..]).expect("rest of the body");
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).expect("answer");
+            answer.split_whitespace().nth(1).unwrap_or_default().to_owned()
+        })
+        .collect();
+    let code = child.wait().expect("wait").code();
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().expect("writer")).collect();
+    assert_eq!(code, Some(0), "exit code after SIGTERM under load");
+    assert!(took < Duration::from_secs(10), "exit took {took:?} (the grace period is 15 s)");
+    assert_eq!(slow_statuses, ["201", "201", "201"], "requests in flight at SIGTERM complete");
+    let answered: usize = results.iter().map(|r| r.1.len()).sum();
+    let unanswered: Vec<&String> = results.iter().flat_map(|r| &r.2).collect();
+    for (_, statuses, _) in &results {
+        assert!(statuses.iter().all(|s| *s == 201), "every answer is a success: {statuses:?}");
+    }
+    eprintln!(
+        "SIGTERM under load: {answered} requests answered (all 201), {} without an answer ({:?}), exit 0 after {took:?}",
+        unanswered.len(), unanswered
+    );
+    assert!(answered > 100, "too little load: {answered}");
+    // Requests on connections the server took were all answered. A
+    // connection the kernel completes in the instant between the last
+    // accept and the listener closing is reset unanswered (it never
+    // reached the server): at most one such.
+    assert!(unanswered.len() <= 1, "requests the server took went unanswered: {unanswered:?}");
+    // What was acknowledged is stored.
+    let (mut child, _) = serve(&dir, port);
+    for (i, (acked, _, _)) in results.iter().enumerate() {
+        let (status, body) = http_get(port, &format!("/api/v1/sessions/load/agents/w{i}/messages?offset=0&limit=10000"));
+        assert_eq!(status, 200);
+        let listed: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let stored: Vec<i64> = listed["messages"].as_array().expect("messages").iter().map(|m| m["message_id"].as_i64().expect("id")).collect();
+        assert!(acked.iter().all(|id| stored.contains(id)), "writer {i}: acknowledged {acked:?}, stored {stored:?}");
+    }
+    for i in 0..3 {
+        assert_eq!(http_get(port, &format!("/api/v1/sessions/slow-{i}")).0, 200);
+    }
+    assert_eq!(terminate(&mut child), Some(0));
+}
+
+/// A GET as HTTP/1.0, so that a streamed body comes unchunked.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: t\r\n\r\n").as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}

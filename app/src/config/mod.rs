@@ -231,7 +231,7 @@ impl Default for DatabaseConfig {
             url_file: None,
             postgres: PostgresParts::default(),
             max_connections: 10,
-            acquire_timeout_ms: 2_000,
+            acquire_timeout_ms: 1_500,
             health_timeout_ms: 2_000,
             statement_timeout_ms: 5_000,
             lock_timeout_ms: 2_000,

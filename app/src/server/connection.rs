@@ -124,6 +124,10 @@ impl Activity {
         self.with(|s| s.phase == Phase::Busy)
     }
 
+    fn in_head(&self) -> bool {
+        self.with(|s| s.phase == Phase::Head)
+    }
+
     /// When a pending read must end, if it must; otherwise the read is
     /// remembered, to be woken when a deadline starts.
     fn read_deadline(&self, limits: &Limits, cx: &Context<'_>) -> Option<(Instant, &'static str)> {
@@ -299,9 +303,22 @@ pub async fn serve<E: Endpoint + 'static>(
         result = connection.as_mut() => Some(result),
         () = draining.started() => None,
     };
+    if result.is_none() && activity.in_head() {
+        // Shutting down while a request may be arriving (a new connection,
+        // or headers under way): it gets a moment to become a request.
+        let grace = Instant::now() + HEAD_GRACE;
+        while activity.in_head() && Instant::now() < grace {
+            tokio::select! {
+                done = connection.as_mut() => {
+                    log_end(peer, done);
+                    return;
+                }
+                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+        }
+    }
     match result {
-        Some(Err(e)) => tracing::debug!(%peer, error = %e, "connection closed"),
-        Some(Ok(())) => {}
+        Some(done) => log_end(peer, done),
         // Shutting down: only a request in flight keeps its connection,
         // until its response is out.
         None if activity.is_busy() => {
@@ -309,5 +326,15 @@ pub async fn serve<E: Endpoint + 'static>(
             drop(connection.await);
         }
         None => {}
+    }
+}
+
+/// While shutting down, how long a connection whose request has not
+/// arrived whole may take to deliver its headers.
+const HEAD_GRACE: Duration = Duration::from_secs(1);
+
+fn log_end(peer: SocketAddr, done: hyper::Result<()>) {
+    if let Err(e) = done {
+        tracing::debug!(%peer, error = %e, "connection closed");
     }
 }

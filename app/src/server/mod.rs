@@ -123,6 +123,12 @@ impl Server {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
+        // Connections the kernel completed before the listener closes are
+        // served too (each gets its one request in), not reset.
+        while let Some(Ok((stream, peer))) = futures::FutureExt::now_or_never(listener.accept()) {
+            let serve = connection::serve(stream, addr, peer, app.clone(), limits, draining.clone());
+            connections.spawn(serve);
+        }
         drop(listener);
         drain.send_replace(true);
         tracing::info!(open = connections.len(), "shutting down: draining in-flight requests");

@@ -8,6 +8,7 @@ mod auth;
 mod concurrency;
 mod connections;
 mod edges;
+mod faults;
 mod http;
 mod listings;
 mod messages;
