@@ -7,6 +7,10 @@
 //! `schemathesis.toml` beside this file adds 412 to the statuses a valid
 //! request may get (a stale `If-Match`), as 404 and 409 already are.
 //!
+//! SQLite runs with authentication off, PostgreSQL with API keys on: the
+//! fuzzer sends the key, and its `ignored_auth` check proves every
+//! operation the document secures refuses requests without one.
+//!
 //! `SCHEMATHESIS` names the `st` program (CI installs a pinned one);
 //! `SCHEMATHESIS_SEED` replays another seed (CI keeps one, so a red run
 //! can be reproduced exactly).
@@ -24,10 +28,18 @@ fn st() -> String {
     std::env::var("SCHEMATHESIS").unwrap_or_else(|_| "st".into())
 }
 
-/// Runs the fuzzer against a server on `database_url`; the run's summary.
-async fn fuzz(database_url: &str, label: &str) {
+/// Runs the fuzzer against a server on `database_url`, with API keys on
+/// when `keyed`; the run's summary.
+async fn fuzz(database_url: &str, label: &str, keyed: bool) {
     let mut config = Config::for_database(database_url);
     config.server.port = 0;
+    let keys_dir = tempfile::tempdir().expect("dir");
+    let key = session_backend::auth::keys::mint().expect("key");
+    if keyed {
+        let file = keys_dir.path().join("keys");
+        std::fs::write(&file, format!("fuzz {}\n", key.hash)).expect("keys file");
+        config.auth.keys_file = Some(file.display().to_string());
+    }
     let server = Server::start(config).await.expect("server");
     let base = format!("http://{}", server.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -38,7 +50,7 @@ async fn fuzz(database_url: &str, label: &str) {
     let report = dir.path().join("report.json");
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| DEFAULT_SEED.into());
     let settings = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ops/schemathesis.toml");
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "--config-file".into(),
         settings.into(),
         "run".into(),
@@ -61,6 +73,9 @@ async fn fuzz(database_url: &str, label: &str) {
         "--report-ndjson-path".into(),
         report.display().to_string(),
     ];
+    if keyed {
+        args.extend(["--header".into(), format!("Authorization: Bearer {}", key.key)]);
+    }
     let started = Instant::now();
     let output = tokio::task::spawn_blocking(move || Command::new(st()).args(&args).output())
         .await
@@ -104,8 +119,8 @@ async fn schemathesis_finds_nothing_on_sqlite_and_postgresql() {
         return;
     }
     let dir = tempfile::tempdir().expect("dir");
-    fuzz(&format!("sqlite://{}?mode=rwc", dir.path().join("fuzz.db").display()), "sqlite").await;
+    fuzz(&format!("sqlite://{}?mode=rwc", dir.path().join("fuzz.db").display()), "sqlite", false).await;
     let Some((url, schema)) = postgres_schema("fuzz").await else { return };
-    fuzz(&url, "postgres").await;
+    fuzz(&url, "postgres with API keys", true).await;
     drop_postgres_schema(&schema).await;
 }

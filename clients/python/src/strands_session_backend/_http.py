@@ -14,9 +14,10 @@ from strands.types.exceptions import SessionException, StorageError
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
-RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 2.0
+RETRY_AFTER_CAP = 10.0
 
 
 class SessionBackendError(SessionException):
@@ -112,6 +113,16 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
 
 
+def wait_before_retry(response: httpx.Response | None, attempt: int) -> float:
+    """Seconds to wait before the next attempt: the service's ``Retry-After`` (429), capped, else backoff."""
+    if response is not None and response.status_code == 429:
+        try:
+            return min(RETRY_AFTER_CAP, max(0.0, float(response.headers.get("retry-after", ""))))
+        except ValueError:
+            pass
+    return backoff(attempt)
+
+
 def headers(api_key: str | None) -> dict[str, str]:
     """Headers every request carries."""
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -119,7 +130,7 @@ def headers(api_key: str | None) -> dict[str, str]:
 
 @dataclass
 class Retrying:
-    """Sends requests with one pooled client, retrying connection errors and 502/503/504."""
+    """Sends requests with one pooled client, retrying connection errors, 429 and 502/503/504."""
 
     client: httpx.Client
     retries: int
@@ -128,6 +139,7 @@ class Retrying:
         """The response to the request; the last one if every attempt was retried."""
         attempt = 0
         while True:
+            response: httpx.Response | None = None
             try:
                 response = self.client.request(method, path, **kwargs)
             except httpx.TransportError as err:
@@ -136,5 +148,5 @@ class Retrying:
             else:
                 if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
                     return response
-            time.sleep(backoff(attempt))
+            time.sleep(wait_before_retry(response, attempt))
             attempt += 1

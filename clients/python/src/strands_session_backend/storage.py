@@ -15,10 +15,10 @@ from ._http import (
     DEFAULT_TIMEOUT,
     RETRY_STATUSES,
     SessionBackendStorageError,
-    backoff,
     error_from,
     headers,
     key_path,
+    wait_before_retry,
 )
 
 ROOT = "/api/v1/storage"
@@ -79,6 +79,7 @@ class SessionBackendStorage:
         """The response when its status is in ``ok``; None on 404; else raises ``StorageError``."""
         attempt = 0
         while True:
+            response: httpx.Response | None = None
             try:
                 response = await self._client().request(method, path, **kwargs)
             except httpx.TransportError as err:
@@ -91,7 +92,7 @@ class SessionBackendStorage:
                     if response.status_code == 404:
                         return None
                     raise error_from(response, SessionBackendStorageError)
-            await asyncio.sleep(backoff(attempt))
+            await asyncio.sleep(wait_before_retry(response, attempt))
             attempt += 1
 
     async def write(self, key: str, data: bytes) -> None:
