@@ -407,7 +407,8 @@ fn serving_without_keys_warns_at_start() {
 /// One POST over a fresh connection: the status, or why there was none.
 fn post_once(port: u16, path: &str, body: &str) -> Result<u16, String> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -440,7 +441,8 @@ fn sigterm_under_load_completes_every_accepted_request() {
                 let path = format!("/api/v1/sessions/load/agents/w{i}/messages");
                 let mut id = 0;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    let body = format!(r#"{{"message_id": {id}, "message": {{"role": "user", "content": []}}}}"#);
+                    let body =
+                        format!(r#"{{"message_id": {id}, "message": {{"role": "user", "content": []}}}}"#);
                     match post_once(port, &path, &body) {
                         Ok(status) => {
                             statuses.push(status);
@@ -500,7 +502,8 @@ fn sigterm_under_load_completes_every_accepted_request() {
     }
     eprintln!(
         "SIGTERM under load: {answered} requests answered (all 201), {} without an answer ({:?}), exit 0 after {took:?}",
-        unanswered.len(), unanswered
+        unanswered.len(),
+        unanswered
     );
     assert!(answered > 100, "too little load: {answered}");
     // Requests on connections the server took were all answered. A
@@ -511,11 +514,20 @@ fn sigterm_under_load_completes_every_accepted_request() {
     // What was acknowledged is stored.
     let (mut child, _) = serve(&dir, port);
     for (i, (acked, _, _)) in results.iter().enumerate() {
-        let (status, body) = http_get(port, &format!("/api/v1/sessions/load/agents/w{i}/messages?offset=0&limit=10000"));
+        let (status, body) =
+            http_get(port, &format!("/api/v1/sessions/load/agents/w{i}/messages?offset=0&limit=10000"));
         assert_eq!(status, 200);
         let listed: serde_json::Value = serde_json::from_str(&body).expect("json");
-        let stored: Vec<i64> = listed["messages"].as_array().expect("messages").iter().map(|m| m["message_id"].as_i64().expect("id")).collect();
-        assert!(acked.iter().all(|id| stored.contains(id)), "writer {i}: acknowledged {acked:?}, stored {stored:?}");
+        let stored: Vec<i64> = listed["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["message_id"].as_i64().expect("id"))
+            .collect();
+        assert!(
+            acked.iter().all(|id| stored.contains(id)),
+            "writer {i}: acknowledged {acked:?}, stored {stored:?}"
+        );
     }
     for i in 0..3 {
         assert_eq!(http_get(port, &format!("/api/v1/sessions/slow-{i}")).0, 200);

@@ -66,15 +66,21 @@ pub fn check_tenant(tenant: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Reads a listed hash. Errors never repeat the value: it may be a key
+/// pasted in by mistake, and errors reach the logs.
 fn parse_hash(hash: &str) -> Result<[u8; 32], String> {
-    let hex = hash
-        .strip_prefix(HASH_PREFIX)
-        .filter(|h| h.len() == 64)
-        .ok_or_else(|| format!("`{hash}` is not a key hash (`{HASH_PREFIX}` and 64 hex digits)"))?;
+    let refused = || {
+        let hint = if hash.starts_with(KEY_PREFIX) {
+            ": this is a key itself, list its hash (`keys new` prints both) and keep the key secret"
+        } else {
+            ""
+        };
+        format!("not a key hash (`{HASH_PREFIX}` and 64 hex digits){hint}")
+    };
+    let hex = hash.strip_prefix(HASH_PREFIX).filter(|h| h.len() == 64).ok_or_else(refused)?;
     let mut out = [0u8; 32];
     for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| format!("`{hash}` is not a key hash (`{HASH_PREFIX}` and 64 hex digits)"))?;
+        *byte = hex.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(refused)?;
     }
     Ok(out)
 }
@@ -191,13 +197,14 @@ mod tests {
         for (text, expected) in [
             ("a\n", "line 1: expected `TENANT HASH`"),
             (&format!("\nt {} extra\n", key.hash), "line 2: expected"),
-            ("t sha256:zz\n", "line 1: `sha256:zz` is not a key hash"),
-            (&format!("t {}\n", key.key), "is not a key hash"),
+            ("t sha256:zz\n", "line 1: not a key hash"),
+            (&format!("t {}\n", key.key), "this is a key itself"),
             (&format!("bad/tenant {}\n", key.hash), "invalid tenant"),
             (&format!("a {0}\nb {0}\n", key.hash), "tenants `a` and `b`"),
         ] {
             let err = KeySet::parse(text, "keys").expect_err(text);
             assert!(err.starts_with("keys, line ") && err.contains(expected), "{text:?}: {err}");
+            assert!(!err.contains(&key.key) && !err.contains("zz"), "errors never repeat the value: {err}");
         }
         let twice = KeySet::parse(&format!("a {0}\na {0}\n", key.hash), "keys").expect("same tenant twice");
         assert_eq!(twice.len(), 1);

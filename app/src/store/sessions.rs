@@ -59,7 +59,9 @@ pub async fn create(db: &impl ConnectionTrait, tenant: &str, new: NewSession) ->
         created_at: new.created_at.unwrap_or(now),
         updated_at,
         ttl_seconds,
-        expires_at: retention::expiry(updated_at, ttl_seconds),
+        // A client's `updated_at` in the past (an import) never makes a
+        // session lapse before its TTL has run from its creation.
+        expires_at: retention::expiry(Ord::max(updated_at, now), ttl_seconds),
     };
     let insert = || Entity::insert(model.clone().into_active_model().reset_all()).into_query();
     let taken = || Error::Conflict(format!("session `{}` already exists", model.session_id));

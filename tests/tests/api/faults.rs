@@ -41,7 +41,8 @@ impl OwnPostgres {
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
         let own = Self { bin, dir, port };
         if is_root() {
-            let chown = Command::new("chown").args(["-R", "postgres:postgres"]).arg(own.dir.path()).status().ok()?;
+            let chown =
+                Command::new("chown").args(["-R", "postgres:postgres"]).arg(own.dir.path()).status().ok()?;
             assert!(chown.success(), "chown to postgres");
         }
         let data = own.data().display().to_string();
@@ -75,7 +76,8 @@ impl OwnPostgres {
     }
 
     fn pg_ctl_start(&self) -> bool {
-        let (data, log) = (self.data().display().to_string(), self.dir.path().join("log").display().to_string());
+        let (data, log) =
+            (self.data().display().to_string(), self.dir.path().join("log").display().to_string());
         let options =
             format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display());
         self.run("pg_ctl", &["-D", &data, "-l", &log, "-o", &options, "-w", "start"])
@@ -149,9 +151,8 @@ async fn postgres_stopped_under_write_load_loses_no_acknowledged_write() {
         app.post("/api/v1/sessions/faults/agents", &body).await.expect(201);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..writers)
-        .map(|i| tokio::spawn(write_until(app.clone(), format!("w{i}"), stop.clone())))
-        .collect();
+    let tasks: Vec<_> =
+        (0..writers).map(|i| tokio::spawn(write_until(app.clone(), format!("w{i}"), stop.clone()))).collect();
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let stopped = Instant::now();
@@ -194,7 +195,10 @@ async fn postgres_stopped_under_write_load_loses_no_acknowledged_write() {
     let mut acked_total = 0;
     let mut lost = 0;
     for (i, tally) in tallies.iter().enumerate() {
-        let listed = app.get(&format!("{}?offset=0&limit=10000", TestApp::messages_path("faults", &format!("w{i}")))).await.expect(200);
+        let listed = app
+            .get(&format!("{}?offset=0&limit=10000", TestApp::messages_path("faults", &format!("w{i}"))))
+            .await
+            .expect(200);
         let stored: Vec<i64> = helpers::message_ids(&listed);
         let acked: Vec<i64> = tally.acked.iter().map(|(id, _)| *id).collect();
         lost += acked.iter().filter(|id| !stored.contains(id)).count();
@@ -202,7 +206,12 @@ async fn postgres_stopped_under_write_load_loses_no_acknowledged_write() {
         // Ids are written in order, so what is stored is 0..n: the acked ids
         // and at most one more (landed, but its answer was a 503).
         assert!(stored.iter().copied().eq(0..stored.len() as i64), "writer {i}: gaps in {stored:?}");
-        assert!(stored.len() <= acked.len() + 1, "writer {i}: {} stored, {} acked", stored.len(), acked.len());
+        assert!(
+            stored.len() <= acked.len() + 1,
+            "writer {i}: {} stored, {} acked",
+            stored.len(),
+            acked.len()
+        );
     }
     eprintln!(
         "faults: {acked_total} writes acknowledged ({before} before the stop, {during} during, {after} after the restart), \

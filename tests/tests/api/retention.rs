@@ -210,6 +210,11 @@ async fn bad_ttls_are_refused_and_write_nothing(backend: Backend) {
     app.get("/api/v1/sessions/t").await.expect_error(404, "NotFoundError");
     let s = app.get("/api/v1/sessions/s").await.expect(200);
     assert_eq!((s["ttl_seconds"].clone(), s["expires_at"].clone()), (json!(0), Value::Null));
+    // An old client-supplied updated_at does not make a session born lapsed.
+    let old = json!({"session_id": "old", "ttl_seconds": 60, "updated_at": "0031-04-24T20:07:19.16959Z"});
+    let old = app.post("/api/v1/sessions", &old).await.expect(201);
+    assert_eq!(old["updated_at"], "0031-04-24T20:07:19.169590+00:00");
+    app.get("/api/v1/sessions/old").await.expect(200);
     let max = app
         .post("/api/v1/sessions", &json!({"session_id": "m", "ttl_seconds": 3_153_600_000u64}))
         .await

@@ -1,8 +1,8 @@
 //! Operations, exercised for real: the Helm chart (lint, render, schema
 //! validation, assertions on the objects), `cargo xtask deploy --dry-run`,
 //! the container image against a PostgreSQL container, and backup → wipe →
-//! restore on PostgreSQL and SQLite, Schemathesis, and cargo-deny over
-//! the dependency graph.
+//! restore on PostgreSQL and SQLite, Schemathesis, cargo-deny over the
+//! dependency graph, and Swagger UI's "Authorize" in headless Chromium.
 //!
 //! They need helm, Docker, pg_dump and a manifest validator. Without them
 //! a test says what is missing and passes, unless `REQUIRE_OPS_TOOLS=1`
@@ -15,3 +15,4 @@ mod image;
 mod pod;
 mod supply_chain;
 mod support;
+mod swagger;
