@@ -10,6 +10,7 @@ mod api;
 pub mod auth;
 pub mod config;
 pub mod db;
+mod drain;
 mod error;
 mod metrics;
 mod middleware;

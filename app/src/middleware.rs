@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use crate::{
     api::Routes,
+    drain::DRAIN_LIMIT,
     error::Error,
     metrics::{self, Metrics},
     request_id,
@@ -145,10 +146,6 @@ pub async fn observe<E: Endpoint>(
     };
     request_id::scope(id, work.instrument(span)).await
 }
-
-/// How much of an oversized body is read and thrown away before the 413 is
-/// sent, so that ordinary clients receive the answer instead of a reset.
-const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
 
 /// While the server shuts down, the longest pause a request body may take;
 /// a client stalled mid-body must not hold the shutdown.

@@ -40,6 +40,9 @@ pub struct Auth {
     default_tenant: Arc<str>,
     /// Whether `/metrics` answers without a key.
     metrics_public: bool,
+    /// How much of a refused request's body is read (so its client gets
+    /// the answer rather than a reset): the body limit plus a margin.
+    drain_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -77,6 +80,7 @@ impl Auth {
             limiter: RateLimiter::new(limit.requests_per_second, limit.burst),
             default_tenant: crate::store::DEFAULT_TENANT.into(),
             metrics_public: whole.metrics.public,
+            drain_bytes: whole.server.body_limit_bytes as u64 + crate::drain::DRAIN_LIMIT,
         })
     }
 
@@ -158,17 +162,46 @@ pub async fn authenticate<E: Endpoint>(
     mut req: Request,
     auth: Arc<Auth>,
 ) -> poem::Result<Response> {
-    if req.uri().path() == "/metrics" && !auth.metrics_public {
-        auth.tenant_for(req.headers())?;
-    } else if req.uri().path().starts_with("/api/") {
-        let tenant = auth.tenant_for(req.headers())?;
-        if let Some(limiter) = &auth.limiter {
-            limiter.take(&tenant).map_err(|wait| Error::TooManyRequests(wait.as_secs().max(1)))?;
+    match admit(&auth, &req) {
+        Ok(Some(tenant)) => {
+            tracing::Span::current().record("tenant", &*tenant);
+            req.extensions_mut().insert(Tenant(tenant));
         }
-        tracing::Span::current().record("tenant", &*tenant);
-        req.extensions_mut().insert(Tenant(tenant));
+        Ok(None) => {}
+        Err(refused) => {
+            // Read what the client is still sending (unless it announced
+            // more than could ever be read), so it gets the answer.
+            let announced = req
+                .headers()
+                .get(poem::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if announced.is_none_or(|n| n <= auth.drain_bytes) {
+                crate::drain::discard(req.take_body().into_bytes_stream(), auth.drain_bytes).await;
+            }
+            return Err(refused.into());
+        }
     }
     ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// The tenant of an `/api/` request (`None` for other paths), or why it
+/// is refused.
+fn admit(auth: &Auth, req: &Request) -> Result<Option<Arc<str>>, Error> {
+    let path = req.uri().path();
+    if path == "/metrics" && !auth.metrics_public {
+        auth.tenant_for(req.headers())?;
+        return Ok(None);
+    }
+    if !path.starts_with("/api/") {
+        return Ok(None);
+    }
+    let tenant = auth.tenant_for(req.headers())?;
+    if let Some(limiter) = &auth.limiter {
+        limiter
+            .take(&tenant)
+            .map_err(|wait| Error::TooManyRequests((wait.as_secs_f64().ceil() as u64).max(1)))?;
+    }
+    Ok(Some(tenant))
 }
 
 /// Re-reads the keys file every `interval` and on SIGHUP, until the

@@ -141,7 +141,7 @@ where
     if precondition != Precondition::None {
         let current = head(db, blob).await?.map(|h| h.version);
         if !precondition.holds(current) {
-            drain(body).await;
+            crate::drain::discard(body, crate::drain::DRAIN_LIMIT).await;
             return Err(stale());
         }
     }
@@ -157,20 +157,6 @@ where
         }
     }
     result
-}
-
-/// Reads and drops up to 8 MiB of a body that will not be stored, so a
-/// client still sending it receives the answer rather than a reset.
-async fn drain<S: Stream<Item = Result<Bytes, Error>> + Send>(body: S) {
-    const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
-    let mut body = std::pin::pin!(body);
-    let mut read = 0;
-    while read <= DRAIN_LIMIT {
-        match body.next().await {
-            Some(Ok(piece)) => read += piece.len(),
-            _ => break,
-        }
-    }
 }
 
 /// A version no other write of the same key picks: the clock in

@@ -78,6 +78,17 @@ async fn api_calls_need_a_known_key(backend: Backend) {
     {
         expect_unauthorized(send(&app, Method::POST, "/api/v1/sessions", Some(&wrong), Some(&create)).await);
     }
+    // A client still sending a large body gets the answer, not a reset,
+    // and the body is never taken for the API.
+    let big = vec![b' '; 16 * 1024 * 1024];
+    for _ in 0..3 {
+        let sent = app
+            .client
+            .post(app.url("/api/v1/sessions"))
+            .header("content-type", "application/json")
+            .body(big.clone());
+        expect_unauthorized(TestApp::reply(sent.send().await.expect("a 16 MiB body is answered")).await);
+    }
     // Other schemes and a wrong header name are no key either.
     let basic =
         app.client.get(app.url("/api/v1/sessions")).header("authorization", format!("Basic {}", key.key));
