@@ -17,10 +17,8 @@
 
 use std::{process::Command, time::Instant};
 
+use crate::support::{drop_postgres_schema, have, postgres_schema, serve, text};
 use serde_json::Value;
-use session_backend::{Server, config::Config};
-
-use crate::support::{drop_postgres_schema, have, postgres_schema, text};
 
 const DEFAULT_SEED: &str = "20261122";
 
@@ -31,21 +29,9 @@ fn st() -> String {
 /// Runs the fuzzer against a server on `database_url`, with API keys on
 /// when `keyed`; the run's summary.
 async fn fuzz(database_url: &str, label: &str, keyed: bool) {
-    let mut config = Config::for_database(database_url);
-    config.server.port = 0;
-    let keys_dir = tempfile::tempdir().expect("dir");
     let key = session_backend::auth::keys::mint().expect("key");
-    if keyed {
-        let file = keys_dir.path().join("keys");
-        std::fs::write(&file, format!("fuzz {}\n", key.hash)).expect("keys file");
-        config.auth.keys_file = Some(file.display().to_string());
-    }
-    let server = Server::start(config).await.expect("server");
-    let base = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(async move {
-        drop(stopped.await);
-    }));
+    let server = serve(database_url, keyed.then_some(&key)).await;
+    let base = server.base.clone();
     let dir = tempfile::tempdir().expect("dir");
     let report = dir.path().join("report.json");
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| DEFAULT_SEED.into());
@@ -81,8 +67,7 @@ async fn fuzz(database_url: &str, label: &str, keyed: bool) {
         .await
         .expect("fuzzer task")
         .expect("schemathesis runs");
-    drop(stop);
-    running.await.expect("server task").expect("server stops");
+    server.stop().await;
     let stdout = text(&output.stdout);
     let summary =
         stdout.lines().rev().find(|l| l.contains("generated")).unwrap_or_default().trim().to_owned();

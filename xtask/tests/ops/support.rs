@@ -144,3 +144,39 @@ pub async fn drop_postgres_schema(schema: &str) {
     admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
     admin.close().await.expect("close");
 }
+
+/// The server in-process on a free port, serving until [`Running::stop`].
+pub struct Running {
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _keys: tempfile::TempDir,
+}
+
+/// Starts the server on `database_url`; with `key`, it requires that key
+/// (of the tenant `ops`) on the API.
+pub async fn serve(database_url: &str, key: Option<&session_backend::auth::keys::Minted>) -> Running {
+    let mut config = session_backend::config::Config::for_database(database_url);
+    config.server.port = 0;
+    let keys = tempfile::tempdir().expect("dir");
+    if let Some(key) = key {
+        let file = keys.path().join("keys");
+        std::fs::write(&file, format!("ops {}\n", key.hash)).expect("keys file");
+        config.auth.keys_file = Some(file.display().to_string());
+    }
+    let server = session_backend::Server::start(config).await.expect("server");
+    let base = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        drop(stopped.await);
+    }));
+    Running { base, stop, task, _keys: keys }
+}
+
+impl Running {
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(self) {
+        drop(self.stop);
+        self.task.await.expect("server task").expect("server stops");
+    }
+}

@@ -12,9 +12,8 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use session_backend::{Server, config::Config};
 
-use crate::support::have;
+use crate::support::{have, serve};
 
 /// The element reference key of the W3C protocol.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -156,18 +155,9 @@ async fn swagger_ui_authorize_sends_the_key() {
     }
     let dir = tempfile::tempdir().expect("dir");
     let key = session_backend::auth::keys::mint().expect("key");
-    let keys = dir.path().join("keys");
-    std::fs::write(&keys, format!("docs {}\n", key.hash)).expect("keys");
-    let mut config =
-        Config::for_database(&format!("sqlite://{}?mode=rwc", dir.path().join("ui.db").display()));
-    config.server.port = 0;
-    config.auth.keys_file = Some(keys.display().to_string());
-    let server = Server::start(config).await.expect("server");
-    let base = format!("http://{}", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(async move {
-        drop(stopped.await);
-    }));
+    let server =
+        serve(&format!("sqlite://{}?mode=rwc", dir.path().join("ui.db").display()), Some(&key)).await;
+    let base = server.base.clone();
 
     let browser = Browser::start(&driver).await;
     browser.open(&format!("{base}/docs")).await;
@@ -189,6 +179,5 @@ async fn swagger_ui_authorize_sends_the_key() {
     assert!(curl.contains(&format!("Authorization: Bearer {}", key.key)), "{curl}");
 
     browser.command(reqwest::Method::DELETE, "", json!({})).await;
-    drop(stop);
-    running.await.expect("server task").expect("server stops");
+    server.stop().await;
 }
