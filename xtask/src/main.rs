@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <task>`. One module per task;
 //! external programs run without a shell.
 
+mod bench;
 mod ci;
 mod deploy;
 mod image;
@@ -22,6 +23,9 @@ struct Xtask {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Benchmark the release binary on PostgreSQL and SQLite beside pgbench
+    /// running the same SQL work; prints one table (see BENCHMARKS.md).
+    Bench(bench::Args),
     /// What CI checks, minus the machine set-up: `cargo fmt --check`,
     /// `cargo clippy -D warnings` and the test suite (`cargo test --workspace`).
     Ci,
@@ -47,6 +51,7 @@ enum Task {
 fn main() -> ExitCode {
     let result = match Xtask::parse().task {
         // Backup and restore read paths as given, from where they are run.
+        Task::Bench(args) => run::enter_workspace().and_then(|()| bench::run(&args)),
         Task::Ci => run::enter_workspace().and_then(|()| ci::run()),
         Task::Image(args) => run::enter_workspace().and_then(|()| image::run(&args)),
         Task::Deploy(args) => run::enter_workspace().and_then(|()| deploy::run(&args)),

@@ -108,6 +108,8 @@ impl KeySet {
     /// errors, which give the line number.
     pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
         let mut set = Self::default();
+        // Some editors start a file with a byte-order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (number, line) in text.lines().enumerate() {
             let line = line.split_once('#').map_or(line, |(before, _)| before).trim();
             if line.is_empty() {
@@ -182,8 +184,9 @@ mod tests {
         let b = mint().expect("key");
         assert_ne!(a.key, b.key);
         assert!(well_formed(&a.key), "{}", a.key);
-        let set = KeySet::parse(&format!("# team a\nteam-a {}  # rotated 2026-12\n\n", a.hash), "test")
-            .expect("parses");
+        let set =
+            KeySet::parse(&format!("\u{feff}# team a\r\nteam-a {}  # rotated 2026-12\r\n\n", a.hash), "test")
+                .expect("parses");
         assert_eq!(set.tenant_of(&a.key).as_deref(), Some("team-a"));
         assert_eq!(set.tenant_of(&b.key), None);
         assert_eq!(set.tenant_of(&a.hash), None, "the hash is not a key");

@@ -1,0 +1,209 @@
+//! `cargo xtask bench`: builds the release binary, runs it on PostgreSQL
+//! and on SQLite, seeds through the API, drives each scenario at a fixed
+//! concurrency for a fixed time, runs pgbench with the same SQL work in
+//! the same run, and prints one table. Measured, never asserted.
+
+mod load;
+mod pgbench;
+mod scenarios;
+mod server;
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+pub use self::scenarios::Scenario;
+use self::server::Process;
+use crate::run::{cargo, cmd, output, workspace_root};
+
+/// Benchmark options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The PostgreSQL server to use (a schema of its own is made and
+    /// dropped) [default: TEST_DATABASE_URL, else postgres://postgres@localhost/postgres].
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Connections, each a closed loop.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Seconds each scenario runs.
+    #[arg(long, default_value_t = 15)]
+    pub seconds: u64,
+    /// Backends to run on.
+    #[arg(long, value_delimiter = ',', default_values = ["postgres", "sqlite"])]
+    pub backends: Vec<Backend>,
+    /// Scenarios to run [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Vec<Scenario>,
+    /// Use this binary instead of building the release one.
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Postgres => "PostgreSQL",
+            Self::Sqlite => "SQLite",
+        })
+    }
+}
+
+/// One line of the table.
+struct Row {
+    backend: Backend,
+    scenario: Scenario,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    cores: f64,
+    peak_rss_mib: f64,
+    pgbench_tps: Option<f64>,
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let binary = match &args.binary {
+        Some(binary) => std::fs::canonicalize(binary).map_err(|e| format!("{}: {e}", binary.display()))?,
+        None => {
+            cmd(&cargo(), &["build", "--release", "--locked", "-p", "session-backend"])?;
+            workspace_root().join("target/release/session-backend")
+        }
+    };
+    let scenarios = if args.scenarios.is_empty() { Scenario::ALL.to_vec() } else { args.scenarios.clone() };
+    let dir = workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let mut rows = Vec::new();
+    let mut starts = Vec::new();
+    for &backend in &args.backends {
+        let database = Database::new(args, backend, &dir)?;
+        let server = Process::start(&binary, &database.url, &dir, &[])?;
+        std::thread::sleep(Duration::from_secs(1));
+        starts.push((backend, server.first_ok, server.rss_mib()));
+        let seeded = runtime.block_on(scenarios::seed(server.addr, args.concurrency));
+        if let Err(e) = seeded {
+            server.stop();
+            database.remove();
+            return Err(format!("seeding on {backend}: {e}"));
+        }
+        for &scenario in &scenarios {
+            eprintln!("{backend}: {} …", scenario.name());
+            server.reset_peak();
+            let cpu = server.cpu();
+            let duration = Duration::from_secs(args.seconds);
+            let measured =
+                runtime.block_on(scenarios::run(scenario, server.addr, args.concurrency, duration));
+            let cores = (server.cpu() - cpu).as_secs_f64() / measured.elapsed.as_secs_f64();
+            if let Some(error) = &measured.first_error {
+                eprintln!("  {} errors, the first: {error}", measured.errors);
+            }
+            let pgbench_tps = match (&database.pgbench, pgbench::script(scenario)) {
+                (Some(direct), Some(script)) => {
+                    Some(pgbench::tps(direct, &script, args.concurrency, duration, &dir)?)
+                }
+                _ => None,
+            };
+            rows.push(Row {
+                backend,
+                scenario,
+                per_second: measured.per_second(),
+                p50_ms: measured.latency.value_at_quantile(0.5) as f64 / 1000.0,
+                p99_ms: measured.latency.value_at_quantile(0.99) as f64 / 1000.0,
+                errors: measured.errors,
+                cores,
+                peak_rss_mib: server.peak_rss_mib(),
+                pgbench_tps,
+            });
+        }
+        server.stop();
+        database.remove();
+    }
+    print!("{}", table(&rows, &starts, args));
+    Ok(())
+}
+
+/// Where one backend's data lives for the run.
+struct Database {
+    /// What the server connects to.
+    url: String,
+    /// What pgbench connects to (PostgreSQL only).
+    pgbench: Option<String>,
+    /// The server-level URL and the schema made for the run.
+    schema: Option<(String, String)>,
+}
+
+impl Database {
+    fn new(args: &Args, backend: Backend, dir: &Path) -> Result<Self, String> {
+        match backend {
+            Backend::Sqlite => {
+                let file = dir.join("bench.db");
+                for suffix in ["", "-wal", "-shm"] {
+                    drop(std::fs::remove_file(format!("{}{suffix}", file.display())));
+                }
+                Ok(Self { url: format!("sqlite://{}?mode=rwc", file.display()), pgbench: None, schema: None })
+            }
+            Backend::Postgres => {
+                let base = args
+                    .database_url
+                    .clone()
+                    .or_else(|| std::env::var("TEST_DATABASE_URL").ok())
+                    .unwrap_or_else(|| "postgres://postgres@localhost/postgres".into());
+                let schema = format!("bench_{}", std::process::id());
+                output("psql", &[base.clone(), "-qc".into(), format!("CREATE SCHEMA {schema}")])?;
+                let separator = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+                Ok(Self { url: url.clone(), pgbench: Some(url), schema: Some((base, schema)) })
+            }
+        }
+    }
+
+    /// Drops what the run made.
+    fn remove(self) {
+        if let Some((base, schema)) = self.schema {
+            drop(output("psql", &[base, "-qc".into(), format!("DROP SCHEMA {schema} CASCADE")]));
+        }
+    }
+}
+
+fn table(rows: &[Row], starts: &[(Backend, Duration, f64)], args: &Args) -> String {
+    let mut out = format!(
+        "\n{} connections, {} s per scenario\n\n\
+         | backend | scenario | req/s | p50 ms | p99 ms | errors | server CPU (cores) | peak RSS MiB | pgbench tps | server/pgbench |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        args.concurrency, args.seconds
+    );
+    for row in rows {
+        let (tps, ratio) = match row.pgbench_tps {
+            Some(tps) => (format!("{tps:.0}"), format!("{:.2}", row.per_second / tps)),
+            None => ("".into(), "".into()),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.2} | {:.1} | {tps} | {ratio} |\n",
+            row.backend,
+            row.scenario.name(),
+            row.per_second,
+            row.p50_ms,
+            row.p99_ms,
+            row.errors,
+            row.cores,
+            row.peak_rss_mib,
+        ));
+    }
+    out.push_str("\n| backend | start → first 200 | idle RSS MiB |\n|---|---:|---:|\n");
+    for (backend, first_ok, rss) in starts {
+        out.push_str(&format!("| {backend} | {:.1} ms | {rss:.1} |\n", first_ok.as_secs_f64() * 1000.0));
+    }
+    out
+}
