@@ -134,15 +134,6 @@ impl poem::error::ResponseError for Error {
     }
 }
 
-/// Requests of this process that found no free database connection within
-/// `database.acquire_timeout_ms` (the pool's waits that ran out).
-static POOL_TIMEOUTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How many requests of this process timed out waiting for a connection.
-pub fn pool_timeouts() -> u64 {
-    POOL_TIMEOUTS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 fn is_pool_timeout(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) => true,
@@ -158,7 +149,7 @@ fn is_pool_timeout(err: &DbErr) -> bool {
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
         if is_pool_timeout(&err) {
-            POOL_TIMEOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::metrics::pool_timed_out();
         }
         if is_timeout(&err) {
             tracing::warn!(error = %err, "database statement timed out");

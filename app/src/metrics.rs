@@ -7,7 +7,7 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -192,15 +192,10 @@ impl Metrics {
         }
     }
 
-    /// Brings the pool-timeout counter up to the process's count (kept by
-    /// the error conversion, which sees every database error).
-    fn sync_pool_timeouts(&self) -> u64 {
-        let total = crate::error::pool_timeouts();
-        let seen = self.pool_timeouts.get();
-        if total > seen {
-            self.pool_timeouts.inc_by(total - seen);
-        }
-        total
+    /// Runs `fut` (a request) with these metrics as the ones that count
+    /// what deep code sees (see [`pool_timed_out`]).
+    pub async fn scope<F: Future>(self: Arc<Self>, fut: F) -> F::Output {
+        CURRENT.scope(self, fut).await
     }
 
     /// Reads the counters.
@@ -219,7 +214,7 @@ impl Metrics {
             mean_latency_ms: if requests == 0 { 0.0 } else { latency as f64 / requests as f64 / 1000.0 },
             connections_open: u64::try_from(self.connections_open.get()).unwrap_or(0),
             connections_refused: self.connections_refused.get(),
-            pool_timeouts: self.sync_pool_timeouts(),
+            pool_timeouts: self.pool_timeouts.get(),
             sweeps: self.sweeps.get(),
             sweeps_failed: self.sweeps_failed.get(),
             swept_sessions: self.swept_sessions.get(),
@@ -232,7 +227,6 @@ impl Metrics {
         self.pool_size.set(i64::from(pool.size));
         self.pool_idle.set(i64::from(pool.idle));
         self.pool_max.set(i64::from(pool.max));
-        self.sync_pool_timeouts();
         if let Some(bytes) = resident_memory_bytes() {
             self.resident_memory.set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
@@ -262,6 +256,18 @@ impl Metrics {
             self.sweeps_failed.inc();
         }
     }
+}
+
+tokio::task_local! {
+    /// The metrics of the server whose request is running.
+    static CURRENT: Arc<Metrics>;
+}
+
+/// Counts, for the server of the running request, a wait for a database
+/// connection that ran out (the error conversion sees every database error).
+pub fn pool_timed_out() {
+    // Outside a request (the sweeper) there is nothing to count it for.
+    let _ = CURRENT.try_with(|metrics| metrics.pool_timeouts.inc());
 }
 
 /// The method as a label: the standard ones by name, anything else `other`.

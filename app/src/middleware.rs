@@ -102,6 +102,7 @@ pub async fn observe<E: Endpoint>(
         http.response.status_code = tracing::field::Empty,
     );
     telemetry::continue_trace(&span, req.headers());
+    let metrics_scope = metrics.clone();
     let work = async move {
         let _in_flight = metrics.request_started();
         let allow = || routes.allow(&path).and_then(|allow| HeaderValue::from_str(allow).ok());
@@ -144,7 +145,8 @@ pub async fn observe<E: Endpoint>(
         }
         Ok(resp)
     };
-    request_id::scope(id, work.instrument(span)).await
+    let scoped = metrics_scope.scope(work.instrument(span));
+    request_id::scope(id, scoped).await
 }
 
 /// While the server shuts down, the longest pause a request body may take;
