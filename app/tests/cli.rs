@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod raw_http;
+
 const BIN: &str = env!("CARGO_BIN_EXE_session-backend");
 
 /// A command with a clean environment apart from what the test sets.
@@ -193,18 +195,7 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
 
 /// Like [`http`], with extra header lines (each ending in `\r\n`).
 fn http_with(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read");
-    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    raw_http::exchange(port, method, path, headers, body)
 }
 
 /// Stops a child with SIGTERM; its exit code.

@@ -14,6 +14,8 @@ use std::{
 
 use serde_json::Value;
 
+mod raw_http;
+
 const BIN: &str = env!("CARGO_BIN_EXE_session-backend");
 
 /// An OTLP/HTTP receiver on loopback: every body POSTed to it, parsed.
@@ -100,16 +102,7 @@ fn free_port() -> u16 {
 
 /// One HTTP/1.1 exchange: the status (0 when nothing listens).
 fn http(port: u16, method: &str, path: &str, headers: &str, body: &str) -> u16 {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return 0 };
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read");
-    answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    raw_http::exchange(port, method, path, headers, body).0
 }
 
 fn attribute<'a>(item: &'a Value, key: &str) -> Option<&'a Value> {
