@@ -63,7 +63,7 @@ fn app(
     let document = api::document(auth.enabled());
     let docs = api::swagger_ui(&api, &document);
     let spec = api::document_endpoint(document);
-    let routes = Arc::new(api::Routes::of_document());
+    let routes = api::Routes::of_document();
     let limits = middleware::BodyLimits {
         max_bytes: config.server.body_limit_bytes,
         stall: Duration::from_millis(config.server.body_timeout_ms),
@@ -94,7 +94,7 @@ fn app(
         .around(move |ep, req| middleware::deadline(ep, req, deadline))
         .around(move |ep, req| middleware::read_body(ep, req, limits.clone()))
         .around(move |ep, req| auth::authenticate(ep, req, auth.clone()))
-        .around(move |ep, req| middleware::observe(ep, req, metrics.clone(), routes.clone()))
+        .around(move |ep, req| middleware::observe(ep, req, metrics.clone(), routes))
         .before(|req| async move { Ok(middleware::key_as_one_segment(req)) })
 }
 

@@ -32,14 +32,14 @@ const LATENCY_BUCKETS: [f64; 14] =
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
-    route: String,
+    route: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     method: &'static str,
-    route: String,
+    route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -178,13 +178,12 @@ impl Metrics {
         InFlight(self)
     }
 
-    /// Counts one finished request.
-    pub fn record(&self, method: &Method, route: &str, status: u16, latency: Duration) {
+    /// Counts one finished request; `route` is a template of the document
+    /// (or [`UNMATCHED`]), so labels never copy anything per request.
+    pub fn record(&self, method: &Method, route: &'static str, status: u16, latency: Duration) {
         let method = method_label(method);
-        self.requests.get_or_create(&RequestLabels { method, route: route.to_owned(), status }).inc();
-        self.latency
-            .get_or_create(&RouteLabels { method, route: route.to_owned() })
-            .observe(latency.as_secs_f64());
+        self.requests.get_or_create(&RequestLabels { method, route, status }).inc();
+        self.latency.get_or_create(&RouteLabels { method, route }).observe(latency.as_secs_f64());
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.latency_micros.fetch_add(micros, Ordering::Relaxed);
         if let Ok(mut by_status) = self.by_status.lock() {

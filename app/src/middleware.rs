@@ -82,14 +82,14 @@ pub async fn observe<E: Endpoint>(
     ep: Arc<E>,
     req: Request,
     metrics: Arc<Metrics>,
-    routes: Arc<Routes>,
+    routes: &'static Routes,
 ) -> poem::Result<Response> {
     let started = Instant::now();
     let id =
         request_id::accept_or_generate(req.headers().get(request_id::HEADER).and_then(|v| v.to_str().ok()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let template = routes.template(&path).unwrap_or(metrics::UNMATCHED).to_owned();
+    let template = routes.template(&path).unwrap_or(metrics::UNMATCHED);
     let span = tracing::info_span!(
         "request",
         %method,
@@ -131,7 +131,7 @@ pub async fn observe<E: Endpoint>(
         }
         let status = resp.status();
         let latency = started.elapsed();
-        metrics.record(&method, &template, status.as_u16(), latency);
+        metrics.record(&method, template, status.as_u16(), latency);
         tracing::Span::current().record("http.response.status_code", i64::from(status.as_u16()));
         let route = route.unwrap_or("-");
         let latency_ms = latency.as_secs_f64() * 1000.0;

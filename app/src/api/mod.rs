@@ -117,8 +117,13 @@ struct Route {
 }
 
 impl Routes {
-    /// Reads the paths and methods of the document.
-    pub fn of_document() -> Self {
+    /// The routes of the document (read once per process: it never changes).
+    pub fn of_document() -> &'static Self {
+        static ROUTES: std::sync::OnceLock<Routes> = std::sync::OnceLock::new();
+        ROUTES.get_or_init(Self::read)
+    }
+
+    fn read() -> Self {
         let spec: serde_json::Value = serde_json::from_str(&service().spec()).unwrap_or_default();
         let mut routes: Vec<Route> = spec["paths"]
             .as_object()
@@ -141,15 +146,16 @@ impl Routes {
         Self(routes)
     }
 
+    /// The route `path` is on, matched segment by segment without copying.
     fn find(&self, path: &str) -> Option<&Route> {
-        let path = segments(path);
+        let path = path.trim_end_matches('/');
         self.0.iter().find(|route| {
-            route.segments.len() == path.len()
-                && route
-                    .segments
-                    .iter()
-                    .zip(&path)
-                    .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+            let mut given = path.split('/');
+            route
+                .segments
+                .iter()
+                .all(|t| given.next().is_some_and(|p| t == p || (t.starts_with('{') && !p.is_empty())))
+                && given.next().is_none()
         })
     }
 
