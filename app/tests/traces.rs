@@ -2,7 +2,8 @@
 //! (JSON encoding, so the test reads it without protobuf): the standard
 //! `OTEL_*` variables configure the export, a W3C `traceparent` is
 //! continued, each request is a server span and each database statement a
-//! child span of it; nothing is exported without an endpoint.
+//! child span of it (on SQLite and, when `TEST_DATABASE_URL` names one,
+//! on PostgreSQL); nothing is exported without an endpoint.
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -140,13 +141,42 @@ const PARENT: &str = "b7ad6b7169203331";
 
 #[test]
 fn requests_and_statements_are_exported_as_spans_continuing_the_callers_trace() {
+    spans_continue_the_callers_trace(None);
+}
+
+#[test]
+fn postgres_statements_are_spans_of_their_request() {
+    let Some(base) = std::env::var("TEST_DATABASE_URL").ok() else {
+        assert!(
+            std::env::var("REQUIRE_POSTGRES").is_err(),
+            "REQUIRE_POSTGRES is set but TEST_DATABASE_URL is not"
+        );
+        return;
+    };
+    let schema = format!("traces_{}", std::process::id());
+    let admin = |sql: String| {
+        use sea_orm::ConnectionTrait;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let db = sea_orm::Database::connect(&base).await.expect("connect");
+            db.execute_unprepared(&sql).await.expect("schema");
+        });
+    };
+    admin(format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"));
+    let separator = if base.contains('?') { '&' } else { '?' };
+    spans_continue_the_callers_trace(Some(format!("{base}{separator}options=-c%20search_path%3D{schema}")));
+    admin(format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+fn spans_continue_the_callers_trace(database_url: Option<String>) {
     let receiver = Receiver::start();
-    let env = [
+    let mut env = vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", receiver.port)),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_owned()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
         ("OTEL_SERVICE_NAME", "sessions-under-test".to_owned()),
     ];
+    env.extend(database_url.map(|url| ("DATABASE_URL", url)));
     run_server(&env, |port| {
         let traceparent = format!("traceparent: 00-{TRACE}-{PARENT}-01\r\n");
         assert_eq!(http(port, "POST", "/api/v1/sessions", &traceparent, r#"{"session_id": "t1"}"#), 201);

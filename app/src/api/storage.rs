@@ -467,7 +467,7 @@ fn stalling(body: Body, stall: Duration) -> impl futures::Stream<Item = Result<B
 /// The stored chunks of `head`, read one query at a time as the client
 /// takes them (no connection is held in between).
 fn chunks(
-    db: sea_orm::DatabaseConnection,
+    db: crate::db::Conn,
     tenant: Tenant,
     key: String,
     head: Head,

@@ -33,7 +33,7 @@ pub enum Action {
 /// Runs `action` against the configured database.
 pub async fn run(config: &Config, action: Action) -> Result<(), String> {
     let db = Database::connect(config).await.map_err(|e| e.to_string())?;
-    let conn = db.conn();
+    let conn = db.orm();
     let failed = |e: sea_orm::DbErr| format!("migration failed: {e}");
     match action {
         Action::Up => {

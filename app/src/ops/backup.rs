@@ -123,7 +123,7 @@ async fn postgres_dump(
     let err = |e: sea_orm::DbErr| e.to_string();
     // Counts and dump see one snapshot: export it from a repeatable-read
     // transaction that stays open while pg_dump runs.
-    let txn = db.conn().begin_with_config(Some(IsolationLevel::RepeatableRead), None).await.map_err(err)?;
+    let txn = db.orm().begin_with_config(Some(IsolationLevel::RepeatableRead), None).await.map_err(err)?;
     let row = txn
         .query_one_raw(Statement::from_string(txn.get_database_backend(), "SELECT pg_export_snapshot()"))
         .await

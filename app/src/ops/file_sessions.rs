@@ -19,14 +19,14 @@ use std::{
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use entity::{JsonText, agent, message, multi_agent, session};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::{
     api::validate,
     config::Config,
-    db::Database,
+    db::{Conn, Database},
     error::Error,
     store::{
         self, ChildKey,
@@ -215,7 +215,7 @@ pub async fn import(config: &Config, args: &ImportArgs) -> Result<Imported, Stri
 }
 
 struct Importer<'a> {
-    db: &'a DatabaseConnection,
+    db: &'a Conn,
     dry_run: bool,
     tenant: &'a str,
 }
@@ -463,7 +463,7 @@ pub async fn export(config: &Config, args: &ExportArgs) -> Result<Exported, Stri
 }
 
 /// Writes an agent's messages a page at a time; how many.
-async fn export_messages(conn: &DatabaseConnection, a: &agent::Model, dir: &Path) -> Result<u64, String> {
+async fn export_messages(conn: &Conn, a: &agent::Model, dir: &Path) -> Result<u64, String> {
     let mut written = 0;
     let mut after = -1_i64;
     loop {

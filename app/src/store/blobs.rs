@@ -11,12 +11,10 @@
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
-use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, Value};
 
 use super::{now, version};
-use crate::error::Error;
+use crate::{db::Conn, error::Error};
 
 /// A value is stored in pieces of this size (the last one shorter).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
@@ -128,7 +126,7 @@ pub async fn chunk(
 /// completes; the new version. The body's own errors (stalls, resets) end
 /// the write with nothing stored.
 pub async fn write<S>(
-    db: &DatabaseConnection,
+    db: &Conn,
     blob: BlobKey<'_>,
     precondition: Precondition,
     limits: WriteLimits,
@@ -168,7 +166,7 @@ fn fresh_version() -> i64 {
 }
 
 async fn store_and_switch<S>(
-    db: &DatabaseConnection,
+    db: &Conn,
     blob: BlobKey<'_>,
     version: i64,
     precondition: &Precondition,
@@ -310,7 +308,7 @@ fn search_text(mut first: Vec<u8>) -> Option<String> {
 }
 
 /// Deletes a key (a no-op when it does not exist), its chunks included.
-pub async fn delete(db: &DatabaseConnection, blob: BlobKey<'_>) -> Result<(), Error> {
+pub async fn delete(db: &Conn, blob: BlobKey<'_>) -> Result<(), Error> {
     let txn = db.begin().await?;
     if txn.get_database_backend() == DatabaseBackend::Sqlite {
         unindex_sqlite(&txn, blob).await?;
@@ -383,7 +381,7 @@ pub async fn list(
 
 /// Deletes every key with `prefix` (non-empty), a batch of keys per short
 /// transaction; how many keys were deleted.
-pub async fn delete_prefix(db: &DatabaseConnection, tenant: &str, prefix: &str) -> Result<u64, Error> {
+pub async fn delete_prefix(db: &Conn, tenant: &str, prefix: &str) -> Result<u64, Error> {
     let mut deleted = 0;
     let mut after: Option<String> = None;
     loop {

@@ -4,8 +4,8 @@
 //! kind only says which of its columns play which part.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult,
-    IntoActiveModel, Iterable, QueryFilter, QuerySelect, QueryTrait, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IntoActiveModel, Iterable,
+    QueryFilter, QuerySelect, QueryTrait, Value,
     sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement},
 };
 
@@ -13,7 +13,7 @@ use super::{
     count, insert_error, listing, now, retention, sessions, update_returning,
     version::{self, Expected},
 };
-use crate::error::Error;
+use crate::{db::Conn, error::Error};
 
 /// A kind of row kept under a session.
 pub trait SessionChild: EntityTrait<Model: FromQueryResult + Send + Sync + 'static> {
@@ -161,7 +161,7 @@ pub async fn delete<E: SessionChild>(db: &impl ConnectionTrait, key: ChildKey<'_
 /// A page of a session's rows, oldest first, and how many it has in all;
 /// 404 when the session is missing.
 pub async fn list<E: SessionChild>(
-    db: &DatabaseConnection,
+    db: &Conn,
     tenant: &str,
     session_id: &str,
     offset: u64,

@@ -14,9 +14,8 @@ use std::collections::VecDeque;
 
 use futures::{Stream, stream};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, IdenStatic, Iterable,
-    ModelTrait, PrimaryKeyToColumn, QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Select,
-    Value,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, Iterable, ModelTrait,
+    PrimaryKeyToColumn, QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, Value,
     sea_query::{
         Alias, Asterisk, Condition, Expr, ExprTrait, Frame, FrameType, Func, JoinType, Order, Query,
         SelectStatement, SubQueryStatement, WindowStatement,
@@ -24,7 +23,7 @@ use sea_orm::{
 };
 
 use super::count_value;
-use crate::error::Error;
+use crate::{db::Conn, error::Error};
 
 /// The size a chunk of a listing stays under (unless one row alone is larger).
 const CHUNK_BYTES: i64 = 4 * 1024 * 1024;
@@ -50,7 +49,7 @@ pub struct Rows<E: EntityTrait> {
 
 /// Where the reading of a page stands.
 struct Chunks<E: EntityTrait> {
-    db: DatabaseConnection,
+    db: Conn,
     listing: Listing<E>,
     ready: VecDeque<E::Model>,
     /// The sort key of the last row read, when more rows remain.
@@ -61,7 +60,7 @@ struct Chunks<E: EntityTrait> {
 
 /// Reads the first chunk of `listing`; `None` when the page is empty (the
 /// caller then tells "past the end" from "parent missing").
-pub async fn open<E>(db: &DatabaseConnection, listing: Listing<E>) -> Result<Option<Rows<E>>, Error>
+pub async fn open<E>(db: &Conn, listing: Listing<E>) -> Result<Option<Rows<E>>, Error>
 where
     E: EntityTrait,
     E::Model: FromQueryResult,

@@ -8,12 +8,12 @@ use entity::{
     message::{self, Column, Entity},
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait,
     sea_query::{Expr, Func, OnConflict, Order, Query, SelectStatement},
 };
 
 use super::{ChildKey, children, count, insert_error, listing, now, retention, update_returning};
-use crate::error::Error;
+use crate::{db::Conn, error::Error};
 
 /// The agent a message belongs to.
 #[derive(Clone, Copy, Debug)]
@@ -198,7 +198,7 @@ pub async fn append(
 /// other conflict or error writes nothing. Returns the stored records in
 /// request order.
 pub async fn append_batch(
-    db: &DatabaseConnection,
+    db: &Conn,
     key: AgentKey<'_>,
     batch: Vec<NewMessage>,
 ) -> Result<Vec<message::Model>, Error> {
@@ -293,7 +293,7 @@ pub async fn delete(db: &impl ConnectionTrait, key: AgentKey<'_>, message_id: i6
 /// agent's message count, in one round trip for a window under the chunk
 /// size (three on the rare empty page, which must tell a missing agent
 /// from the end of the list).
-pub async fn list(db: &DatabaseConnection, key: AgentKey<'_>, window: Window) -> Result<Listing, Error> {
+pub async fn list(db: &Conn, key: AgentKey<'_>, window: Window) -> Result<Listing, Error> {
     let mut select = by_agent(Entity::find(), key);
     let order = if window.descending { Order::Desc } else { Order::Asc };
     // Keyset start, and the query counting the messages ordered before it.

@@ -6,8 +6,8 @@ use entity::{
     session::{Column, Entity, Model},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
-    QueryFilter, QuerySelect, QueryTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
+    QueryTrait,
     sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement},
 };
 
@@ -17,7 +17,7 @@ use super::{
     update_returning,
     version::{self, Expected},
 };
-use crate::error::Error;
+use crate::{db::Conn, error::Error};
 
 /// What a new session is made of.
 #[derive(Debug)]
@@ -143,12 +143,7 @@ pub async fn delete(db: &impl ConnectionTrait, tenant: &str, session_id: &str) -
 }
 
 /// One page of the tenant's sessions, newest `created_at` first.
-pub async fn list(
-    db: &DatabaseConnection,
-    tenant: &str,
-    offset: u64,
-    limit: u64,
-) -> Result<listing::Page<Entity>, Error> {
+pub async fn list(db: &Conn, tenant: &str, offset: u64, limit: u64) -> Result<listing::Page<Entity>, Error> {
     let total: SelectStatement = Query::select()
         .expr(Func::count(Expr::col(Column::SessionId)))
         .from(Entity)

@@ -189,7 +189,8 @@ async fn postgres_stopped_under_write_load_loses_no_acknowledged_write() {
     }
     assert!(unavailable > 0, "the outage was never noticed");
     let counted = app.get("/health/metrics").await.expect(200);
-    assert!(counted["pool_acquire_timeouts_total"].as_u64() > Some(0), "pool waits that ran out: {counted}");
+    // Refused connections are answered at once: nobody waited out the pool.
+    assert!(counted["errors_total"].as_u64() >= Some(unavailable as u64), "503s counted: {counted}");
     assert!(slowest_503 <= Duration::from_secs(2), "a 503 took {slowest_503:?}");
     assert!(slowest < Duration::from_secs(3), "a request hung for {slowest:?}");
 

@@ -213,3 +213,54 @@ async fn postgres_locks_and_slow_statements_are_prompt_503s_that_write_nothing()
         }
     }
 }
+
+/// More requests than connections while every connection waits on a lock:
+/// the ones left without a connection are answered 503 once
+/// `database.acquire_timeout_ms` has passed, and counted as pool timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pool_exhaustion_is_a_prompt_counted_503() {
+    use sea_orm::sqlx::PgConnection;
+    let Some(database) = helpers::fresh_postgres_schema().await else { return };
+    let mut config = helpers::test_config(&database.url);
+    let pool = config.database.max_connections as usize;
+    config.database.lock_timeout_ms = 3000;
+    config.database.statement_timeout_ms = 3000;
+    config.database.acquire_timeout_ms = 400;
+    config.server.request_timeout_ms = 8000;
+    let url = database.url.clone();
+    let app = helpers::start(config, Some(database)).await;
+    app.agent("s1", "a1").await;
+    let path = TestApp::messages_path("s1", "a1");
+    let mut holder = PgConnection::connect(&url).await.expect("second connection");
+    holder.execute("BEGIN").await.expect("begin");
+    holder.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+    let writers = pool + 3;
+    let writes = futures::future::join_all((0..writers).map(|i| {
+        let body = json!({"message_id": i, "message": {"role": "user", "content": []}});
+        let (app, path) = (&app, &path);
+        async move {
+            let started = Instant::now();
+            let reply = app.post(path, &body).await;
+            (reply, started.elapsed())
+        }
+    }))
+    .await;
+    holder.execute("ROLLBACK").await.expect("unlock");
+    let mut without_connection = 0;
+    for (reply, took) in writes {
+        reply.expect_error(503, "ServiceUnavailableError");
+        assert!(took < Duration::from_secs(6), "a write took {took:?}");
+        if took < Duration::from_millis(2000) {
+            without_connection += 1;
+        }
+    }
+    assert!(without_connection >= writers - pool, "{without_connection} answered before the lock timeout");
+    let counted = app.get("/health/metrics").await.expect(200);
+    let timeouts = counted["pool_acquire_timeouts_total"].as_u64().unwrap_or(0);
+    assert!(timeouts >= (writers - pool) as u64, "pool waits that ran out: {counted}");
+    // The pool is whole again.
+    for i in 0..pool + 1 {
+        let body = json!({"message_id": i, "message": {"role": "user", "content": []}});
+        app.post(&path, &body).await.expect(201);
+    }
+}

@@ -1,14 +1,21 @@
 //! The database connection: pool set-up per backend, migrations under a
 //! lock, and the probes behind the health endpoints.
 
+mod conn;
+mod pool;
+
 use std::time::{Duration, Instant};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait,
-    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+    sqlx::{
+        postgres::PgConnectOptions,
+        sqlite::{SqliteJournalMode, SqliteSynchronous},
+    },
 };
 
+pub use self::conn::{Conn, Txn};
 use crate::config::{Backend, Config, ConfigError, DatabaseUrl};
 
 /// Both halves of the `pg_advisory_xact_lock(int, int)` key that serialises
@@ -25,7 +32,10 @@ pub type TableCounts = std::collections::BTreeMap<String, u64>;
 /// A connected database.
 #[derive(Clone, Debug)]
 pub struct Database {
-    conn: DatabaseConnection,
+    /// sea-orm's own pool: migrations, and the maintenance commands.
+    orm: DatabaseConnection,
+    /// What requests run on.
+    conn: Conn,
     backend: Backend,
     url: DatabaseUrl,
 }
@@ -55,7 +65,10 @@ pub enum StartError {
 }
 
 impl Database {
-    /// Opens the pool and checks that the database answers.
+    /// Opens the pools and checks that the database answers. On
+    /// PostgreSQL requests get a pool of their own ([`pool`]) of
+    /// `database.max_connections`; sea-orm's pool then keeps no connection
+    /// open once it has idled for a while (it serves migrations at start).
     pub async fn connect(config: &Config) -> Result<Self, StartError> {
         let url = config.database_url()?;
         let backend = url
@@ -63,10 +76,11 @@ impl Database {
             .ok_or_else(|| ConfigError::from_message(format!("unsupported database.url `{url}`")))?;
         let db = &config.database;
         let wait = config.acquire_timeout();
+        let timeouts = [db.statement_timeout_ms, db.lock_timeout_ms];
         let mut options = ConnectOptions::new(url.expose());
         options
             .max_connections(db.max_connections)
-            .min_connections(1)
+            .min_connections(u32::from(backend == Backend::Sqlite))
             .acquire_timeout(wait)
             .connect_timeout(wait)
             .sqlx_logging(false)
@@ -93,12 +107,9 @@ impl Database {
             Backend::Postgres => {
                 // The database gives up on a statement before the request
                 // deadline does, so a 503 always means "not written".
-                let statement = db.statement_timeout_ms;
-                let lock = db.lock_timeout_ms;
                 options
-                    .map_sqlx_postgres_opts(move |o| {
-                        o.options([("statement_timeout", statement), ("lock_timeout", lock)])
-                    })
+                    .map_sqlx_postgres_opts(move |o| postgres_options(o, timeouts))
+                    .idle_timeout(Duration::from_secs(30))
                     // A connection that carried a document of many MiB would
                     // keep buffers that size while it idles in the pool.
                     .map_sqlx_postgres_pool_opts(|pool| {
@@ -111,8 +122,8 @@ impl Database {
                     });
             }
         }
-        let conn = match sea_orm::Database::connect(options).await {
-            Ok(conn) => conn,
+        let orm = match sea_orm::Database::connect(options).await {
+            Ok(orm) => orm,
             Err(e) => {
                 let cause = match backend {
                     // The pool only says it timed out; one plain connection
@@ -123,12 +134,31 @@ impl Database {
                 return Err(StartError::Connect { url, cause });
             }
         };
-        Ok(Self { conn, backend, url })
+        let pool = match backend {
+            Backend::Postgres => {
+                let options = url
+                    .expose()
+                    .parse::<PgConnectOptions>()
+                    .map_err(|e| StartError::Connect { url: url.clone(), cause: e.to_string() })?;
+                let pool = pool::Pool::connect(postgres_options(options, timeouts), db.max_connections, wait)
+                    .await
+                    .map_err(|e| StartError::Connect { url: url.clone(), cause: cause_of(&e) })?;
+                Some(pool)
+            }
+            Backend::Sqlite => None,
+        };
+        Ok(Self { conn: Conn::new(orm.clone(), pool), orm, backend, url })
     }
 
-    /// The sea-orm connection every store function takes.
-    pub fn conn(&self) -> &DatabaseConnection {
+    /// What every store function takes.
+    pub fn conn(&self) -> &Conn {
         &self.conn
+    }
+
+    /// sea-orm's own connection, for what needs its types (migrations,
+    /// snapshot transactions).
+    pub fn orm(&self) -> &DatabaseConnection {
+        &self.orm
     }
 
     /// Which database system this is.
@@ -142,12 +172,12 @@ impl Database {
     pub async fn migrate_up(&self) -> Result<(), DbErr> {
         match self.backend {
             Backend::Postgres => {
-                let txn = self.conn.begin().await?;
+                let txn = self.orm.begin().await?;
                 txn.execute_unprepared(MIGRATION_LOCK).await?;
                 Migrator::up(&txn, None).await?;
                 txn.commit().await
             }
-            Backend::Sqlite => Migrator::up(&self.conn, None).await,
+            Backend::Sqlite => Migrator::up(&self.orm, None).await,
         }
     }
 
@@ -159,7 +189,7 @@ impl Database {
                 .await
                 .map_err(|e| StartError::Migrate { url: self.url.clone(), cause: cause_of(&e) });
         }
-        let pending = Migrator::get_pending_migrations_read_only(&self.conn)
+        let pending = Migrator::get_pending_migrations_read_only(&self.orm)
             .await
             .map_err(|e| StartError::Migrate { url: self.url.clone(), cause: cause_of(&e) })?
             .len();
@@ -210,10 +240,10 @@ impl Database {
 
     /// The newest applied migration, if any.
     pub async fn schema_version(&self) -> Result<Option<String>, DbErr> {
-        if !has_table(&self.conn, "seaql_migrations").await? {
+        if !has_table(&self.orm, "seaql_migrations").await? {
             return Ok(None);
         }
-        Ok(Migrator::get_migration_with_status_read_only(&self.conn)
+        Ok(Migrator::get_migration_with_status_read_only(&self.orm)
             .await?
             .into_iter()
             .filter(|m| m.status() == migration::MigrationStatus::Applied)
@@ -223,25 +253,32 @@ impl Database {
 
     /// Current pool figures.
     pub fn pool_stats(&self) -> PoolStats {
-        let (size, idle, max) = match self.backend {
-            Backend::Postgres => {
-                let pool = self.conn.get_postgres_connection_pool();
-                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
-            }
-            Backend::Sqlite => {
-                let pool = self.conn.get_sqlite_connection_pool();
-                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
-            }
-        };
-        PoolStats { size, idle: u32::try_from(idle).unwrap_or(u32::MAX), max }
+        if let Some(pool) = self.conn.pool() {
+            let pool::Stats { size, idle, max } = pool.stats();
+            return PoolStats { size, idle, max };
+        }
+        let pool = self.orm.get_sqlite_connection_pool();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+        PoolStats { size: pool.size(), idle, max: pool.options().get_max_connections() }
     }
 
-    /// Closes the pool, waiting for connections to be returned.
+    /// Closes the pools, waiting for connections to be returned.
     pub async fn close(self) {
-        if let Err(e) = self.conn.close().await {
+        if let Some(pool) = self.conn.pool() {
+            pool.close().await;
+        }
+        if let Err(e) = self.orm.close().await {
             tracing::warn!(error = %e, "closing the database pool");
         }
     }
+}
+
+/// `statement_timeout` and `lock_timeout` on every PostgreSQL connection:
+/// the database gives up on a statement before the request deadline does,
+/// so a 503 always means "not written".
+fn postgres_options(options: PgConnectOptions, timeouts: [u64; 2]) -> PgConnectOptions {
+    let [statement, lock] = timeouts;
+    options.options([("statement_timeout", statement), ("lock_timeout", lock)])
 }
 
 /// Whether `table` exists (in the current schema, on PostgreSQL).
