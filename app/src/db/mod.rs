@@ -122,7 +122,19 @@ impl Database {
                     });
             }
         }
-        let orm = match sea_orm::Database::connect(options).await {
+        // Both pools open their first connection at the same time.
+        let requests = async {
+            if backend != Backend::Postgres {
+                return Ok(None);
+            }
+            let options = url.expose().parse::<PgConnectOptions>().map_err(|e| e.to_string())?;
+            pool::Pool::connect(postgres_options(options, timeouts), db.max_connections, wait)
+                .await
+                .map(Some)
+                .map_err(|e| cause_of(&e))
+        };
+        let (orm, pool) = tokio::join!(sea_orm::Database::connect(options), requests);
+        let orm = match orm {
             Ok(orm) => orm,
             Err(e) => {
                 let cause = match backend {
@@ -134,19 +146,7 @@ impl Database {
                 return Err(StartError::Connect { url, cause });
             }
         };
-        let pool = match backend {
-            Backend::Postgres => {
-                let options = url
-                    .expose()
-                    .parse::<PgConnectOptions>()
-                    .map_err(|e| StartError::Connect { url: url.clone(), cause: e.to_string() })?;
-                let pool = pool::Pool::connect(postgres_options(options, timeouts), db.max_connections, wait)
-                    .await
-                    .map_err(|e| StartError::Connect { url: url.clone(), cause: cause_of(&e) })?;
-                Some(pool)
-            }
-            Backend::Sqlite => None,
-        };
+        let pool = pool.map_err(|cause| StartError::Connect { url: url.clone(), cause })?;
         Ok(Self { conn: Conn::new(orm.clone(), pool), orm, backend, url })
     }
 

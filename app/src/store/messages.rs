@@ -8,7 +8,7 @@ use entity::{
     message::{self, Column, Entity},
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, QueryFilter, QuerySelect, QueryTrait,
     sea_query::{Expr, Func, OnConflict, Order, Query, SelectStatement},
 };
 
@@ -293,8 +293,21 @@ pub async fn delete(db: &impl ConnectionTrait, key: AgentKey<'_>, message_id: i6
 /// agent's message count, in one round trip for a window under the chunk
 /// size (three on the rare empty page, which must tell a missing agent
 /// from the end of the list).
+///
+/// The rows leave out the keys the caller gave (their `tenant_id`,
+/// `session_id` and `agent_id` are empty): the database then sends, and
+/// the server decodes, only what differs from row to row.
 pub async fn list(db: &Conn, key: AgentKey<'_>, window: Window) -> Result<Listing, Error> {
-    let mut select = by_agent(Entity::find(), key);
+    let mut select = by_agent(Entity::find(), key).select_only().columns([
+        Column::MessageId,
+        Column::Message,
+        Column::RedactMessage,
+        Column::CreatedAt,
+        Column::UpdatedAt,
+    ]);
+    for known in [Column::TenantId, Column::SessionId, Column::AgentId] {
+        select = select.expr_as(Expr::cust("''"), known.as_str());
+    }
     let order = if window.descending { Order::Desc } else { Order::Asc };
     // Keyset start, and the query counting the messages ordered before it.
     let mut before_query = None;

@@ -3,7 +3,9 @@
 //! page read, against the rows the benchmark seeded. The statements are
 //! written out here after the ones the store issues (app/src/store):
 //! the append is one `INSERT … SELECT … WHERE <session alive> ON CONFLICT
-//! DO NOTHING`, the page one `SELECT` of 100 rows with the agent's count.
+//! DO NOTHING`, the page one `SELECT` of 100 rows with the agent's count,
+//! which reads the page only if its documents fit in a listing chunk
+//! (app/src/store/listing.rs). Values the server binds are literals here.
 
 use std::{path::Path, time::Duration};
 
@@ -24,13 +26,20 @@ pub fn script(scenario: super::Scenario) -> Option<String> {
              SELECT 'default', 'bench', 'pgbench', :id, '{document}', NULL, now(), now() WHERE {ALIVE} \
              ON CONFLICT (tenant_id, session_id, agent_id, message_id) DO NOTHING;\n"
         )),
-        super::Scenario::Page => Some(format!(
-            "SELECT message_id, message, redact_message, created_at, updated_at, \
-             (SELECT COUNT(message_id) FROM messages WHERE tenant_id = 'default' AND session_id = 'bench' \
-             AND agent_id = 'page' AND {ALIVE}) AS count_0 \
-             FROM messages WHERE tenant_id = 'default' AND session_id = 'bench' AND agent_id = 'page' AND {ALIVE} \
-             ORDER BY message_id LIMIT 100 OFFSET 0;\n"
-        )),
+        super::Scenario::Page => {
+            let agent =
+                format!("tenant_id = 'default' AND session_id = 'bench' AND agent_id = 'page' AND {ALIVE}");
+            Some(format!(
+                "SELECT message_id, message, redact_message, created_at, updated_at, \
+                 '' AS tenant_id, '' AS session_id, '' AS agent_id, \
+                 (SELECT COUNT(message_id) FROM messages WHERE {agent}) AS count_0 \
+                 FROM messages WHERE {agent} \
+                 AND (SELECT COALESCE(SUM(row_bytes), 0) FROM (SELECT COALESCE(octet_length(message), 0) \
+                 + COALESCE(octet_length(redact_message), 0) AS row_bytes FROM messages WHERE {agent} \
+                 ORDER BY message_id LIMIT 100 OFFSET 0) AS page) < 4194304 \
+                 ORDER BY message_id LIMIT 100 OFFSET 0;\n"
+            ))
+        }
         _ => None,
     }
 }
