@@ -172,7 +172,7 @@ fn assert_pools_fit(objects: &[Value]) {
         .flatten()
         .find_map(|a| a.as_str()?.strip_prefix("max_connections=")?.parse().ok())
         .expect("max_connections set explicitly");
-    assert!(pods * pool + 8 <= max, "{pods} pods x {pool} + 8 > max_connections {max}");
+    assert!(pods * (pool + 1) + 8 <= max, "{pods} pods x ({pool} + 1) + 8 > max_connections {max}");
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn pools_that_would_exhaust_postgresql_refuse_to_render() {
             "--set",
             "autoscaling.enabled=true",
             "--set",
-            "postgresql.primary.maxConnections=120",
+            "postgresql.primary.maxConnections=130",
         ],
     );
     assert!(fits.status.success(), "{}", text(&fits.stderr));

@@ -127,15 +127,16 @@ app.kubernetes.io/component: postgresql
 
 {{/* Fails the render when the API pods' pools cannot all connect to the
      in-chart PostgreSQL: pods at most (the HPA's maximum or the replica
-     count, plus one while rolling) x pool size, plus 8 kept for the
-     superuser and for backups, must fit in its max_connections. */}}
+     count, plus one while rolling) x (pool size + the one connection a pod
+     migrates on at start), plus 8 kept for the superuser and for backups,
+     must fit in its max_connections. */}}
 {{- define "session-backend.checkConnections" -}}
 {{- if .Values.postgresql.enabled }}
 {{- $pods := .Values.sessionBackend.replicaCount }}
 {{- if .Values.autoscaling.enabled }}{{ $pods = .Values.autoscaling.maxReplicas }}{{ end }}
-{{- $needed := add (mul (add $pods 1) .Values.sessionBackend.config.maxConnections) 8 }}
+{{- $needed := add (mul (add $pods 1) (add .Values.sessionBackend.config.maxConnections 1)) 8 }}
 {{- if gt (int $needed) (int .Values.postgresql.primary.maxConnections) }}
-{{- fail (printf "%d pods x sessionBackend.config.maxConnections %d (+8 reserved) = %d connections exceed postgresql.primary.maxConnections %d: lower the pool, the replicas or raise max_connections" (add $pods 1) (int .Values.sessionBackend.config.maxConnections) (int $needed) (int .Values.postgresql.primary.maxConnections)) }}
+{{- fail (printf "%d pods x (sessionBackend.config.maxConnections %d + 1) (+8 reserved) = %d connections exceed postgresql.primary.maxConnections %d: lower the pool, the replicas or raise max_connections" (add $pods 1) (int .Values.sessionBackend.config.maxConnections) (int $needed) (int .Values.postgresql.primary.maxConnections)) }}
 {{- end }}
 {{- end }}
 {{- end }}
