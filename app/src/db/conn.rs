@@ -1,19 +1,23 @@
 //! [`Conn`], what every store function runs its statements on, and its
 //! transactions ([`Txn`]). On PostgreSQL a statement takes a connection
-//! from the request [`Pool`] for exactly its own round trip; on SQLite it
-//! goes through sea-orm's pool.
+//! from the request [`Pool`] for exactly its own round trip; on SQLite a
+//! read goes through sea-orm's pool and a write to the [`Writer`], which
+//! commits the writes of many requests together.
 
 use std::future::Future;
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult,
-    RuntimeErr, Statement, TransactionTrait, Values,
+    RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Values,
     sqlx::{self, AssertSqlSafe, Executor, postgres::PgConnection},
 };
 use sea_query_sqlx::SqlxValues;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::pool::{Lease, Pool};
+use super::{
+    pool::{Lease, Pool},
+    sqlite_writer::Writer,
+};
 
 /// The database, for statements and transactions.
 #[derive(Clone, Debug)]
@@ -21,6 +25,8 @@ pub struct Conn {
     orm: DatabaseConnection,
     /// The request pool, on PostgreSQL.
     pool: Option<Pool>,
+    /// The group-commit writer, on SQLite (unless in memory).
+    writer: Option<Writer>,
 }
 
 /// A transaction; rolled back unless committed.
@@ -29,29 +35,55 @@ pub struct Txn {
 }
 
 enum TxnInner {
-    Orm(DatabaseTransaction),
+    /// On SQLite, holding the writer's turn (when there is a writer).
+    Orm(DatabaseTransaction, Option<OwnedMutexGuard<()>>),
     Pg(Mutex<Lease>),
 }
 
 impl Conn {
-    pub(super) fn new(orm: DatabaseConnection, pool: Option<Pool>) -> Self {
-        Self { orm, pool }
+    pub(super) fn new(orm: DatabaseConnection, pool: Option<Pool>, writer: Option<Writer>) -> Self {
+        Self { orm, pool, writer }
+    }
+
+    /// The writer, for a statement that changes something.
+    fn writer_for(&self, stmt: &Statement) -> Option<&Writer> {
+        self.writer.as_ref().filter(|_| !is_read(&stmt.sql))
     }
 
     pub(super) fn pool(&self) -> Option<&Pool> {
         self.pool.as_ref()
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction. Its statements must all go through it: on
+    /// SQLite it holds the turn to write, which this `Conn`'s own writes
+    /// would wait for.
     pub async fn begin(&self) -> Result<Txn, DbErr> {
         let inner = match &self.pool {
             Some(pool) => {
                 let mut lease = pool.acquire().await?;
-                traced(span("sea_orm.begin", "BEGIN"), async { lease.begin().await.map_err(exec_err) })
-                    .await?;
+                traced(span("sea_orm.begin", "postgresql", "BEGIN"), async {
+                    lease.begin().await.map_err(exec_err)
+                })
+                .await?;
                 TxnInner::Pg(Mutex::new(lease))
             }
-            None => TxnInner::Orm(self.orm.begin().await?),
+            // Every transaction of the store writes: taking the write lock
+            // at BEGIN waits its turn (busy timeout) where a read turned
+            // write would fail at once once another write committed.
+            None => {
+                let turn = match &self.writer {
+                    Some(writer) => Some(writer.turn().await?),
+                    None => None,
+                };
+                let txn = self
+                    .orm
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..TransactionOptions::default()
+                    })
+                    .await?;
+                TxnInner::Orm(txn, turn)
+            }
         };
         Ok(Txn { inner })
     }
@@ -61,11 +93,13 @@ impl Txn {
     /// Commits the transaction.
     pub async fn commit(self) -> Result<(), DbErr> {
         match self.inner {
-            TxnInner::Orm(txn) => txn.commit().await,
+            TxnInner::Orm(txn, _turn) => txn.commit().await,
             TxnInner::Pg(lease) => {
                 let mut lease = lease.into_inner();
-                traced(span("sea_orm.commit", "COMMIT"), async { lease.commit().await.map_err(exec_err) })
-                    .await
+                traced(span("sea_orm.commit", "postgresql", "COMMIT"), async {
+                    lease.commit().await.map_err(exec_err)
+                })
+                .await
             }
         }
     }
@@ -78,6 +112,10 @@ impl ConnectionTrait for Conn {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        if let Some(writer) = self.writer_for(&stmt) {
+            let span = span("sea_orm.execute", "sqlite", &stmt.sql);
+            return traced(span, writer.execute(stmt)).await;
+        }
         match &self.pool {
             Some(pool) => execute(&mut pool.acquire().await?, stmt).await,
             None => self.orm.execute_raw(stmt).await,
@@ -92,6 +130,10 @@ impl ConnectionTrait for Conn {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        if let Some(writer) = self.writer_for(&stmt) {
+            let span = span("sea_orm.query_one", "sqlite", &stmt.sql);
+            return traced(span, writer.query_one(stmt)).await;
+        }
         match &self.pool {
             Some(pool) => query_one(&mut pool.acquire().await?, stmt).await,
             None => self.orm.query_one_raw(stmt).await,
@@ -99,6 +141,10 @@ impl ConnectionTrait for Conn {
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        if let Some(writer) = self.writer_for(&stmt) {
+            let span = span("sea_orm.query_all", "sqlite", &stmt.sql);
+            return traced(span, writer.query_all(stmt)).await;
+        }
         match &self.pool {
             Some(pool) => query_all(&mut pool.acquire().await?, stmt).await,
             None => self.orm.query_all_raw(stmt).await,
@@ -110,35 +156,35 @@ impl ConnectionTrait for Conn {
 impl ConnectionTrait for Txn {
     fn get_database_backend(&self) -> DbBackend {
         match &self.inner {
-            TxnInner::Orm(txn) => txn.get_database_backend(),
+            TxnInner::Orm(txn, _) => txn.get_database_backend(),
             TxnInner::Pg(_) => DbBackend::Postgres,
         }
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         match &self.inner {
-            TxnInner::Orm(txn) => txn.execute_raw(stmt).await,
+            TxnInner::Orm(txn, _) => txn.execute_raw(stmt).await,
             TxnInner::Pg(lease) => execute(&mut *lease.lock().await, stmt).await,
         }
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         match &self.inner {
-            TxnInner::Orm(txn) => txn.execute_unprepared(sql).await,
+            TxnInner::Orm(txn, _) => txn.execute_unprepared(sql).await,
             TxnInner::Pg(lease) => execute_unprepared(&mut *lease.lock().await, sql).await,
         }
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         match &self.inner {
-            TxnInner::Orm(txn) => txn.query_one_raw(stmt).await,
+            TxnInner::Orm(txn, _) => txn.query_one_raw(stmt).await,
             TxnInner::Pg(lease) => query_one(&mut *lease.lock().await, stmt).await,
         }
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         match &self.inner {
-            TxnInner::Orm(txn) => txn.query_all_raw(stmt).await,
+            TxnInner::Orm(txn, _) => txn.query_all_raw(stmt).await,
             TxnInner::Pg(lease) => query_all(&mut *lease.lock().await, stmt).await,
         }
     }
@@ -152,14 +198,14 @@ fn prepared(stmt: Statement) -> sqlx::query::Query<'static, sqlx::Postgres, Sqlx
 }
 
 async fn execute(lease: &mut Lease, stmt: Statement) -> Result<ExecResult, DbErr> {
-    let span = span("sea_orm.execute", &stmt.sql);
+    let span = span("sea_orm.execute", "postgresql", &stmt.sql);
     let query = prepared(stmt);
     let run = lease.run(async |conn: &mut PgConnection| query.execute(conn).await);
     traced(span, async { run.await.map(Into::into).map_err(exec_err) }).await
 }
 
 async fn execute_unprepared(lease: &mut Lease, sql: &str) -> Result<ExecResult, DbErr> {
-    let span = span("sea_orm.execute_unprepared", sql);
+    let span = span("sea_orm.execute_unprepared", "postgresql", sql);
     let run = lease.run(async |conn: &mut PgConnection| {
         conn.execute(sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))).await
     });
@@ -167,14 +213,14 @@ async fn execute_unprepared(lease: &mut Lease, sql: &str) -> Result<ExecResult, 
 }
 
 async fn query_one(lease: &mut Lease, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-    let span = span("sea_orm.query_one", &stmt.sql);
+    let span = span("sea_orm.query_one", "postgresql", &stmt.sql);
     let query = prepared(stmt);
     let run = lease.run(async |conn: &mut PgConnection| query.fetch_optional(conn).await);
     traced(span, async { run.await.map(|row| row.map(Into::into)).map_err(query_err) }).await
 }
 
 async fn query_all(lease: &mut Lease, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-    let span = span("sea_orm.query_all", &stmt.sql);
+    let span = span("sea_orm.query_all", "postgresql", &stmt.sql);
     let query = prepared(stmt);
     let run = lease.run(async |conn: &mut PgConnection| query.fetch_all(conn).await);
     traced(span, async {
@@ -191,15 +237,15 @@ fn query_err(e: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(e.into()))
 }
 
-/// A client span for one PostgreSQL statement, shaped like the ones
+/// A client span for one statement of ours, shaped like the ones
 /// sea-orm makes for its own (the SQL text, never the values), so traces
 /// read the same on either backend.
-fn span(name: &'static str, sql: &str) -> tracing::Span {
+fn span(name: &'static str, system: &'static str, sql: &str) -> tracing::Span {
     let span = tracing::info_span!(
         "db",
         otel.name = name,
         otel.kind = "client",
-        db.system = "postgresql",
+        db.system = system,
         db.operation = tracing::field::Empty,
         db.statement = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
@@ -228,4 +274,9 @@ async fn traced<T>(
         };
     }
     result
+}
+
+/// Whether a statement only reads (the store's reads all start so).
+fn is_read(sql: &str) -> bool {
+    sql.trim_start().get(..6).is_some_and(|head| head.eq_ignore_ascii_case("SELECT"))
 }

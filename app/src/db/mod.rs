@@ -3,6 +3,7 @@
 
 mod conn;
 mod pool;
+mod sqlite_writer;
 
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,7 @@ impl Database {
         let db = &config.database;
         let wait = config.acquire_timeout();
         let timeouts = [db.statement_timeout_ms, db.lock_timeout_ms];
+        let in_memory = url.expose().contains(":memory:") || url.expose().contains("mode=memory");
         let mut options = ConnectOptions::new(url.expose());
         options
             .max_connections(db.max_connections)
@@ -89,7 +91,6 @@ impl Database {
             .test_before_acquire_if_idle_for(Duration::from_secs(1));
         match backend {
             Backend::Sqlite => {
-                let in_memory = url.expose().contains(":memory:") || url.expose().contains("mode=memory");
                 if in_memory {
                     // Every connection to `:memory:` is its own database.
                     options.max_connections(1).idle_timeout(None).max_lifetime(None);
@@ -100,8 +101,10 @@ impl Database {
                         .synchronous(SqliteSynchronous::Normal)
                         .foreign_keys(true)
                         .busy_timeout(wait)
-                        // Rows a streamed listing may have in flight.
-                        .row_buffer_size(4)
+                        // Rows cross from SQLite's worker thread a page at
+                        // a time (every query is read to its end, and a
+                        // listing bounds its own size: store/listing.rs).
+                        .row_buffer_size(128)
                 });
             }
             Backend::Postgres => {
@@ -147,7 +150,11 @@ impl Database {
             }
         };
         let pool = pool.map_err(|cause| StartError::Connect { url: url.clone(), cause })?;
-        Ok(Self { conn: Conn::new(orm.clone(), pool), orm, backend, url })
+        // SQLite writes go through the writer (an in-memory database has
+        // one connection: it serves everything in turn).
+        let writer = (backend == Backend::Sqlite && !in_memory)
+            .then(|| sqlite_writer::Writer::start(orm.get_sqlite_connection_pool().clone(), wait));
+        Ok(Self { conn: Conn::new(orm.clone(), pool, writer), orm, backend, url })
     }
 
     /// What every store function takes.

@@ -8,7 +8,11 @@ use crate::{
     helpers::{Backend, TestApp},
 };
 
-both_backends!(fifty_parallel_appends_are_all_stored, twenty_parallel_creates_give_one_winner);
+both_backends!(
+    fifty_parallel_appends_are_all_stored,
+    twenty_parallel_creates_give_one_winner,
+    parallel_writes_that_are_refused_fail_alone
+);
 
 async fn fifty_parallel_appends_are_all_stored(backend: Backend) {
     let app = app!(backend);
@@ -40,4 +44,54 @@ async fn twenty_parallel_creates_give_one_winner(backend: Backend) {
     assert_eq!(replies.iter().filter(|&&s| s == 201).count(), 1, "{replies:?}");
     assert_eq!(replies.iter().filter(|&&s| s == 409).count(), 19, "{replies:?}");
     assert_eq!(app.get("/api/v1/sessions").await.expect(200)["total"], 1);
+}
+
+/// Writes that arrive together (on SQLite, committed as one group) are
+/// answered one by one: replays, conflicts and missing parents fail alone,
+/// and every 201 is stored as sent.
+async fn parallel_writes_that_are_refused_fail_alone(backend: Backend) {
+    let app = app!(backend);
+    app.agent("s1", "a1").await;
+    let path = TestApp::messages_path("s1", "a1");
+    let missing = TestApp::messages_path("s1", "nobody");
+    let message = |id: u64, text: &str| json!({"message_id": id, "message": {"role": "user", "content": [{"text": text}]}});
+    let mut requests = Vec::new();
+    for id in 0..12 {
+        for variant in ["a", "a", "b", "c"] {
+            requests.push((path.clone(), message(id, &format!("{id}{variant}"))));
+        }
+        requests.push((missing.clone(), message(id, "lost")));
+    }
+    let replies = join_all(requests.iter().map(|(path, body)| {
+        let app = &app;
+        async move { (app.post(path, body).await.status.as_u16(), body.clone(), path.clone()) }
+    }))
+    .await;
+    let mut created = std::collections::HashMap::new();
+    for (status, body, to) in &replies {
+        let id = body["message_id"].as_u64().expect("id");
+        let text = body["message"]["content"][0]["text"].as_str().expect("text").to_owned();
+        match status {
+            201 => assert!(created.insert(id, text).is_none(), "two 201s for message {id}"),
+            200 | 409 => assert_eq!(to, &path, "{status} for {body}"),
+            404 => assert_eq!(to, &missing, "404 for {body}"),
+            other => panic!("{other} for {body} to {to}"),
+        }
+    }
+    let listed = app.get(&format!("{path}?offset=0")).await.expect(200);
+    assert_eq!(listed["total"], 12, "{listed}");
+    for stored in listed["messages"].as_array().expect("messages") {
+        let id = stored["message_id"].as_u64().expect("id");
+        assert_eq!(stored["message"]["content"][0]["text"].as_str(), created.get(&id).map(String::as_str));
+    }
+    // A replay of the winner is a 200, and the other contents 409.
+    for (status, body, to) in &replies {
+        let id = body["message_id"].as_u64().expect("id");
+        let text = body["message"]["content"][0]["text"].as_str().expect("text");
+        if to == &path && *status != 201 {
+            let same = created.get(&id).map(String::as_str) == Some(text);
+            assert_eq!(*status, if same { 200 } else { 409 }, "{body}");
+        }
+    }
+    app.get(&format!("{missing}?offset=0")).await.expect(404);
 }
