@@ -205,12 +205,20 @@ fn is_unavailable(err: &DbErr) -> bool {
         Sqlx::Database(db) => {
             let code = db.code().unwrap_or_default();
             if db.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>().is_some() {
-                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes.
-                code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+                // SQLITE_BUSY (5), SQLITE_LOCKED (6), and the storage
+                // failing: NOMEM (7), READONLY (8), IOERR (10), FULL (13),
+                // CANTOPEN (14); with extended codes.
+                code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14))
             } else {
                 // PostgreSQL: class 08 (connection exception), 57P01–03
-                // (shutting down, cannot connect now), 53300 (too many clients).
-                code.starts_with("08") || code.starts_with("57P") || code == "53300"
+                // (shutting down, cannot connect now), class 53 (out of
+                // disk, memory or connections), 40001 and 40P01 (a
+                // serialization failure or deadlock: a retry succeeds).
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code.starts_with("53")
+                    || code == "40001"
+                    || code == "40P01"
             }
         }
         _ => false,

@@ -131,7 +131,8 @@ impl Database {
                 return Ok(None);
             }
             let options = url.expose().parse::<PgConnectOptions>().map_err(|e| e.to_string())?;
-            pool::Pool::connect(postgres_options(options, timeouts), db.max_connections, wait)
+            let limit = Duration::from_millis(db.statement_timeout_ms.max(db.lock_timeout_ms)) + wait;
+            pool::Pool::connect(postgres_options(options, timeouts), db.max_connections, wait, limit)
                 .await
                 .map(Some)
                 .map_err(|e| cause_of(&e))
@@ -150,9 +151,10 @@ impl Database {
             }
         };
         let pool = pool.map_err(|cause| StartError::Connect { url: url.clone(), cause })?;
-        // SQLite writes go through the writer (an in-memory database has
-        // one connection: it serves everything in turn).
-        let writer = (backend == Backend::Sqlite && !in_memory)
+        // SQLite writes go through the writer, unless there is a single
+        // connection (an in-memory database, or max_connections = 1): the
+        // writer and a transaction would each hold what the other waits for.
+        let writer = (backend == Backend::Sqlite && !in_memory && db.max_connections >= 2)
             .then(|| sqlite_writer::Writer::start(orm.get_sqlite_connection_pool().clone(), wait));
         Ok(Self { conn: Conn::new(orm.clone(), pool, writer), orm, backend, url })
     }

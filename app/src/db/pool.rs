@@ -47,6 +47,10 @@ struct Shared {
     options: PgConnectOptions,
     max: u32,
     acquire_timeout: Duration,
+    /// Longest a statement may take on our side: past it the database is
+    /// not answering (a silent host, a failover), and the connection is
+    /// given up rather than held until TCP notices.
+    statement_limit: Duration,
     /// One permit per connection that may be in use.
     permits: Arc<Semaphore>,
     /// Idle connections, the most recently used last.
@@ -101,6 +105,7 @@ impl Pool {
         options: PgConnectOptions,
         max: u32,
         acquire_timeout: Duration,
+        statement_limit: Duration,
     ) -> Result<Self, DbErr> {
         let max = max.max(1);
         let pool = Self {
@@ -108,6 +113,7 @@ impl Pool {
                 options: options.disable_statement_logging(),
                 max,
                 acquire_timeout,
+                statement_limit,
                 permits: Arc::new(Semaphore::new(max as usize)),
                 idle: Mutex::new(Vec::with_capacity(max as usize)),
                 size: AtomicU32::new(0),
@@ -225,6 +231,15 @@ impl Shared {
         let stale = {
             let mut idle = self.idle();
             idle.push(Idle { conn, opened, since: Instant::now() });
+            if self.closed.load(Ordering::Acquire) {
+                // Closed meanwhile: `close` may have drained already.
+                let all: Vec<_> = idle.drain(..).map(|i| i.conn).collect();
+                drop(idle);
+                for conn in all {
+                    self.retire(conn);
+                }
+                return;
+            }
             // The oldest idle ones are at the front.
             let expired = idle.iter().take_while(|i| i.since.elapsed() >= IDLE_TIMEOUT).count();
             idle.drain(..expired).map(|i| i.conn).collect::<Vec<_>>()
@@ -258,7 +273,9 @@ impl Lease {
     ) -> Result<T, sqlx::Error> {
         let conn = self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
         self.state = State::Busy;
-        let result = statement(conn).await;
+        let result = tokio::time::timeout(self.pool.statement_limit, statement(conn))
+            .await
+            .unwrap_or_else(|_| Err(sqlx::Error::Io(std::io::ErrorKind::TimedOut.into())));
         self.state = match &result {
             Err(e) if breaks_connection(e) => State::Broken,
             _ => State::Ready,
@@ -298,9 +315,10 @@ impl Drop for Lease {
                 };
                 runtime.spawn(async move {
                     let mut conn = conn;
-                    match conn.execute("ROLLBACK").await {
-                        Ok(_) => pool.put_back(conn, opened),
-                        Err(_) => pool.discard(conn),
+                    let limit = pool.statement_limit;
+                    match tokio::time::timeout(limit, conn.execute("ROLLBACK")).await {
+                        Ok(Ok(_)) => pool.put_back(conn, opened),
+                        _ => pool.discard(conn),
                     }
                     drop(permit);
                 });

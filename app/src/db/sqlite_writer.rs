@@ -167,13 +167,15 @@ async fn commit(conn: &mut SqliteConnection, jobs: Vec<Job>) -> bool {
     for job in &jobs {
         match run_one(conn, job).await {
             Err(e) if !is_constraint(&e) => {
-                failed = Some(e.to_string());
+                failed = Some((results.len(), e.to_string()));
                 results.push(Err(statement_error(e)));
                 break;
             }
             result => results.push(result.map_err(statement_error)),
         }
     }
+    let failed_at = failed.as_ref().map(|(at, _)| *at);
+    let failed = failed.map(|(_, cause)| cause);
     let committed = match failed {
         Some(cause) => Err(cause),
         None => conn.execute(sqlx::raw_sql("COMMIT")).await.map(drop).map_err(|e| e.to_string()),
@@ -187,11 +189,13 @@ async fn commit(conn: &mut SqliteConnection, jobs: Vec<Job>) -> bool {
         }
         Err(cause) => {
             let rolled_back = conn.execute(sqlx::raw_sql("ROLLBACK")).await.is_ok();
-            let mut results = results.into_iter();
-            for job in jobs {
-                // The statement that failed keeps its own error.
-                let own = results.next().and_then(Result::err);
-                drop(job.reply.send(Err(own.unwrap_or_else(|| unavailable(&cause)))));
+            // The statement that failed keeps its own error; the others
+            // were not written (even a refusal may have been caused by a
+            // write rolled back with them): retry.
+            let mut own = failed_at.and_then(|at| results.into_iter().nth(at)).and_then(Result::err);
+            for (at, job) in jobs.into_iter().enumerate() {
+                let error = if Some(at) == failed_at { own.take() } else { None };
+                drop(job.reply.send(Err(error.unwrap_or_else(|| unavailable(&cause)))));
             }
             rolled_back
         }
@@ -204,8 +208,10 @@ async fn run_one(conn: &mut SqliteConnection, job: &Job) -> Result<Output, sqlx:
     let query = sqlx::query_with(AssertSqlSafe(sql.as_str()), SqlxValues(values));
     match job.want {
         Want::Execute => query.execute(conn).await.map(Output::Execute),
-        Want::One => query.fetch_optional(conn).await.map(|row| Output::Rows(row.into_iter().collect())),
-        Want::All => query.fetch_all(conn).await.map(Output::Rows),
+        // Read to the end even for one row: a `… RETURNING` in autocommit
+        // commits when its statement finishes, and only then may it be
+        // answered.
+        Want::One | Want::All => query.fetch_all(conn).await.map(Output::Rows),
     }
 }
 

@@ -217,6 +217,8 @@ pub async fn append_batch(
             }
         }
     }
+    // Rows locked in id order: two batches over the same ids cannot deadlock.
+    unique.sort_unstable_by_key(|m| m.message_id);
     let txn = db.begin().await?;
     let stored: HashMap<i64, message::Model> = if insert_new(&txn, key, &unique).await? == unique.len() as u64
     {

@@ -11,7 +11,8 @@ use crate::{
 both_backends!(
     fifty_parallel_appends_are_all_stored,
     twenty_parallel_creates_give_one_winner,
-    parallel_writes_that_are_refused_fail_alone
+    parallel_writes_that_are_refused_fail_alone,
+    overlapping_batches_in_opposite_orders_both_succeed
 );
 
 async fn fifty_parallel_appends_are_all_stored(backend: Backend) {
@@ -94,4 +95,30 @@ async fn parallel_writes_that_are_refused_fail_alone(backend: Backend) {
         }
     }
     app.get(&format!("{missing}?offset=0")).await.expect(404);
+}
+
+/// Two batches over the same ids, one in reverse order, sent at once: both
+/// succeed (rows are written in id order, so they cannot deadlock).
+async fn overlapping_batches_in_opposite_orders_both_succeed(backend: Backend) {
+    let app = app!(backend);
+    app.session("s1").await;
+    for round in 0..8 {
+        let agent = format!("a{round}");
+        app.post(
+            "/api/v1/sessions/s1/agents",
+            &json!({"agent_id": agent, "state": {}, "conversation_manager_state": {}}),
+        )
+        .await
+        .expect(201);
+        let path = format!("{}/batch", TestApp::messages_path("s1", &agent));
+        let message = |id: u64| json!({"message_id": id, "message": {"role": "user", "content": [{"text": format!("m{id}")}]}});
+        let forward = json!({"messages": (0..40).map(message).collect::<Vec<_>>()});
+        let backward = json!({"messages": (0..40).rev().map(message).collect::<Vec<_>>()});
+        let (a, b) = futures::join!(app.post(&path, &forward), app.post(&path, &backward));
+        for reply in [a, b] {
+            assert!(matches!(reply.status.as_u16(), 200 | 201), "round {round}: {}", reply.status);
+        }
+        let listed = app.get(&format!("{}?offset=0", TestApp::messages_path("s1", &agent))).await.expect(200);
+        assert_eq!(listed["total"], 40);
+    }
 }
