@@ -166,7 +166,6 @@ impl Drop for Proxy {
 /// do not need the locked table keep being answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_locks_and_slow_statements_are_prompt_503s_that_write_nothing() {
-    use sea_orm::sqlx::PgConnection;
     for (lock_ms, statement_ms) in [(300, 2000), (3000, 300)] {
         let Some(database) = helpers::fresh_postgres_schema().await else { return };
         let mut config = helpers::test_config(&database.url);
@@ -177,19 +176,9 @@ async fn postgres_locks_and_slow_statements_are_prompt_503s_that_write_nothing()
         let app = helpers::start(config, Some(database)).await;
         app.agent("s1", "a1").await;
         let path = TestApp::messages_path("s1", "a1");
-        let mut holder = PgConnection::connect(&url).await.expect("second connection");
-        holder.execute("BEGIN").await.expect("begin");
-        holder.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+        let mut holder = lock_messages(&url).await;
         // More writers than the pool has connections.
-        let writes = futures::future::join_all((0..8).map(|i| {
-            let body = json!({"message_id": i, "message": {"role": "user", "content": []}});
-            let (app, path) = (&app, &path);
-            async move {
-                let started = Instant::now();
-                let reply = app.post(path, &body).await;
-                (reply, started.elapsed())
-            }
-        }));
+        let writes = timed_appends(&app, &path, 8);
         let reads = async {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let started = Instant::now();
@@ -219,7 +208,6 @@ async fn postgres_locks_and_slow_statements_are_prompt_503s_that_write_nothing()
 /// `database.acquire_timeout_ms` has passed, and counted as pool timeouts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_pool_exhaustion_is_a_prompt_counted_503() {
-    use sea_orm::sqlx::PgConnection;
     let Some(database) = helpers::fresh_postgres_schema().await else { return };
     let mut config = helpers::test_config(&database.url);
     let pool = config.database.max_connections as usize;
@@ -231,20 +219,9 @@ async fn postgres_pool_exhaustion_is_a_prompt_counted_503() {
     let app = helpers::start(config, Some(database)).await;
     app.agent("s1", "a1").await;
     let path = TestApp::messages_path("s1", "a1");
-    let mut holder = PgConnection::connect(&url).await.expect("second connection");
-    holder.execute("BEGIN").await.expect("begin");
-    holder.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+    let mut holder = lock_messages(&url).await;
     let writers = pool + 3;
-    let writes = futures::future::join_all((0..writers).map(|i| {
-        let body = json!({"message_id": i, "message": {"role": "user", "content": []}});
-        let (app, path) = (&app, &path);
-        async move {
-            let started = Instant::now();
-            let reply = app.post(path, &body).await;
-            (reply, started.elapsed())
-        }
-    }))
-    .await;
+    let writes = timed_appends(&app, &path, writers).await;
     holder.execute("ROLLBACK").await.expect("unlock");
     let mut without_connection = 0;
     for (reply, took) in writes {
@@ -263,4 +240,25 @@ async fn postgres_pool_exhaustion_is_a_prompt_counted_503() {
         let body = json!({"message_id": i, "message": {"role": "user", "content": []}});
         app.post(&path, &body).await.expect(201);
     }
+}
+
+/// A second connection holding `messages` locked until it rolls back.
+async fn lock_messages(url: &str) -> sea_orm::sqlx::PgConnection {
+    let mut holder = sea_orm::sqlx::PgConnection::connect(url).await.expect("second connection");
+    holder.execute("BEGIN").await.expect("begin");
+    holder.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE").await.expect("lock");
+    holder
+}
+
+/// `n` appends to `path` sent at once, each answer with how long it took.
+async fn timed_appends(app: &TestApp, path: &str, n: usize) -> Vec<(helpers::Reply, Duration)> {
+    futures::future::join_all((0..n).map(|i| {
+        let body = json!({"message_id": i, "message": {"role": "user", "content": []}});
+        async move {
+            let started = Instant::now();
+            let reply = app.post(path, &body).await;
+            (reply, started.elapsed())
+        }
+    }))
+    .await
 }
