@@ -146,6 +146,17 @@ fn is_pool_timeout(err: &DbErr) -> bool {
     }
 }
 
+impl Error {
+    /// `err` as the answer of every one of `requests` requests that shared
+    /// the statement: a pool timeout is counted once for each.
+    pub fn shared_by(err: DbErr, requests: usize) -> Self {
+        if is_pool_timeout(&err) {
+            (1..requests).for_each(|_| crate::metrics::pool_timed_out());
+        }
+        Self::from(err)
+    }
+}
+
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
         if is_pool_timeout(&err) {
@@ -175,6 +186,13 @@ fn postgres_code(err: &DbErr) -> Option<String> {
     let db = e.as_database_error()?;
     db.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>()?;
     db.code().map(|c| c.into_owned())
+}
+
+/// Whether PostgreSQL aborted the statement for colliding with another
+/// transaction (a serialization failure or a deadlock): the same work
+/// succeeds when tried again.
+pub fn is_collision(err: &DbErr) -> bool {
+    postgres_code(err).is_some_and(|code| code == "40001" || code == "40P01")
 }
 
 /// Whether PostgreSQL cancelled the statement for running past

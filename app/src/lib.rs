@@ -34,6 +34,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Clone, Debug)]
 struct AppState {
     db: Database,
+    /// Single-message appends, written in groups.
+    appender: store::appender::Appender,
     metrics: Arc<Metrics>,
     health_timeout: Duration,
     storage: config::StorageConfig,
@@ -51,8 +53,10 @@ fn app(
     metrics: Arc<Metrics>,
     draining: Draining,
 ) -> impl Endpoint + 'static {
+    let appender = store::appender::Appender::start(db.conn().clone(), config.acquire_timeout());
     let state = AppState {
         db,
+        appender,
         metrics: metrics.clone(),
         health_timeout: Duration::from_millis(config.database.health_timeout_ms),
         storage: config.storage.clone(),

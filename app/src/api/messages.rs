@@ -262,7 +262,7 @@ impl MessagesApi {
         body: JsonBody<CreateMessageRequest>,
     ) -> ApiResult<Appended201, MissingOrDuplicate> {
         let key = key(&tenant, &session_id, &agent_id);
-        Ok(match store::messages::append(state.db.conn(), key, body.0.into()).await? {
+        Ok(match state.appender.append(key, body.0.into()).await? {
             Appended::Created(m) => Appended201::Created(JsonBody(m.into())),
             Appended::Replayed(m) => Appended201::Replayed(JsonBody(m.into())),
         })

@@ -97,7 +97,7 @@ fn by_agent<Q: QueryFilter>(query: Q, key: AgentKey<'_>) -> Q {
         .filter(retention::alive(key.tenant, key.session_id))
 }
 
-fn into_model(key: AgentKey<'_>, new: NewMessage, now: DateTime<Utc>) -> message::Model {
+pub(super) fn into_model(key: AgentKey<'_>, new: NewMessage, now: DateTime<Utc>) -> message::Model {
     message::Model {
         tenant_id: key.tenant.to_owned(),
         session_id: key.session_id.to_owned(),
@@ -176,7 +176,15 @@ pub async fn append(
     key: AgentKey<'_>,
     new: NewMessage,
 ) -> Result<Appended, Error> {
-    let model = into_model(key, new, now());
+    append_model(db, key, into_model(key, new, now())).await
+}
+
+/// [`append`] of a message already made into a row.
+pub(super) async fn append_model(
+    db: &impl ConnectionTrait,
+    key: AgentKey<'_>,
+    model: message::Model,
+) -> Result<Appended, Error> {
     if insert_new(db, key, std::slice::from_ref(&model)).await? == 1 {
         return Ok(Appended::Created(model));
     }

@@ -4,6 +4,7 @@
 //! stream their rows ([`listing`]).
 
 pub mod agents;
+pub mod appender;
 pub mod blobs;
 pub mod children;
 pub mod listing;

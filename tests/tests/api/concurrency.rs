@@ -12,7 +12,9 @@ both_backends!(
     fifty_parallel_appends_are_all_stored,
     twenty_parallel_creates_give_one_winner,
     parallel_writes_that_are_refused_fail_alone,
-    overlapping_batches_in_opposite_orders_both_succeed
+    overlapping_batches_in_opposite_orders_both_succeed,
+    parallel_appends_to_many_agents_each_land_where_sent,
+    appends_racing_the_deletion_of_their_agent_are_201_or_404
 );
 
 async fn fifty_parallel_appends_are_all_stored(backend: Backend) {
@@ -120,5 +122,81 @@ async fn overlapping_batches_in_opposite_orders_both_succeed(backend: Backend) {
         }
         let listed = app.get(&format!("{}?offset=0", TestApp::messages_path("s1", &agent))).await.expect(200);
         assert_eq!(listed["total"], 40);
+    }
+}
+
+/// Appends to many agents at once (which the server writes together) each
+/// land on their own agent, large ones included, and nothing else does.
+async fn parallel_appends_to_many_agents_each_land_where_sent(backend: Backend) {
+    let app = app!(backend);
+    let mut paths = Vec::new();
+    for s in 0..4 {
+        app.session(&format!("s{s}")).await;
+        for a in 0..4 {
+            app.agent_in(&format!("s{s}"), &format!("a{a}")).await;
+            paths.push(TestApp::messages_path(&format!("s{s}"), &format!("a{a}")));
+        }
+    }
+    let text = |path: &str, id: u64| {
+        // Every seventh message is larger than the server writes in groups.
+        let filler = if id % 7 == 3 { "x".repeat(100 * 1024) } else { String::new() };
+        format!("{path}#{id}{filler}")
+    };
+    let requests: Vec<(String, serde_json::Value)> = (0..10)
+        .flat_map(|id| paths.iter().map(move |path| (path.clone(), id)))
+        .map(|(path, id)| {
+            let body = json!({"message_id": id, "message": {"role": "user", "content": [{"text": text(&path, id)}]}});
+            (path, body)
+        })
+        .collect();
+    let replies = join_all(requests.iter().map(|(path, body)| {
+        let app = &app;
+        async move { app.post(path, body).await.status.as_u16() }
+    }))
+    .await;
+    assert!(replies.iter().all(|&s| s == 201), "{replies:?}");
+    for path in &paths {
+        let listed = app.get(&format!("{path}?offset=0")).await.expect(200);
+        assert_eq!(listed["total"], 10, "{path}");
+        for (id, stored) in listed["messages"].as_array().expect("messages").iter().enumerate() {
+            assert_eq!(stored["message_id"], id);
+            assert_eq!(
+                stored["message"]["content"][0]["text"].as_str(),
+                Some(text(path, id as u64).as_str())
+            );
+        }
+    }
+}
+
+/// An agent deleted while appends to it and to others are in flight: each
+/// of its appends is stored (and then deleted with it) or a 404, never a
+/// server error, and the other agents' appends are unaffected.
+async fn appends_racing_the_deletion_of_their_agent_are_201_or_404(backend: Backend) {
+    let app = app!(backend);
+    app.session("s1").await;
+    for round in 0..4 {
+        let (doomed, kept) = (format!("doomed{round}"), format!("kept{round}"));
+        app.agent_in("s1", &doomed).await;
+        app.agent_in("s1", &kept).await;
+        let appends = join_all((0..40).map(|i| {
+            let agent = if i % 2 == 0 { &doomed } else { &kept };
+            let path = TestApp::messages_path("s1", agent);
+            let body = json!({"message_id": i, "message": {"role": "user", "content": []}});
+            let app = &app;
+            async move { (i, app.post(&path, &body).await.status.as_u16()) }
+        }));
+        let deletion = async {
+            tokio::time::sleep(std::time::Duration::from_millis(round * 3)).await;
+            app.delete(&format!("/api/v1/sessions/s1/agents/{doomed}")).await.status.as_u16()
+        };
+        let (appends, deleted) = tokio::join!(appends, deletion);
+        assert_eq!(deleted, 204, "round {round}");
+        for (i, status) in appends {
+            let allowed: &[u16] = if i % 2 == 0 { &[201, 404] } else { &[201] };
+            assert!(allowed.contains(&status), "round {round}: append {i} answered {status}");
+        }
+        let kept_path = TestApp::messages_path("s1", &kept);
+        assert_eq!(app.get(&format!("{kept_path}?offset=0")).await.expect(200)["total"], 20);
+        app.get(&format!("/api/v1/sessions/s1/agents/{doomed}")).await.expect(404);
     }
 }

@@ -159,6 +159,11 @@ impl TestApp {
     /// Creates a session and an agent in it, asserting 201s.
     pub async fn agent(&self, session: &str, agent: &str) -> Value {
         self.session(session).await;
+        self.agent_in(session, agent).await
+    }
+
+    /// Creates an agent in an existing session, asserting 201.
+    pub async fn agent_in(&self, session: &str, agent: &str) -> Value {
         self.post(
             &format!("/api/v1/sessions/{}/agents", enc(session)),
             &serde_json::json!({"agent_id": agent, "state": {}, "conversation_manager_state": {}}),
