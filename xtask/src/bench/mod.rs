@@ -100,6 +100,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         for &scenario in &scenarios {
             eprintln!("{backend}: {} …", scenario.name());
+            if let Err(e) = database.settle() {
+                eprintln!("  not vacuumed first: {e}");
+            }
             server.reset_peak();
             let cpu = server.cpu();
             let duration = Duration::from_secs(args.seconds);
@@ -167,6 +170,20 @@ impl Database {
                 Ok(Self { url: url.clone(), pgbench: Some(url), schema: Some((base, schema)) })
             }
         }
+    }
+
+    /// Vacuums and analyzes the run's tables (PostgreSQL), so that the rows
+    /// one scenario wrote do not leave autovacuum running into the next.
+    fn settle(&self) -> Result<(), String> {
+        let Some((_, schema)) = &self.schema else { return Ok(()) };
+        let listed = format!("SELECT tablename FROM pg_tables WHERE schemaname = '{schema}'");
+        let tables = output("psql", &[self.url.clone(), "-Atc".into(), listed])?;
+        let tables: Vec<String> = tables.lines().map(|t| format!("{schema}.\"{t}\"")).collect();
+        if tables.is_empty() {
+            return Ok(());
+        }
+        output("psql", &[self.url.clone(), "-qc".into(), format!("VACUUM (ANALYZE) {}", tables.join(", "))])
+            .map(drop)
     }
 
     /// Drops what the run made.
