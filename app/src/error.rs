@@ -196,9 +196,15 @@ pub fn is_collision(err: &DbErr) -> bool {
 }
 
 /// Whether PostgreSQL cancelled the statement for running past
-/// `statement_timeout` (57014) or waiting past `lock_timeout` (55P03).
+/// `statement_timeout` (57014) or waiting past `lock_timeout`.
 fn is_timeout(err: &DbErr) -> bool {
-    postgres_code(err).is_some_and(|code| code == "57014" || code == "55P03")
+    postgres_code(err).is_some_and(|code| code == "57014") || is_lock_timeout(err)
+}
+
+/// Whether PostgreSQL cancelled the statement for waiting past
+/// `lock_timeout` (55P03) on a lock another transaction holds.
+pub fn is_lock_timeout(err: &DbErr) -> bool {
+    postgres_code(err).is_some_and(|code| code == "55P03")
 }
 
 /// Whether the error means "the database cannot be reached right now"

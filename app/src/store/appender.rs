@@ -9,10 +9,13 @@
 //! skips taken ids; an append whose row came back is created, and any other
 //! (a taken id, a missing agent, a lapsed session, the same key twice in
 //! one group) is answered by [`messages::append`] on its own, which tells
-//! a replay from a conflict from a missing agent. A group the database
-//! refuses as a whole is also retried one by one, so one bad row fails
-//! only itself; a database that cannot be reached fails every append in
-//! the group with 503.
+//! a replay from a conflict from a missing agent. A row whose agent or
+//! session another transaction holds locked (a delete under way) is left
+//! out the same way, so one agent's lock never holds up the appends of
+//! others. A group the database refuses as a whole, or gives up on after
+//! `lock_timeout`, is retried one by one, so one bad row fails only
+//! itself; a database that cannot be reached fails every append in the
+//! group with 503.
 //!
 //! An append waits for a group at most as long as for a connection
 //! (`database.acquire_timeout_ms`), then it is a counted pool timeout and
@@ -34,7 +37,10 @@ use entity::{
 };
 use sea_orm::{
     ConnAcquireErr, ConnectionTrait, DbErr,
-    sea_query::{Alias, Expr, ExprTrait, IntoIden, OnConflict, Query, SelectStatement, ValueTuple},
+    sea_query::{
+        Alias, Expr, ExprTrait, IntoIden, LockBehavior, LockType, OnConflict, Query, SelectStatement,
+        ValueTuple,
+    },
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::Instrument;
@@ -197,12 +203,14 @@ async fn write(conn: Conn, group: Vec<Job>, _slot: OwnedSemaphorePermit) {
             // The database unreachable: every append fails with it. The
             // statement refused (a constraint its checks could not see
             // coming, such as an agent deleted meanwhile; a collision with
-            // another transaction; anything else): each on its own.
-            let unavailable = if e.sql_err().is_some() || error::is_collision(&e) {
-                None
-            } else {
-                Some(Error::shared_by(e, rows.len())).filter(|e| matches!(e, Error::Unavailable(_)))
-            };
+            // another transaction; a lock one of its rows waited for too
+            // long; anything else): each on its own.
+            let unavailable =
+                if e.sql_err().is_some() || error::is_collision(&e) || error::is_lock_timeout(&e) {
+                    None
+                } else {
+                    Some(Error::shared_by(e, rows.len())).filter(|e| matches!(e, Error::Unavailable(_)))
+                };
             for job in rows {
                 let _ = job.reply.send(match &unavailable {
                     Some(e) => Outcome::Failed(e.clone()),
@@ -275,6 +283,11 @@ async fn insert_all(conn: &Conn, jobs: &[Job]) -> Result<HashSet<RowKey>, DbErr>
         .and_where(Expr::col((agent::Entity, agent::Column::SessionId)).eq(v(2)))
         .and_where(Expr::col((agent::Entity, agent::Column::AgentId)).eq(v(3)))
         .cond_where(retention::unexpired())
+        // A row whose agent or session another transaction is deleting is
+        // left out rather than waited for (the insert's foreign-key check
+        // would wait on that lock, holding up every append in the group),
+        // and answered on its own. SQLite, with one writer, has no row locks.
+        .lock_with_behavior(LockType::KeyShare, LockBehavior::SkipLocked)
         .to_owned();
     let mut select = SelectStatement::new();
     select

@@ -16,6 +16,7 @@ use crate::{
 both_backends!(
     api_calls_need_a_known_key,
     tenants_see_only_their_own_rows_on_every_route,
+    appends_of_two_tenants_to_the_same_ids_at_once_stay_apart,
     keys_rotate_through_the_keys_file_without_a_restart,
     rate_limit_answers_429_per_tenant,
 );
@@ -290,6 +291,56 @@ async fn tenants_see_only_their_own_rows_on_every_route(backend: Backend) {
     assert_eq!(everything(&app, a).await, before, "B's rows of the same ids are B's alone");
     send(&app, Method::DELETE, "/api/v1/sessions/s%3A1", Some(b), None).await.expect(204);
     assert_eq!(everything(&app, a).await, before, "deleting B's session leaves A's");
+}
+
+/// Two tenants appending at once to sessions, agents and message ids of
+/// the same names (which the server writes in shared statements): each
+/// append lands in its own tenant's agent, and one tenant's agent never
+/// stands in for another's missing one.
+async fn appends_of_two_tenants_to_the_same_ids_at_once_stay_apart(backend: Backend) {
+    let (key_a, key_b) = (mint(), mint());
+    let Some((app, _dir)) = keyed_app(backend, &[("team-a", &key_a), ("team-b", &key_b)], |_| {}).await
+    else {
+        return;
+    };
+    let (a, b) = (key_a.key.as_str(), key_b.key.as_str());
+    for key in [a, b] {
+        send(&app, Method::POST, "/api/v1/sessions", Some(key), Some(&json!({"session_id": "s1"})))
+            .await
+            .expect(201);
+        let agent = json!({"agent_id": "a1", "state": {}, "conversation_manager_state": {}});
+        send(&app, Method::POST, "/api/v1/sessions/s1/agents", Some(key), Some(&agent)).await.expect(201);
+    }
+    // Only tenant A has an agent a2.
+    let agent = json!({"agent_id": "a2", "state": {}, "conversation_manager_state": {}});
+    send(&app, Method::POST, "/api/v1/sessions/s1/agents", Some(a), Some(&agent)).await.expect(201);
+    let message = |tenant: &str, id: u64| json!({"message_id": id, "message": {"role": "user", "content": [{"text": format!("{tenant}#{id}")}]}});
+    let mut requests = Vec::new();
+    for id in 0..16 {
+        for (tenant, key) in [("a", a), ("b", b)] {
+            requests.push((tenant, key, "a1", message(tenant, id)));
+            requests.push((tenant, key, "a2", message(tenant, id)));
+        }
+    }
+    let replies = futures::future::join_all(requests.iter().map(|(_, key, agent, body)| {
+        let (app, path) = (&app, format!("/api/v1/sessions/s1/agents/{agent}/messages"));
+        async move { send(app, Method::POST, &path, Some(key), Some(body)).await.status.as_u16() }
+    }))
+    .await;
+    for ((tenant, _, agent, body), status) in requests.iter().zip(replies) {
+        let expected = if *tenant == "b" && *agent == "a2" { 404 } else { 201 };
+        assert_eq!(status, expected, "tenant {tenant}, agent {agent}: {body}");
+    }
+    for (tenant, key, agent, total) in [("a", a, "a1", 16), ("a", a, "a2", 16), ("b", b, "a1", 16)] {
+        let path = format!("/api/v1/sessions/s1/agents/{agent}/messages?offset=0");
+        let listed = send(&app, Method::GET, &path, Some(key), None).await.expect(200);
+        assert_eq!(listed["total"], total, "tenant {tenant}, agent {agent}");
+        for stored in listed["messages"].as_array().expect("messages") {
+            let id = stored["message_id"].as_u64().expect("id");
+            assert_eq!(stored["message"], message(tenant, id)["message"], "tenant {tenant}, agent {agent}");
+        }
+    }
+    send(&app, Method::GET, "/api/v1/sessions/s1/agents/a2/messages", Some(b), None).await.expect(404);
 }
 
 /// Polls `check` every 20 ms for up to 5 s.

@@ -242,6 +242,54 @@ async fn postgres_pool_exhaustion_is_a_prompt_counted_503() {
     }
 }
 
+/// An agent that another transaction holds locked (a delete under way)
+/// holds up only the appends to it: appends to other agents that arrive
+/// with them, and so share their groups, are written at once rather than
+/// waiting on that lock past `database.acquire_timeout_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_locked_agent_holds_up_only_its_own_appends() {
+    let Some(database) = helpers::fresh_postgres_schema().await else { return };
+    let mut config = helpers::test_config(&database.url);
+    config.database.lock_timeout_ms = 3000;
+    config.database.statement_timeout_ms = 4000;
+    config.database.acquire_timeout_ms = 500;
+    config.server.request_timeout_ms = 9000;
+    let url = database.url.clone();
+    let app = helpers::start(config, Some(database)).await;
+    let free: Vec<String> = (0..24).map(|i| format!("free-{i}")).collect();
+    app.agent("s1", "locked").await;
+    for agent in &free {
+        app.agent_in("s1", agent).await;
+    }
+    let mut holder = sea_orm::sqlx::PgConnection::connect(&url).await.expect("second connection");
+    holder.execute("BEGIN").await.expect("begin");
+    holder
+        .execute("SELECT 1 FROM agents WHERE agent_id = 'locked' FOR UPDATE")
+        .await
+        .expect("lock the agent");
+    // Fewer locked appends than the pool has connections, spread among the rest.
+    let mut paths: Vec<String> = free.iter().map(|a| TestApp::messages_path("s1", a)).collect();
+    for at in [0, 9, 18] {
+        paths.insert(at, TestApp::messages_path("s1", "locked"));
+    }
+    let body = json!({"message_id": 0, "message": {"role": "user", "content": [{"text": "hi"}]}});
+    let replies = futures::future::join_all(paths.iter().map(|path| app.post(path, &body))).await;
+    holder.execute("ROLLBACK").await.expect("unlock");
+    for (path, reply) in paths.iter().zip(replies) {
+        if path.ends_with("/locked/messages") {
+            reply.expect_error(503, "ServiceUnavailableError");
+        } else {
+            reply.expect(201);
+        }
+    }
+    let locked = TestApp::messages_path("s1", "locked");
+    assert_eq!(app.get(&format!("{locked}?offset=0")).await.expect(200)["total"], 0, "a 503 wrote nothing");
+    for agent in &free {
+        let listed = app.get(&format!("{}?offset=0", TestApp::messages_path("s1", agent))).await.expect(200);
+        assert_eq!(listed["total"], 1, "{agent}: {listed}");
+    }
+}
+
 /// A second connection holding `messages` locked until it rolls back.
 async fn lock_messages(url: &str) -> sea_orm::sqlx::PgConnection {
     let mut holder = sea_orm::sqlx::PgConnection::connect(url).await.expect("second connection");
