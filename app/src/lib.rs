@@ -64,8 +64,8 @@ fn app(
         default_ttl_seconds: config.retention.default_ttl_seconds,
     };
     let api = api::service();
-    let document = api::document(auth.enabled());
-    let docs = api::swagger_ui(&api, &document);
+    let document = bytes::Bytes::from(api::document(auth.enabled()));
+    let docs = api::swagger_ui(document.clone());
     let spec = api::document_endpoint(document);
     let routes = api::Routes::of_document();
     let limits = middleware::BodyLimits {

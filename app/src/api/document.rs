@@ -5,11 +5,11 @@
 //! on those operations, so Swagger UI's "Authorize" sends the key and a
 //! fuzzer knows to. Probes and docs never require one.
 
-use poem::{Endpoint, Response, endpoint::make_sync, web::Html};
-use poem_openapi::OpenApiService;
-use serde_json::{Value, json};
+use std::sync::OnceLock;
 
-use super::Apis;
+use bytes::Bytes;
+use poem::{Endpoint, Response, endpoint::make_sync};
+use serde_json::{Value, json};
 
 const BEARER: &str = "bearerAuth";
 const API_KEY: &str = "apiKeyAuth";
@@ -62,13 +62,24 @@ pub fn document(secured: bool) -> String {
 }
 
 /// `GET /openapi.json`.
-pub fn endpoint(document: String) -> impl Endpoint + 'static {
+pub fn endpoint(document: Bytes) -> impl Endpoint + 'static {
     make_sync(move |_| Response::builder().content_type("application/json").body(document.clone()))
 }
 
-/// `GET /docs`: poem-openapi's Swagger UI, showing `document`.
-pub fn swagger_ui(api: &OpenApiService<Apis, ()>, document: &str) -> impl Endpoint + 'static {
-    // The page embeds the document it is given verbatim: swap ours in.
-    let html = api.swagger_ui_html().replacen(&api.spec(), document, 1);
-    poem::Route::new().at("/", make_sync(move |_| Html(html.clone())))
+/// `GET /docs`: poem-openapi's Swagger UI, showing `document`. The page
+/// inlines the 1.6 MiB Swagger UI bundle, so it is built on the first visit
+/// rather than at start-up, which an idle server's memory would keep paying
+/// for.
+pub fn swagger_ui(document: Bytes) -> impl Endpoint + 'static {
+    let page = OnceLock::<Bytes>::new();
+    let endpoint = make_sync(move |_| {
+        let html = page.get_or_init(|| {
+            let api = super::service();
+            // The page embeds the document it is given verbatim: swap ours in.
+            let ours = String::from_utf8_lossy(&document);
+            api.swagger_ui_html().replacen(&api.spec(), &ours, 1).into()
+        });
+        Response::builder().content_type("text/html; charset=utf-8").body(html.clone())
+    });
+    poem::Route::new().at("/", endpoint)
 }
