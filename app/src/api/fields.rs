@@ -8,7 +8,7 @@
 
 use std::{borrow::Cow, fmt};
 
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Timelike, Utc};
 use entity::JsonText;
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef},
@@ -243,9 +243,45 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`, as chrono writes it, without its
+    /// formatting machinery and allocation (a page of messages writes two
+    /// per row); `None` for the instants chrono writes differently: years
+    /// outside 0–9999 and leap seconds.
+    fn rfc3339(&self) -> Option<[u8; 32]> {
+        let t = &self.0;
+        let year = u32::try_from(t.year()).ok().filter(|year| *year <= 9999)?;
+        let micros = Some(t.nanosecond()).filter(|nanos| *nanos < 1_000_000_000)? / 1000;
+        let mut text = *b"0000-00-00T00:00:00.000000+00:00";
+        for (range, value) in [
+            (0..4, year),
+            (5..7, t.month()),
+            (8..10, t.day()),
+            (11..13, t.hour()),
+            (14..16, t.minute()),
+            (17..19, t.second()),
+            (20..26, micros),
+        ] {
+            let mut rest = value;
+            for digit in text[range].iter_mut().rev() {
+                *digit = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+        }
+        Some(text)
+    }
+
+    fn with_text<R>(&self, write: impl FnOnce(&str) -> R) -> R {
+        match self.rfc3339() {
+            Some(text) => write(std::str::from_utf8(&text).unwrap_or_default()),
+            None => write(&self.0.to_rfc3339_opts(SecondsFormat::Micros, false)),
+        }
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Micros, false))
+        self.with_text(|text| f.write_str(text))
     }
 }
 
@@ -257,7 +293,7 @@ impl From<DateTime<Utc>> for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        self.with_text(|text| s.serialize_str(text))
     }
 }
 
@@ -576,5 +612,48 @@ impl<T: ParseFromJSON> ParseFromJSON for ObjectOf<T> {
 impl<T: ToJSON> ToJSON for ObjectOf<T> {
     fn to_json(&self) -> Option<Value> {
         self.0.to_json()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeDelta};
+
+    use super::*;
+
+    /// The fast path writes what chrono writes, across the years it covers,
+    /// and hands the rest (years outside 0–9999, leap seconds) to chrono.
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        let start =
+            NaiveDate::from_ymd_opt(-2, 12, 25).and_then(|d| d.and_hms_micro_opt(7, 8, 9, 1)).expect("date");
+        let mut t = start.and_utc();
+        // A step that is no whole number of days, hours or seconds, so the
+        // sweep meets every month, leap years and all fields' carries.
+        let step = TimeDelta::seconds(3_652_427 * 8 + 3_607) + TimeDelta::microseconds(654_321);
+        let mut fast = 0;
+        while t.year() <= 10_001 {
+            let ours = Timestamp(t);
+            assert_eq!(ours.to_string(), t.to_rfc3339_opts(SecondsFormat::Micros, false));
+            assert_eq!(serde_json::to_string(&ours).expect("json"), format!("\"{ours}\""));
+            fast += usize::from(ours.rfc3339().is_some());
+            t += step;
+        }
+        assert!(fast > 10_000, "the sweep mostly took the fast path ({fast})");
+        for edge in [
+            "0000-01-01T00:00:00.000000+00:00",
+            "9999-12-31T23:59:59.999999+00:00",
+            "2024-02-29T12:00:00+00:00",
+        ] {
+            let parsed = Timestamp::parse(edge).expect("edge");
+            assert!(parsed.rfc3339().is_some(), "{edge}");
+            assert_eq!(parsed.to_string(), parsed.0.to_rfc3339_opts(SecondsFormat::Micros, false));
+        }
+        for slow in ["0000-01-01T00:30:00+01:00", "9999-12-31T23:59:59-01:00", "2016-12-31T23:59:60.5+00:00"]
+        {
+            let parsed = Timestamp::parse(slow).expect("parses");
+            assert!(parsed.rfc3339().is_none(), "{slow}");
+            assert_eq!(parsed.to_string(), parsed.0.to_rfc3339_opts(SecondsFormat::Micros, false));
+        }
     }
 }
