@@ -5,11 +5,15 @@
 //! on those operations, so Swagger UI's "Authorize" sends the key and a
 //! fuzzer knows to. Probes and docs never require one.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use poem::{Endpoint, Response, endpoint::make_sync};
+use poem::{
+    Endpoint, Response,
+    endpoint::{make, make_sync},
+};
 use serde_json::{Value, json};
+use tokio::sync::OnceCell;
 
 const BEARER: &str = "bearerAuth";
 const API_KEY: &str = "apiKeyAuth";
@@ -67,19 +71,31 @@ pub fn endpoint(document: Bytes) -> impl Endpoint + 'static {
 }
 
 /// `GET /docs`: poem-openapi's Swagger UI, showing `document`. The page
-/// inlines the 1.6 MiB Swagger UI bundle, so it is built on the first visit
-/// rather than at start-up, which an idle server's memory would keep paying
-/// for.
+/// (1.7 MiB: Swagger UI's script and style, then the document) is built on
+/// the first visit rather than at start-up, whose freed buffers an idle
+/// server would otherwise keep, and on a blocking thread, so that first
+/// visit does not hold up a runtime worker.
 pub fn swagger_ui(document: Bytes) -> impl Endpoint + 'static {
-    let page = OnceLock::<Bytes>::new();
-    let endpoint = make_sync(move |_| {
-        let html = page.get_or_init(|| {
-            let api = super::service();
-            // The page embeds the document it is given verbatim: swap ours in.
-            let ours = String::from_utf8_lossy(&document);
-            api.swagger_ui_html().replacen(&api.spec(), &ours, 1).into()
-        });
-        Response::builder().content_type("text/html; charset=utf-8").body(html.clone())
+    let page = Arc::new(OnceCell::<Bytes>::new());
+    let endpoint = make(move |_| {
+        let (page, document) = (page.clone(), document.clone());
+        async move {
+            let build = || tokio::task::spawn_blocking(move || swagger_page(&document));
+            let html = page.get_or_try_init(build).await.map_err(|e| {
+                tracing::error!(error = %e, "building the Swagger UI page");
+                crate::error::Error::Internal
+            })?;
+            Ok::<_, crate::error::Error>(
+                Response::builder().content_type("text/html; charset=utf-8").body(html.clone()),
+            )
+        }
     });
     poem::Route::new().at("/", endpoint)
+}
+
+fn swagger_page(document: &[u8]) -> Bytes {
+    let api = super::service();
+    // The page embeds the document it is given verbatim: swap ours in.
+    let ours = String::from_utf8_lossy(document);
+    api.swagger_ui_html().replacen(&api.spec(), &ours, 1).into()
 }

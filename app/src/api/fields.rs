@@ -226,7 +226,9 @@ document_as!(
 );
 
 /// An RFC 3339 timestamp with an offset, kept at microsecond precision in
-/// UTC and written as Python's `isoformat()` writes it.
+/// UTC and written as Python's `isoformat()` writes one in UTC, except that
+/// the six digits of microseconds are always there (`isoformat()` leaves
+/// them out when they are all zero; `fromisoformat()` reads both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timestamp(pub DateTime<Utc>);
 
@@ -272,8 +274,9 @@ impl Timestamp {
     }
 
     fn with_text<R>(&self, write: impl FnOnce(&str) -> R) -> R {
-        match self.rfc3339() {
-            Some(text) => write(std::str::from_utf8(&text).unwrap_or_default()),
+        let fast = self.rfc3339();
+        match fast.as_ref().and_then(|text| std::str::from_utf8(text).ok()) {
+            Some(text) => write(text),
             None => write(&self.0.to_rfc3339_opts(SecondsFormat::Micros, false)),
         }
     }
@@ -655,5 +658,17 @@ mod tests {
             assert!(parsed.rfc3339().is_none(), "{slow}");
             assert_eq!(parsed.to_string(), parsed.0.to_rfc3339_opts(SecondsFormat::Micros, false));
         }
+        // The clock's instants carry nanoseconds: they are cut, not rounded,
+        // as chrono cuts them; a leap second with nanoseconds is chrono's.
+        let day = NaiveDate::from_ymd_opt(2026, 12, 31).expect("date");
+        for (nanos, fast) in [(999_999_999, true), (123_456_789, true), (1_999_999_999, false)] {
+            let t = day.and_hms_nano_opt(23, 59, 59, nanos).expect("time").and_utc();
+            assert_eq!(Timestamp(t).rfc3339().is_some(), fast, "{nanos}");
+            assert_eq!(Timestamp(t).to_string(), t.to_rfc3339_opts(SecondsFormat::Micros, false), "{nanos}");
+        }
+        assert_eq!(
+            Timestamp(day.and_hms_nano_opt(23, 59, 59, 999_999_999).expect("time").and_utc()).to_string(),
+            "2026-12-31T23:59:59.999999+00:00"
+        );
     }
 }
