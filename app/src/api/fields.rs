@@ -243,9 +243,7 @@ impl Timestamp {
             format!("invalid timestamp `{raw}`: {e}; expected RFC 3339 with an offset, e.g. 2026-11-21T10:00:00.123456+00:00")
         })
     }
-}
 
-impl Timestamp {
     /// `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`, as chrono writes it, without its
     /// formatting machinery and allocation (a page of messages writes two
     /// per row); `None` for the instants chrono writes differently: years
