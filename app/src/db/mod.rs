@@ -82,7 +82,6 @@ impl Database {
         let mut options = ConnectOptions::new(url.expose());
         options
             .max_connections(db.max_connections)
-            .min_connections(u32::from(backend == Backend::Sqlite))
             .acquire_timeout(wait)
             .connect_timeout(wait)
             .sqlx_logging(false)
@@ -91,9 +90,17 @@ impl Database {
             .test_before_acquire_if_idle_for(Duration::from_secs(1));
         match backend {
             Backend::Sqlite => {
+                // SQLite's connections are never closed for age or
+                // idleness (nothing on the other side restarts), so the one
+                // start-up opens stays, and sqlx runs no maintenance task:
+                // its reaper can read a transiently wrapped idle count and
+                // spin a worker for good (seen once in CI), and a minimum
+                // kept by it races start-up's connection on a new file
+                // ("database is locked").
+                options.idle_timeout(None).max_lifetime(None);
                 if in_memory {
                     // Every connection to `:memory:` is its own database.
-                    options.max_connections(1).idle_timeout(None).max_lifetime(None);
+                    options.max_connections(1);
                 }
                 options.map_sqlx_sqlite_opts(move |o| {
                     o.create_if_missing(true)
