@@ -39,6 +39,8 @@ struct AppState {
     metrics: Arc<Metrics>,
     health_timeout: Duration,
     storage: config::StorageConfig,
+    /// How long blob transfers may take, and unused chunks are kept.
+    blob_timing: store::blobs::Timing,
     /// The longest pause of a streamed request body.
     body_stall: Duration,
     /// TTL of sessions created without one.
@@ -60,6 +62,7 @@ fn app(
         metrics: metrics.clone(),
         health_timeout: Duration::from_millis(config.database.health_timeout_ms),
         storage: config.storage.clone(),
+        blob_timing: config.blob_timing(),
         body_stall: Duration::from_millis(config.server.body_timeout_ms),
         default_ttl_seconds: config.retention.default_ttl_seconds,
     };

@@ -65,6 +65,8 @@ pub struct Metrics {
     sweeps: Counter,
     sweeps_failed: Counter,
     swept_sessions: Counter,
+    reclaimed_versions: Counter,
+    reclaimed_bytes: Counter,
     resident_memory: Gauge,
     // For the JSON view: totals by status and the summed latency.
     by_status: Mutex<BTreeMap<u16, u64>>,
@@ -137,6 +139,18 @@ impl Metrics {
             counter(&mut registry, "retention_sweeps_failed", "Sweeper runs that hit a database error");
         let swept_sessions =
             counter(&mut registry, "retention_swept_sessions", "Lapsed sessions deleted by the sweeper");
+        let reclaimed_versions = counter(
+            &mut registry,
+            "storage_reclaimed_versions",
+            "Blob versions whose chunks the sweeper deleted (replaced, deleted, or uploads given up)",
+        );
+        let reclaimed_bytes = Counter::default();
+        registry.register_with_unit(
+            "storage_reclaimed",
+            "Bytes of blob chunks the sweeper deleted",
+            Unit::Bytes,
+            reclaimed_bytes.clone(),
+        );
         let resident_memory = Gauge::default();
         registry.register_with_unit(
             "process_resident_memory",
@@ -166,6 +180,8 @@ impl Metrics {
             sweeps,
             sweeps_failed,
             swept_sessions,
+            reclaimed_versions,
+            reclaimed_bytes,
             resident_memory,
             by_status: Mutex::new(BTreeMap::new()),
             latency_micros: AtomicU64::new(0),
@@ -245,6 +261,12 @@ impl Metrics {
     /// Counts a connection turned away at `server.max_connections`.
     pub fn connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    /// Counts blob versions the sweeper reclaimed and their bytes.
+    pub fn reclaimed(&self, versions: u64, bytes: u64) {
+        self.reclaimed_versions.inc_by(versions);
+        self.reclaimed_bytes.inc_by(bytes);
     }
 
     /// Counts a run of the retention sweeper and the sessions it deleted.

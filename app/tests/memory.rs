@@ -10,36 +10,16 @@
 //! `SESSION_BACKEND_BIN` runs another build of the binary instead (to
 //! compare releases).
 
-use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
-
 use futures::{StreamExt, future::join_all};
+
+mod running;
+
+use running::{Running, with_postgres_schema};
 
 /// The ceiling the issue sets for this load.
 const PEAK_LIMIT_MIB: u64 = 512;
 /// Just under the default body limit of 16 MiB.
 const BODY_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
-
-fn binary() -> String {
-    std::env::var("SESSION_BACKEND_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_session-backend").to_owned())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-/// The server process, killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        drop(self.0.kill());
-        drop(self.0.wait());
-    }
-}
 
 /// `VmHWM`: the peak resident memory of `pid`, in bytes.
 fn peak_rss(pid: u32) -> u64 {
@@ -69,54 +49,15 @@ fn many_small_values(bytes: usize) -> String {
     text
 }
 
-/// Starts the binary on `database_url`, working in `dir`; the process and
-/// its base URL once it is ready.
+/// Starts the binary with time enough: memory is measured here, not
+/// speed, so a test build on a busy machine turns no request away.
 async fn start(database_url: &str, dir: &std::path::Path) -> (Running, String) {
-    let port = free_port();
-    let child = Command::new(binary())
-        .current_dir(dir)
-        .env_clear()
-        .env("API_PORT", port.to_string())
-        .env("DATABASE_URL", database_url)
-        .env("LOG_LEVEL", "warn")
-        // Memory is measured here, not speed: a test build on a busy
-        // machine gets time enough that no request is turned away.
-        .env("SESSION_BACKEND_SERVER__REQUEST_TIMEOUT_MS", "120000")
-        .env("SESSION_BACKEND_DATABASE__ACQUIRE_TIMEOUT_MS", "30000")
-        .env("SESSION_BACKEND_DATABASE__STATEMENT_TIMEOUT_MS", "60000")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("server.log")).expect("log file"))
-        .spawn()
-        .expect("spawn the server");
-    let server = Running(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{base}/health/ready")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
-        assert!(started.elapsed() < Duration::from_secs(30), "server did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (server, base)
-}
-
-/// A PostgreSQL schema of its own under `TEST_DATABASE_URL`, if set: runs
-/// `work` with its URL and drops it after.
-async fn with_postgres_schema<F: std::future::Future<Output = u64>>(
-    name: &str,
-    work: impl FnOnce(String) -> F,
-) -> Option<u64> {
-    let base = std::env::var("TEST_DATABASE_URL").ok()?;
-    let schema = format!("{name}_{}", std::process::id());
-    let admin = sea_orm::Database::connect(&base).await.expect("admin");
-    use sea_orm::ConnectionTrait;
-    admin
-        .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
-        .await
-        .expect("schema");
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let peak = work(format!("{base}{separator}options=-c%20search_path%3D{schema}")).await;
-    admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
-    Some(peak)
+    let patient = [
+        ("SESSION_BACKEND_SERVER__REQUEST_TIMEOUT_MS", "120000"),
+        ("SESSION_BACKEND_DATABASE__ACQUIRE_TIMEOUT_MS", "30000"),
+        ("SESSION_BACKEND_DATABASE__STATEMENT_TIMEOUT_MS", "60000"),
+    ];
+    running::start(database_url, dir, &patient).await
 }
 
 async fn exercise(database_url: &str, label: &str) -> u64 {

@@ -7,6 +7,7 @@ pub mod agent;
 mod json_text;
 pub mod message;
 pub mod multi_agent;
+pub mod search_text;
 pub mod session;
 
 pub use json_text::JsonText;

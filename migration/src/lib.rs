@@ -8,6 +8,7 @@ pub use sea_orm_migration::{migrator::MigrationStatus, prelude::*};
 mod m20261121_000001_create_tables;
 mod m20261122_000001_create_blobs;
 mod m20261201_000001_add_session_retention;
+mod m20261204_000001_index_and_reclaim_blobs;
 
 /// Every migration of the project, in the order they apply.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_create_tables::Migration),
             Box::new(m20261122_000001_create_blobs::Migration),
             Box::new(m20261201_000001_add_session_retention::Migration),
+            Box::new(m20261204_000001_index_and_reclaim_blobs::Migration),
         ]
     }
 }

@@ -27,7 +27,7 @@ use crate::{
     AppState,
     auth::Tenant,
     error::Error,
-    store::blobs::{self, BlobKey, Head, Precondition, WriteLimits},
+    store::blobs::{self, BlobKey, Head, Opened, Precondition, WriteLimits},
 };
 
 /// Longest key, in bytes of UTF-8 after normalisation.
@@ -339,10 +339,19 @@ impl StorageApi {
         let limits = WriteLimits {
             max_bytes: state.storage.max_value_bytes,
             index_bytes: state.storage.search_index_bytes,
+            timing: state.blob_timing,
         };
         let precondition = precondition(if_match.0.as_deref(), if_none_match.0.as_deref());
         let body = stalling(value.0, state.body_stall);
-        let head = blobs::write(state.db.conn(), blob, precondition, limits, body).await?;
+        // Refuse early what would be refused at the end, before the upload.
+        if precondition != Precondition::None {
+            let current = blobs::head(state.db.conn(), blob).await?.map(|h| h.version);
+            if !precondition.holds(current) {
+                crate::drain::discard(body, crate::drain::DRAIN_LIMIT).await;
+                return Err(blobs::stale().into());
+            }
+        }
+        let head = blobs::write(state.db.conn(), blob, &precondition, limits, body).await?;
         Ok(Written::Written(etag(head.version)))
     }
 
@@ -355,8 +364,10 @@ impl StorageApi {
         key: Path<Key>,
     ) -> ApiResult<Read, Missing> {
         let blob = BlobKey { tenant: tenant.as_str(), key: &key.0.0 };
-        let head = found(blobs::head(state.db.conn(), blob).await?, &key.0.0)?;
-        let chunks = chunks(state.db.conn().clone(), (*tenant).clone(), key.0.0, head);
+        let Opened { head, first } = found(blobs::open(state.db.conn(), blob).await?, &key.0.0)?;
+        let deadline = tokio::time::Instant::now() + state.blob_timing.transfer;
+        let rest = rest_of(state.db.conn().clone(), (*tenant).clone(), key.0.0, head, deadline);
+        let chunks = stream::once(std::future::ready(Ok(first))).chain(rest);
         let body = Body::from_bytes_stream(crate::telemetry::in_current_span(chunks));
         Ok(Read::Ok(Binary(body), etag(head.version), head.size))
     }
@@ -386,7 +397,8 @@ impl StorageApi {
         tenant: Data<&Tenant>,
         key: Path<Key>,
     ) -> ApiResult<Deleted, Plain> {
-        blobs::delete(state.db.conn(), BlobKey { tenant: tenant.as_str(), key: &key.0.0 }).await?;
+        let blob = BlobKey { tenant: tenant.as_str(), key: &key.0.0 };
+        blobs::delete(state.db.conn(), blob, state.blob_timing).await?;
         Ok(Deleted::Deleted)
     }
 
@@ -436,13 +448,14 @@ impl StorageApi {
         prefix: Query<SomePrefix>,
     ) -> ApiResult<JsonBody<DeletedCount>, Plain> {
         let prefix = prefix.0.0;
-        let deleted = blobs::delete_prefix(state.db.conn(), tenant.as_str(), &prefix).await?;
+        let deleted =
+            blobs::delete_prefix(state.db.conn(), tenant.as_str(), &prefix, state.blob_timing).await?;
         Ok(JsonBody(DeletedCount { deleted }))
     }
 }
 
-fn found(head: Option<Head>, key: &str) -> Result<Head, Error> {
-    head.ok_or_else(|| Error::NotFound(format!("key `{key}` not found")))
+fn found<T>(found: Option<T>, key: &str) -> Result<T, Error> {
+    found.ok_or_else(|| Error::NotFound(format!("key `{key}` not found")))
 }
 
 /// The request body as a stream of pieces, failing with 408 when it
@@ -464,22 +477,27 @@ fn stalling(body: Body, stall: Duration) -> impl futures::Stream<Item = Result<B
     })
 }
 
-/// The stored chunks of `head`, read one query at a time as the client
-/// takes them (no connection is held in between).
-fn chunks(
+/// The chunks of `head` after the first, read one query at a time as the
+/// client takes them (no connection is held in between), none after
+/// `deadline`: a replaced value's chunks are kept only so long.
+fn rest_of(
     db: crate::db::Conn,
     tenant: Tenant,
     key: String,
     head: Head,
+    deadline: tokio::time::Instant,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    let size = u64::try_from(head.size).unwrap_or(0);
-    let count = i32::try_from(size.div_ceil(blobs::CHUNK_BYTES as u64)).unwrap_or(i32::MAX);
-    stream::iter(0..count).then(move |seq| {
+    stream::iter(1..head.chunks()).then(move |seq| {
         let (db, key, tenant) = (db.clone(), key.clone(), tenant.clone());
         async move {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(std::io::Error::other(
+                    "the value took longer than storage.transfer_timeout_ms to send",
+                ));
+            }
             match blobs::chunk(&db, BlobKey { tenant: tenant.as_str(), key: &key }, head.version, seq).await {
                 Ok(Some(bytes)) => Ok(bytes),
-                Ok(None) => Err(std::io::Error::other("the value was replaced while being read")),
+                Ok(None) => Err(std::io::Error::other("a chunk of the value is missing")),
                 Err(err) => Err(std::io::Error::other(err.to_string())),
             }
         }

@@ -141,11 +141,19 @@ pub struct StorageConfig {
     /// How much of a text value the search index reads (its first bytes);
     /// 0 turns indexing off.
     pub search_index_bytes: usize,
+    /// The longest a value's upload (408 after it, nothing stored) or
+    /// download (cut off after it) may take; replaced values' chunks are
+    /// kept a little longer than this for the downloads still running.
+    pub transfer_timeout_ms: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { max_value_bytes: 64 * 1024 * 1024, search_index_bytes: 256 * 1024 }
+        Self {
+            max_value_bytes: 64 * 1024 * 1024,
+            search_index_bytes: 64 * 1024 * 1024,
+            transfer_timeout_ms: 600_000,
+        }
     }
 }
 
@@ -434,6 +442,7 @@ impl Config {
             ("database.lock_timeout_ms", self.database.lock_timeout_ms),
             ("auth.reload_interval_ms", self.auth.reload_interval_ms),
             ("retention.sweep_batch", self.retention.sweep_batch),
+            ("storage.transfer_timeout_ms", self.storage.transfer_timeout_ms),
         ] {
             if n == 0 {
                 return fail(key, "must be at least 1");
@@ -532,6 +541,18 @@ impl Config {
     /// `database.acquire_timeout_ms` as a duration.
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.database.acquire_timeout_ms)
+    }
+
+    /// How long a blob transfer may take, and how long the chunks of a
+    /// replaced value (or of an upload) are kept: the transfer bound plus
+    /// what its last statement may take (waiting for a connection, then
+    /// running), plus a second.
+    pub fn blob_timing(&self) -> crate::store::blobs::Timing {
+        let transfer = Duration::from_millis(self.storage.transfer_timeout_ms);
+        let db = &self.database;
+        let last_statement =
+            Duration::from_millis(db.acquire_timeout_ms.saturating_add(db.statement_timeout_ms));
+        crate::store::blobs::Timing { transfer, grace: transfer + last_statement + Duration::from_secs(1) }
     }
 }
 

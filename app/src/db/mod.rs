@@ -117,9 +117,14 @@ impl Database {
             Backend::Postgres => {
                 // The database gives up on a statement before the request
                 // deadline does, so a 503 always means "not written".
+                // This pool serves migrations at start (and the maintenance
+                // commands): its connection stays, idle, and sqlx runs no
+                // maintenance task, whose reaper can spin a worker for good
+                // (see the SQLite branch).
                 options
                     .map_sqlx_postgres_opts(move |o| postgres_options(o, timeouts))
-                    .idle_timeout(Duration::from_secs(30))
+                    .idle_timeout(None)
+                    .max_lifetime(None)
                     // A connection that carried a document of many MiB would
                     // keep buffers that size while it idles in the pool.
                     .map_sqlx_postgres_pool_opts(|pool| {

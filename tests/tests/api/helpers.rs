@@ -296,6 +296,25 @@ fn init_test_log() {
     });
 }
 
+/// One connection to the test's database, for looking inside it. No pool
+/// maintenance task runs (sqlx's can spin for good when it reads an idle
+/// count that a concurrent release has not yet raised).
+pub async fn direct(url: &str) -> sea_orm::DatabaseConnection {
+    let mut options = sea_orm::ConnectOptions::new(url);
+    options.max_connections(1).min_connections(0).idle_timeout(None).max_lifetime(None).sqlx_logging(false);
+    sea_orm::Database::connect(options).await.expect("connecting to the test database")
+}
+
+/// The first column of the first row of `sql`, a count or a sum.
+pub async fn scalar(url: &str, sql: &str) -> i64 {
+    let db = direct(url).await;
+    let row =
+        db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql.to_owned())).await;
+    let n = row.expect("query").expect("a row").try_get_by_index::<i64>(0).expect("an integer");
+    db.close().await.ok();
+    n
+}
+
 /// Whether PostgreSQL tests must run (CI).
 pub fn postgres_required() -> bool {
     std::env::var("REQUIRE_POSTGRES").is_ok_and(|v| v == "1")

@@ -5,6 +5,8 @@ mod helpers;
 
 mod agents;
 mod auth;
+mod blob_races;
+mod blob_reclaim;
 mod concurrency;
 mod connections;
 mod edges;

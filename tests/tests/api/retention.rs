@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 
 use crate::{
@@ -51,15 +50,7 @@ async fn populated(app: &TestApp, id: &str, ttl: Option<u64>) -> Value {
 }
 
 async fn rows(url: &str, sql: &str) -> i64 {
-    let db = sea_orm::Database::connect(url).await.expect("connect");
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql.to_owned()))
-        .await
-        .expect("query")
-        .expect("a row");
-    let n = row.try_get_by_index::<i64>(0).expect("count");
-    db.close().await.ok();
-    n
+    crate::helpers::scalar(url, sql).await
 }
 
 async fn a_lapsed_session_and_everything_under_it_answer_404(backend: Backend) {

@@ -1,0 +1,316 @@
+//! Blobs for the SDK's `Storage` protocol: opaque bytes under a key, kept
+//! as chunks (see the migrations for the layout) so that neither a write
+//! nor a read ever holds a whole value in memory.
+//!
+//! Every change of a key (a write's switch, a delete) is one short
+//! transaction holding the key's lock (an advisory lock on PostgreSQL, the
+//! one write lock on SQLite), so writes and deletes of a key take effect
+//! one after another, as if sent in that order. A value's chunks are never
+//! deleted under a reader: one of a single chunk is read whole in one
+//! statement, so it goes with the change that replaces it; a larger one is
+//! read chunk by chunk within [`Timing::transfer`], so it is only listed in
+//! `blob_garbage` and the sweeper deletes it [`Timing::grace`] later
+//! ([`reclaim`]). A write larger than a chunk stores its chunks before its
+//! switch ([`write`]), listed as garbage until the switch claims them, so a
+//! crash mid-upload leaves nothing that is not reclaimed.
+
+mod delete;
+mod read;
+pub mod reclaim;
+mod search;
+mod write;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, Value};
+
+pub use self::{
+    delete::{delete, delete_prefix},
+    read::{Opened, chunk, open},
+    search::search,
+    write::{WriteLimits, write},
+};
+use crate::error::Error;
+
+/// A value is stored in pieces of this size (the last one shorter).
+pub const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// What a stored key currently holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub version: i64,
+    pub size: i64,
+}
+
+impl Head {
+    /// How many chunks the value has.
+    pub fn chunks(&self) -> i32 {
+        let size = u64::try_from(self.size).unwrap_or(0);
+        i32::try_from(size.div_ceil(CHUNK_BYTES as u64)).unwrap_or(i32::MAX)
+    }
+
+    /// Whether the value is read whole in one statement (one chunk at most).
+    fn read_at_once(&self) -> bool {
+        self.chunks() <= 1
+    }
+}
+
+/// What a write requires of the key's current state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// Nothing: the last writer wins.
+    None,
+    /// The key must exist (`If-Match: *`).
+    Exists,
+    /// The key must not exist (`If-None-Match: *`).
+    Absent,
+    /// The key must be at one of these versions (`If-Match: "…"`).
+    OneOf(Vec<i64>),
+    /// The key must not be at any of these versions (`If-None-Match: "…"`).
+    NoneOf(Vec<i64>),
+}
+
+impl Precondition {
+    /// Whether the precondition holds for a key at `current` (`None`: absent).
+    pub fn holds(&self, current: Option<i64>) -> bool {
+        match self {
+            Self::None => true,
+            Self::Exists => current.is_some(),
+            Self::Absent => current.is_none(),
+            Self::OneOf(versions) => current.is_some_and(|v| versions.contains(&v)),
+            Self::NoneOf(versions) => current.is_none_or(|v| !versions.contains(&v)),
+        }
+    }
+}
+
+/// The refusal of a write whose precondition does not hold.
+pub fn stale() -> Error {
+    Error::PreconditionFailed("the key's current state does not match `If-Match` / `If-None-Match`".into())
+}
+
+/// How long transfers may take, and so how long unused chunks are kept.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// The longest a value's upload or download may take.
+    pub transfer: Duration,
+    /// How long after a value is replaced (or an upload starts) its chunks
+    /// are kept: longer than any transfer, statements included.
+    pub grace: Duration,
+}
+
+impl Timing {
+    fn grace_micros(&self) -> i64 {
+        i64::try_from(self.grace.as_micros()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Which blob: the tenant and the normalised key.
+#[derive(Clone, Copy, Debug)]
+pub struct BlobKey<'a> {
+    pub tenant: &'a str,
+    pub key: &'a str,
+}
+
+impl BlobKey<'_> {
+    /// The key's values, then `more`, as statement values `$1, $2, …`.
+    fn values(&self, more: impl IntoIterator<Item = Value>) -> Vec<Value> {
+        let mut values = vec![self.tenant.into(), self.key.into()];
+        values.extend(more);
+        values
+    }
+}
+
+/// SQL written with `$1`-style parameters, as the backend wants it
+/// (SQLite reads `?1` as "parameter 1").
+fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
+    match backend {
+        DatabaseBackend::Postgres => Statement::from_sql_and_values(backend, sql, values),
+        _ => Statement::from_sql_and_values(backend, sql.replace('$', "?"), values),
+    }
+}
+
+async fn execute(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
+    let done = db.execute_raw(statement(db.get_database_backend(), sql, values)).await?;
+    Ok(done.rows_affected())
+}
+
+/// The database's clock in microseconds since the epoch, as SQL: every
+/// age of a chunk is judged by it, never by a replica's clock.
+fn database_now(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+        _ => "CAST(unixepoch('subsec') * 1000000 AS INTEGER)",
+    }
+}
+
+/// The key's current version and size, if it exists.
+pub async fn head(db: &impl ConnectionTrait, blob: BlobKey<'_>) -> Result<Option<Head>, Error> {
+    Ok(read_head(db, blob).await?)
+}
+
+async fn read_head(db: &impl ConnectionTrait, blob: BlobKey<'_>) -> Result<Option<Head>, DbErr> {
+    let sql = "SELECT version, size FROM blobs WHERE tenant_id = $1 AND key = $2";
+    let row = db.query_one_raw(statement(db.get_database_backend(), sql, blob.values([]))).await?;
+    row.map(|row| Ok(Head { version: row.try_get_by_index(0)?, size: row.try_get_by_index(1)? })).transpose()
+}
+
+/// Takes the key's lock for the rest of this transaction. On SQLite the
+/// transaction already holds the one write lock (it began `IMMEDIATE`).
+async fn lock(txn: &impl ConnectionTrait, blob: BlobKey<'_>) -> Result<(), DbErr> {
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        let sql = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 7))";
+        txn.query_all_raw(statement(DatabaseBackend::Postgres, sql, blob.values([]))).await?;
+    }
+    Ok(())
+}
+
+/// What a version of a key took: its chunks and their bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    pub chunks: u64,
+    pub bytes: u64,
+}
+
+/// Deletes the chunks and index segments of `version` of a key.
+async fn drop_version(db: &impl ConnectionTrait, blob: BlobKey<'_>, version: i64) -> Result<Dropped, DbErr> {
+    let backend = db.get_database_backend();
+    let values = || blob.values([version.into()]);
+    let sizes = match backend {
+        DatabaseBackend::Postgres => {
+            let sql = "WITH words AS (DELETE FROM blob_text WHERE tenant_id = $1 AND key = $2 AND version = $3) \
+                       DELETE FROM blob_chunks WHERE tenant_id = $1 AND key = $2 AND version = $3 \
+                       RETURNING octet_length(data)::bigint";
+            db.query_all_raw(statement(backend, sql, values())).await?
+        }
+        _ => {
+            let rows = "SELECT id FROM blob_text WHERE tenant_id = $1 AND key = $2 AND version = $3";
+            execute(db, &format!("DELETE FROM blob_words WHERE rowid IN ({rows})"), values()).await?;
+            execute(db, "DELETE FROM blob_text WHERE tenant_id = $1 AND key = $2 AND version = $3", values())
+                .await?;
+            let sql = "DELETE FROM blob_chunks WHERE tenant_id = $1 AND key = $2 AND version = $3 \
+                       RETURNING length(data)";
+            db.query_all_raw(statement(backend, sql, values())).await?
+        }
+    };
+    let mut dropped = Dropped::default();
+    for row in sizes {
+        dropped.chunks += 1;
+        dropped.bytes += u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0);
+    }
+    Ok(dropped)
+}
+
+/// Lists `version` of a key to be reclaimed once `grace` has passed.
+async fn list_garbage(
+    db: &impl ConnectionTrait,
+    blob: BlobKey<'_>,
+    version: i64,
+    grace_micros: i64,
+) -> Result<u64, DbErr> {
+    let now = database_now(db.get_database_backend());
+    let sql = format!(
+        "INSERT INTO blob_garbage (tenant_id, key, version, reclaim_after) \
+         VALUES ($1, $2, $3, {now} + $4) ON CONFLICT DO NOTHING"
+    );
+    execute(db, &sql, blob.values([version.into(), grace_micros.into()])).await
+}
+
+/// Lets go of a version the key no longer points at, within the
+/// transaction that changed the key: a value read in one statement goes
+/// at once, a larger one after the grace period (a read may be streaming
+/// it).
+async fn release(
+    txn: &impl ConnectionTrait,
+    blob: BlobKey<'_>,
+    old: Head,
+    timing: Timing,
+) -> Result<(), DbErr> {
+    if old.read_at_once() {
+        drop_version(txn, blob, old.version).await?;
+    } else {
+        list_garbage(txn, blob, old.version, timing.grace_micros()).await?;
+    }
+    Ok(())
+}
+
+/// The keys that start with `prefix`, as a range of keys: in byte order
+/// (UTF-8 sorts like its code points), `[prefix, bound)`, where `bound`
+/// is the first string after every key with the prefix.
+struct Range {
+    from: String,
+    to: Option<String>,
+}
+
+impl Range {
+    fn of(prefix: &str) -> Self {
+        let mut to: Vec<char> = prefix.chars().collect();
+        let to = loop {
+            let Some(last) = to.pop() else { break None };
+            let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+            if let Some(next) = next {
+                to.push(next);
+                break Some(to.into_iter().collect());
+            }
+        };
+        Self { from: prefix.to_owned(), to }
+    }
+
+    /// `AND key >= $n AND key < $n+1`, its values appended to `values`.
+    fn sql(&self, column: &str, values: &mut Vec<Value>) -> String {
+        values.push(self.from.clone().into());
+        let mut sql = format!(" AND {column} >= ${}", values.len());
+        if let Some(to) = &self.to {
+            values.push(to.clone().into());
+            sql.push_str(&format!(" AND {column} < ${}", values.len()));
+        }
+        sql
+    }
+}
+
+/// One page of keys: up to `limit` keys with `prefix` after `start_after`,
+/// ascending, and the key to continue after when there are more.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+    limit: u64,
+) -> Result<(Vec<String>, Option<String>), Error> {
+    let mut values: Vec<Value> = vec![tenant.into()];
+    let mut sql = String::from("SELECT key FROM blobs WHERE tenant_id = $1");
+    sql.push_str(&Range::of(prefix).sql("key", &mut values));
+    if let Some(after) = start_after {
+        values.push(after.into());
+        sql.push_str(&format!(" AND key > ${}", values.len()));
+    }
+    values.push(i64::try_from(limit + 1).unwrap_or(i64::MAX).into());
+    sql.push_str(&format!(" ORDER BY key LIMIT ${}", values.len()));
+    let rows = db.query_all_raw(statement(db.get_database_backend(), &sql, values)).await?;
+    let mut keys = rows.iter().map(|r| r.try_get_by_index::<String>(0)).collect::<Result<Vec<_>, _>>()?;
+    let more = keys.len() as u64 > limit;
+    keys.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = if more { keys.last().cloned() } else { None };
+    Ok((keys, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ranges_end_after_the_last_key_with_the_prefix() {
+        assert_eq!(Range::of("a/").to.as_deref(), Some("a0"));
+        assert_eq!(Range::of("").to, None);
+        assert_eq!(Range::of("x\u{10FFFF}").to.as_deref(), Some("y"));
+        assert_eq!(Range::of("\u{D7FF}").to.as_deref(), Some("\u{E000}"));
+        assert_eq!(Range::of("\u{10FFFF}").to, None);
+    }
+
+    #[test]
+    fn values_of_one_chunk_are_read_at_once() {
+        let at = |size: usize| Head { version: 1, size: size as i64 };
+        assert_eq!((at(0).chunks(), at(1).chunks(), at(CHUNK_BYTES).chunks()), (0, 1, 1));
+        assert_eq!(at(CHUNK_BYTES + 1).chunks(), 2);
+        assert!(at(CHUNK_BYTES).read_at_once() && !at(CHUNK_BYTES + 1).read_at_once());
+    }
+}

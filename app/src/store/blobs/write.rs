@@ -1,0 +1,366 @@
+//! Writing a value. One of a chunk or less arrives whole and is stored
+//! with its switch, in one transaction. A larger one is an upload: listed
+//! in `blob_garbage` first (so that a crash leaves nothing unreclaimed),
+//! its chunks and index segments stored as the body arrives (each only
+//! while that listing stands), then switched in by a transaction that
+//! claims the listing. Either way the switch checks the precondition under
+//! the key's lock and lets go of the version it replaces.
+
+use std::{pin::Pin, time::Duration};
+
+use bytes::{Bytes, BytesMut};
+use entity::search_text::Indexer;
+use futures::{Stream, StreamExt};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr};
+use tokio::time::Instant;
+
+use super::{
+    BlobKey, CHUNK_BYTES, Head, Precondition, Timing, drop_version, execute, list_garbage, lock, release,
+    stale, statement,
+};
+use crate::{db::Conn, error::Error, store::now};
+
+/// What a write may store, and how long it may take.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteLimits {
+    /// Larger values are refused with 413.
+    pub max_bytes: u64,
+    /// How much of a text value is indexed for search.
+    pub index_bytes: usize,
+    pub timing: Timing,
+}
+
+/// Stores `body` under `blob`, if `precondition` holds when the write
+/// completes; the new version. The body's own errors (stalls, resets) end
+/// the write with nothing stored, as does a body that takes longer than
+/// [`Timing::transfer`] (408).
+pub async fn write<S>(
+    db: &Conn,
+    blob: BlobKey<'_>,
+    precondition: &Precondition,
+    limits: WriteLimits,
+    body: S,
+) -> Result<Head, Error>
+where
+    S: Stream<Item = Result<Bytes, Error>> + Send,
+{
+    let mut body = std::pin::pin!(body);
+    let mut incoming = Incoming {
+        body: body.as_mut(),
+        deadline: Instant::now() + limits.timing.transfer,
+        limits,
+        size: 0,
+        words: Words::new(limits.index_bytes),
+    };
+    let mut pending = BytesMut::new();
+    while pending.len() <= CHUNK_BYTES {
+        let Some(piece) = incoming.next().await? else {
+            let head = Head { version: fresh_version(), size: incoming.size() };
+            let whole = Content::Whole { data: pending.freeze(), words: incoming.words.rest() };
+            return switch(db, blob, head, precondition, limits.timing, whole).await;
+        };
+        pending.extend_from_slice(&piece);
+    }
+    let version = fresh_version();
+    list_garbage(db, blob, version, limits.timing.grace_micros()).await?;
+    let result = upload(db, blob, version, precondition, incoming, pending).await;
+    if result.is_err() {
+        abandon(db, blob, version).await;
+    }
+    result
+}
+
+/// The request body as it arrives: bounded in size and time, its words
+/// read on the way.
+struct Incoming<'a, S> {
+    body: Pin<&'a mut S>,
+    deadline: Instant,
+    limits: WriteLimits,
+    size: u64,
+    words: Words,
+}
+
+impl<S: Stream<Item = Result<Bytes, Error>>> Incoming<'_, S> {
+    async fn next(&mut self) -> Result<Option<Bytes>, Error> {
+        let Ok(piece) = tokio::time::timeout_at(self.deadline, self.body.next()).await else {
+            return Err(too_slow(self.limits.timing.transfer));
+        };
+        let piece = piece.transpose()?;
+        if let Some(piece) = &piece {
+            self.size += piece.len() as u64;
+            if self.size > self.limits.max_bytes {
+                let max = usize::try_from(self.limits.max_bytes).unwrap_or(usize::MAX);
+                return Err(Error::PayloadTooLarge(max));
+            }
+            self.words.feed(piece);
+        }
+        Ok(piece)
+    }
+
+    fn size(&self) -> i64 {
+        i64::try_from(self.size).unwrap_or(i64::MAX)
+    }
+
+    fn check_deadline(&self) -> Result<(), Error> {
+        if Instant::now() >= self.deadline {
+            return Err(too_slow(self.limits.timing.transfer));
+        }
+        Ok(())
+    }
+}
+
+fn too_slow(transfer: Duration) -> Error {
+    Error::RequestTimeout(format!(
+        "the value did not arrive within {} ms (storage.transfer_timeout_ms); nothing was stored",
+        transfer.as_millis()
+    ))
+}
+
+/// A value's index segments, read from its first `index_bytes`.
+struct Words {
+    indexer: Option<Indexer>,
+    room: usize,
+    next_seq: i32,
+}
+
+/// Index segments to store, numbered from `first`.
+struct Segments {
+    first: i32,
+    words: Vec<String>,
+}
+
+impl Words {
+    fn new(index_bytes: usize) -> Self {
+        Self { indexer: (index_bytes > 0).then(Indexer::new), room: index_bytes, next_seq: 0 }
+    }
+
+    fn feed(&mut self, piece: &[u8]) {
+        if let Some(indexer) = &mut self.indexer {
+            let taken = piece.len().min(self.room);
+            indexer.feed(&piece[..taken]);
+            self.room -= taken;
+        }
+    }
+
+    /// The segments filled so far.
+    fn ready(&mut self) -> Segments {
+        let words = self.indexer.as_mut().map(Indexer::take_segments).unwrap_or_default();
+        self.numbered(words)
+    }
+
+    /// Every segment left, the value having ended.
+    fn rest(&mut self) -> Segments {
+        let words = self.indexer.take().map(Indexer::finish).unwrap_or_default();
+        self.numbered(words)
+    }
+
+    fn numbered(&mut self, words: Vec<String>) -> Segments {
+        let first = self.next_seq;
+        self.next_seq += i32::try_from(words.len()).unwrap_or(i32::MAX);
+        Segments { first, words }
+    }
+}
+
+/// A version no other write of the same key picks: the clock in
+/// microseconds with random low bits.
+fn fresh_version() -> i64 {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let random = i64::from(u16::from_le_bytes([bytes[0], bytes[1]])) & 0x3ff;
+    (crate::store::version::first() << 10) | random
+}
+
+/// Stores the rest of an upload's chunks (the first are in `pending`),
+/// then switches the key to it.
+async fn upload<S: Stream<Item = Result<Bytes, Error>>>(
+    db: &Conn,
+    blob: BlobKey<'_>,
+    version: i64,
+    precondition: &Precondition,
+    mut incoming: Incoming<'_, S>,
+    mut pending: BytesMut,
+) -> Result<Head, Error> {
+    let mut seq = 0;
+    let mut done = false;
+    while !(done && pending.is_empty()) {
+        // A chunk is stored once more bytes (or the end) have arrived, so
+        // the last chunk, which carries the last segments, is known.
+        while pending.len() <= CHUNK_BYTES && !done {
+            match incoming.next().await? {
+                Some(piece) => pending.extend_from_slice(&piece),
+                None => done = true,
+            }
+        }
+        let last = done && pending.len() <= CHUNK_BYTES;
+        let data = pending.split_to(pending.len().min(CHUNK_BYTES)).freeze();
+        let words = if last { incoming.words.rest() } else { incoming.words.ready() };
+        incoming.check_deadline()?;
+        if !store_listed(db, blob, version, seq, data, words).await? {
+            return Err(given_up());
+        }
+        seq += 1;
+    }
+    let head = Head { version, size: incoming.size() };
+    switch(db, blob, head, precondition, incoming.limits.timing, Content::Uploaded).await
+}
+
+fn given_up() -> Error {
+    Error::Unavailable(
+        "the upload took too long and its chunks were reclaimed; nothing was stored, write the value again"
+            .into(),
+    )
+}
+
+/// What a switch puts in place.
+enum Content {
+    /// A value of a chunk or less, stored here.
+    Whole { data: Bytes, words: Segments },
+    /// An upload's chunks, already stored and listed as garbage.
+    Uploaded,
+}
+
+/// Points the key at `head` if `precondition` holds, under the key's lock,
+/// and lets go of the version it replaces.
+async fn switch(
+    db: &Conn,
+    blob: BlobKey<'_>,
+    head: Head,
+    precondition: &Precondition,
+    timing: Timing,
+    content: Content,
+) -> Result<Head, Error> {
+    let txn = db.begin().await?;
+    lock(&txn, blob).await?;
+    let previous = super::head(&txn, blob).await?;
+    if !precondition.holds(previous.map(|h| h.version)) {
+        return Err(stale());
+    }
+    match content {
+        Content::Uploaded => {
+            let claim = "DELETE FROM blob_garbage WHERE tenant_id = $1 AND key = $2 AND version = $3";
+            if execute(&txn, claim, blob.values([head.version.into()])).await? == 0 {
+                return Err(given_up());
+            }
+        }
+        Content::Whole { data, words } if !data.is_empty() => {
+            store(&txn, blob, head.version, 0, data, words, false).await?;
+        }
+        Content::Whole { .. } => {}
+    }
+    point(&txn, blob, head).await?;
+    if let Some(old) = previous {
+        release(&txn, blob, old, timing).await?;
+    }
+    txn.commit().await?;
+    Ok(head)
+}
+
+/// Stores chunk `seq` of an upload while its garbage listing stands (it
+/// goes once the upload is given up); whether it did.
+async fn store_listed(
+    db: &Conn,
+    blob: BlobKey<'_>,
+    version: i64,
+    seq: i32,
+    data: Bytes,
+    words: Segments,
+) -> Result<bool, Error> {
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        return Ok(store(db, blob, version, seq, data, words, true).await?);
+    }
+    let txn = db.begin().await?;
+    let stored = store(&txn, blob, version, seq, data, words, true).await?;
+    txn.commit().await?;
+    Ok(stored)
+}
+
+/// Stores one chunk of `version` and index segments with it (on SQLite,
+/// within the caller's transaction); with `listed`, only while the
+/// version's garbage listing stands, which it holds (`FOR KEY SHARE`) so
+/// the sweeper cannot take it meanwhile. Whether the chunk was stored.
+async fn store(
+    db: &impl ConnectionTrait,
+    blob: BlobKey<'_>,
+    version: i64,
+    seq: i32,
+    data: Bytes,
+    words: Segments,
+    listed: bool,
+) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let chunk = blob.values([version.into(), seq.into(), Vec::from(data).into()]);
+    match backend {
+        DatabaseBackend::Postgres => {
+            let guard = if listed {
+                "WHERE EXISTS (SELECT 1 FROM blob_garbage WHERE tenant_id = $1 AND key = $2 \
+                 AND version = $3 FOR KEY SHARE)"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "WITH chunk AS (INSERT INTO blob_chunks (tenant_id, key, version, seq, data) \
+                 SELECT $1, $2, $3, $4, $5 {guard} RETURNING seq), \
+                 words AS (INSERT INTO blob_text (tenant_id, key, version, seq, words) \
+                 SELECT $1, $2, $3, $6 + s.n - 1, to_tsvector('simple', s.t) \
+                 FROM chunk, unnest(string_to_array($7, E'\\n')) WITH ORDINALITY AS s(t, n)) \
+                 SELECT count(*) FROM chunk"
+            );
+            let joined = (!words.words.is_empty()).then(|| words.words.join("\n"));
+            let mut values = chunk;
+            values.extend([words.first.into(), joined.into()]);
+            let row = db.query_one_raw(statement(backend, &sql, values)).await?;
+            Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) > 0)
+        }
+        _ => {
+            let guard = if listed {
+                "WHERE EXISTS (SELECT 1 FROM blob_garbage WHERE tenant_id = $1 AND key = $2 AND version = $3)"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "INSERT INTO blob_chunks (tenant_id, key, version, seq, data) SELECT $1, $2, $3, $4, $5 {guard}"
+            );
+            if execute(db, &sql, chunk).await? == 0 {
+                return Ok(false);
+            }
+            for (n, words) in (words.first..).zip(words.words) {
+                let sql = "INSERT INTO blob_text (tenant_id, key, version, seq) VALUES ($1, $2, $3, $4)";
+                execute(db, sql, blob.values([version.into(), n.into()])).await?;
+                let sql = "INSERT INTO blob_words (rowid, words) VALUES (last_insert_rowid(), $1)";
+                execute(db, sql, vec![words.into()]).await?;
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Points the key at `head`.
+async fn point(txn: &impl ConnectionTrait, blob: BlobKey<'_>, head: Head) -> Result<(), DbErr> {
+    // PostgreSQL's `search` is the earlier index's column, written only by
+    // replicas of the earlier version during a rolling upgrade.
+    let clear_earlier_index =
+        if txn.get_database_backend() == DatabaseBackend::Postgres { ", search = NULL" } else { "" };
+    let sql = format!(
+        "INSERT INTO blobs (tenant_id, key, version, size, updated_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (tenant_id, key) DO UPDATE SET version = excluded.version, size = excluded.size, \
+         updated_at = excluded.updated_at{clear_earlier_index}"
+    );
+    execute(txn, &sql, blob.values([head.version.into(), head.size.into(), now().into()])).await?;
+    Ok(())
+}
+
+/// Removes what an upload that did not land stored, unless it was switched
+/// in after all (its listing gone). Best effort: what stays is reclaimed
+/// by the sweeper once the listing is due.
+async fn abandon(db: &Conn, blob: BlobKey<'_>, version: i64) {
+    let removed = async {
+        let txn = db.begin().await?;
+        let unlist = "DELETE FROM blob_garbage WHERE tenant_id = $1 AND key = $2 AND version = $3";
+        if execute(&txn, unlist, blob.values([version.into()])).await? > 0 {
+            drop_version(&txn, blob, version).await?;
+        }
+        txn.commit().await
+    };
+    if let Err(err) = removed.await {
+        tracing::warn!(error = %err, "could not remove the chunks of a failed blob write; the sweeper will");
+    }
+}
