@@ -67,6 +67,9 @@ pub struct Metrics {
     swept_sessions: Counter,
     reclaimed_versions: Counter,
     reclaimed_bytes: Counter,
+    keys: Gauge,
+    keys_file_bad_lines: Gauge,
+    key_reload_failures: Counter,
     resident_memory: Gauge,
     // For the JSON view: totals by status and the summed latency.
     by_status: Mutex<BTreeMap<u16, u64>>,
@@ -151,6 +154,17 @@ impl Metrics {
             Unit::Bytes,
             reclaimed_bytes.clone(),
         );
+        let keys = gauge(&mut registry, "auth_keys", "API keys accepted now");
+        let keys_file_bad_lines = gauge(
+            &mut registry,
+            "auth_keys_file_bad_lines",
+            "Lines of the keys file in use that were skipped as bad",
+        );
+        let key_reload_failures = counter(
+            &mut registry,
+            "auth_keys_reload_failures",
+            "Reloads of the keys file that could not read it or skipped bad lines",
+        );
         let resident_memory = Gauge::default();
         registry.register_with_unit(
             "process_resident_memory",
@@ -182,6 +196,9 @@ impl Metrics {
             swept_sessions,
             reclaimed_versions,
             reclaimed_bytes,
+            keys,
+            keys_file_bad_lines,
+            key_reload_failures,
             resident_memory,
             by_status: Mutex::new(BTreeMap::new()),
             latency_micros: AtomicU64::new(0),
@@ -261,6 +278,16 @@ impl Metrics {
     /// Counts a connection turned away at `server.max_connections`.
     pub fn connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    /// Records a reload of the keys file: whether it failed, the keys
+    /// accepted now and the bad lines of the file in use.
+    pub fn keys_reloaded(&self, failed: bool, keys: usize, bad_lines: usize) {
+        if failed {
+            self.key_reload_failures.inc();
+        }
+        self.keys.set(i64::try_from(keys).unwrap_or(i64::MAX));
+        self.keys_file_bad_lines.set(i64::try_from(bad_lines).unwrap_or(i64::MAX));
     }
 
     /// Counts blob versions the sweeper reclaimed and their bytes.

@@ -105,9 +105,17 @@ impl fmt::Debug for KeySet {
 impl KeySet {
     /// Reads `TENANT HASH` lines: blank lines and `#` comments (whole
     /// lines, or after the hash) are skipped. `origin` names the source in
-    /// errors, which give the line number.
+    /// errors, which give the line number; the first bad line is an error.
     pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
+        let (set, mut problems) = Self::parse_lenient(text, origin);
+        if problems.is_empty() { Ok(set) } else { Err(problems.swap_remove(0)) }
+    }
+
+    /// Like [`KeySet::parse`], but a bad line is skipped: the keys of the
+    /// good lines, and what was wrong with each bad one (with its number).
+    pub fn parse_lenient(text: &str, origin: &str) -> (Self, Vec<String>) {
         let mut set = Self::default();
+        let mut problems = Vec::new();
         // Some editors start a file with a byte-order mark.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (number, line) in text.lines().enumerate() {
@@ -117,12 +125,15 @@ impl KeySet {
             }
             let at = |problem: String| format!("{origin}, line {}: {problem}", number + 1);
             let mut words = line.split_whitespace();
-            let (Some(tenant), Some(hash), None) = (words.next(), words.next(), words.next()) else {
-                return Err(at("expected `TENANT HASH`".into()));
+            let added = match (words.next(), words.next(), words.next()) {
+                (Some(tenant), Some(hash), None) => set.add(tenant, hash),
+                _ => Err("expected `TENANT HASH`".into()),
             };
-            set.add(tenant, hash).map_err(at)?;
+            if let Err(problem) = added {
+                problems.push(at(problem));
+            }
         }
-        Ok(set)
+        (set, problems)
     }
 
     /// Adds one key by its hash.
@@ -139,12 +150,16 @@ impl KeySet {
         Ok(())
     }
 
-    /// Both sets in one (a key listed in both must name one tenant).
-    pub fn merged(mut self, other: &Self) -> Result<Self, String> {
+    /// Both sets in one; a key of `other` listed in `self` for another
+    /// tenant is left out, and named (by its tenants) in the problems.
+    pub fn merged(mut self, other: &Self) -> (Self, Vec<String>) {
+        let mut problems = Vec::new();
         for entry in &other.0 {
-            self.add(&entry.tenant, &format!("{HASH_PREFIX}{}", hex(&entry.digest)))?;
+            if let Err(problem) = self.add(&entry.tenant, &format!("{HASH_PREFIX}{}", hex(&entry.digest))) {
+                problems.push(problem);
+            }
         }
-        Ok(self)
+        (self, problems)
     }
 
     /// How many keys there are.
@@ -211,5 +226,17 @@ mod tests {
         }
         let twice = KeySet::parse(&format!("a {0}\na {0}\n", key.hash), "keys").expect("same tenant twice");
         assert_eq!(twice.len(), 1);
+    }
+
+    #[test]
+    fn lenient_parsing_keeps_good_lines_and_names_bad_ones() {
+        let (a, b) = (mint().expect("key"), mint().expect("key"));
+        let text = format!("team-a {}\nteam-b not-a-hash\nteam-c {}\nteam-d {}\n", a.hash, b.hash, a.hash);
+        let (set, problems) = KeySet::parse_lenient(&text, "keys");
+        assert_eq!(set.tenant_of(&a.key).as_deref(), Some("team-a"));
+        assert_eq!(set.tenant_of(&b.key).as_deref(), Some("team-c"));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("keys, line 2: not a key hash"), "{problems:?}");
+        assert!(problems[1].starts_with("keys, line 4: the same key is listed"), "{problems:?}");
     }
 }

@@ -11,7 +11,7 @@ mod rate;
 
 use std::{
     path::PathBuf,
-    sync::{Arc, RwLock},
+    sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
 
@@ -50,14 +50,44 @@ struct Keys {
     /// Keys from the configuration itself (kept across reloads).
     configured: KeySet,
     file: Option<PathBuf>,
-    /// What the file held when it was last read.
-    file_text: RwLock<Option<String>>,
+    /// What was last read of the file.
+    state: Mutex<FileState>,
     current: RwLock<Arc<KeySet>>,
 }
 
+#[derive(Debug, Default)]
+struct FileState {
+    /// The file's text when it was last read.
+    text: Option<String>,
+    /// Its lines that were skipped, each named with its number.
+    bad_lines: Vec<String>,
+    /// Reads that failed in a row (the file missing or unreadable).
+    failed_reads: u32,
+}
+
+/// What a reload of the keys file found.
+#[derive(Debug, Default)]
+pub struct Reload {
+    /// The keys in use changed.
+    pub changed: bool,
+    /// Lines of a new text that were skipped, each named with its number.
+    pub bad_lines: Vec<String>,
+    /// Why the file could not be read, if it could not.
+    pub unreadable: Option<String>,
+    /// The file stayed unreadable, so its keys no longer work.
+    pub file_keys_dropped: bool,
+}
+
+impl Reload {
+    /// Whether the reload failed in any way (counted in `/metrics`).
+    pub fn failed(&self) -> bool {
+        !self.bad_lines.is_empty() || self.unreadable.is_some()
+    }
+}
+
 impl Auth {
-    /// Reads the configured keys and the keys file; a bad line or a file
-    /// that cannot be read stops start-up.
+    /// Reads the configured keys and the keys file. A file that cannot be
+    /// read stops start-up; its bad lines are skipped and logged.
     pub fn load(whole: &Config) -> Result<Self, String> {
         let config = &whole.auth;
         let keys = if config.enabled() {
@@ -67,9 +97,15 @@ impl Auth {
                 current: RwLock::new(Arc::new(configured.clone())),
                 configured,
                 file,
-                file_text: RwLock::new(None),
+                state: Mutex::new(FileState::default()),
             };
-            keys.reload()?;
+            let loaded = keys.reload();
+            if let Some(why) = loaded.unreadable {
+                return Err(why);
+            }
+            for line in &loaded.bad_lines {
+                tracing::error!("API key skipped: {line}");
+            }
             Some(keys)
         } else {
             None
@@ -99,10 +135,14 @@ impl Auth {
         self.keys.as_ref().is_some_and(|k| read(&k.current).is_empty())
     }
 
-    /// Reads the keys file again if it changed; `Ok(true)` when the keys
-    /// were replaced. On error the keys in use stay as they are.
-    pub fn reload(&self) -> Result<bool, String> {
-        self.keys.as_ref().map_or(Ok(false), Keys::reload)
+    /// Reads the keys file again; what it found (see [`Keys::reload`]).
+    pub fn reload(&self) -> Reload {
+        self.keys.as_ref().map_or_else(Reload::default, Keys::reload)
+    }
+
+    /// How many lines of the keys file in use were skipped as bad.
+    pub fn bad_line_count(&self) -> usize {
+        self.keys.as_ref().map_or(0, |k| lock(&k.state).bad_lines.len())
     }
 
     /// The keys file, if one is configured.
@@ -125,19 +165,48 @@ impl Auth {
 }
 
 impl Keys {
-    fn reload(&self) -> Result<bool, String> {
-        let Some(file) = &self.file else { return Ok(false) };
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read auth.keys_file `{}`: {e}", file.display()))?;
-        if read(&self.file_text).as_deref() == Some(text.as_str()) {
-            return Ok(false);
+    /// Reads the file. A changed text replaces the file's keys with the
+    /// keys of its good lines (a bad line is skipped, never a reason to keep
+    /// keys the file no longer lists). A failed read keeps the keys in use
+    /// once, as a file being swapped may be missing for a moment; a second
+    /// failed read in a row (one reload interval later) drops the file's
+    /// keys, leaving only those of the configuration itself.
+    fn reload(&self) -> Reload {
+        let Some(file) = &self.file else { return Reload::default() };
+        let mut state = lock(&self.state);
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                state.failed_reads += 1;
+                let unreadable = Some(format!("cannot read auth.keys_file `{}`: {e}", file.display()));
+                if state.failed_reads < 2 || state.text.is_none() {
+                    return Reload { unreadable, ..Reload::default() };
+                }
+                *state = FileState { failed_reads: state.failed_reads, ..FileState::default() };
+                self.replace(self.configured.clone());
+                return Reload { changed: true, unreadable, file_keys_dropped: true, ..Reload::default() };
+            }
+        };
+        state.failed_reads = 0;
+        if state.text.as_deref() == Some(text.as_str()) {
+            return Reload::default();
         }
-        let from_file = KeySet::parse(&text, &format!("auth.keys_file `{}`", file.display()))?;
-        let keys = self.configured.clone().merged(&from_file)?;
-        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
-        *self.file_text.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text);
-        Ok(true)
+        let origin = format!("auth.keys_file `{}`", file.display());
+        let (from_file, mut bad_lines) = KeySet::parse_lenient(&text, &origin);
+        let (keys, conflicts) = self.configured.clone().merged(&from_file);
+        bad_lines.extend(conflicts.into_iter().map(|conflict| format!("{origin}: {conflict}")));
+        self.replace(keys);
+        *state = FileState { text: Some(text), bad_lines: bad_lines.clone(), failed_reads: 0 };
+        Reload { changed: true, bad_lines, ..Reload::default() }
     }
+
+    fn replace(&self, keys: KeySet) {
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn read<T: Clone>(lock: &RwLock<T>) -> T {
@@ -205,8 +274,13 @@ fn admit(auth: &Auth, req: &Request) -> Result<Option<Arc<str>>, Error> {
 }
 
 /// Re-reads the keys file every `interval` and on SIGHUP, until the
-/// returned task is aborted. Problems are logged; the keys in use stay.
-pub fn watch(auth: Arc<Auth>, interval: Duration) -> Option<tokio::task::JoinHandle<()>> {
+/// returned task is aborted; logs what each reload found and counts it in
+/// `metrics`.
+pub fn watch(
+    auth: Arc<Auth>,
+    interval: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Option<tokio::task::JoinHandle<()>> {
     auth.keys_file()?;
     Some(tokio::spawn(async move {
         #[cfg(unix)]
@@ -224,11 +298,25 @@ pub fn watch(auth: Arc<Auth>, interval: Duration) -> Option<tokio::task::JoinHan
                 tick.tick().await;
                 "changed"
             };
-            match auth.reload() {
-                Ok(true) => tracing::info!(keys = auth.key_count(), why, "API keys reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::error!("API keys not reloaded, the previous keys stay in use: {e}"),
-            }
+            let reload = auth.reload();
+            log_reload(&reload, auth.key_count(), why);
+            metrics.keys_reloaded(reload.failed(), auth.key_count(), auth.bad_line_count());
         }
     }))
+}
+
+fn log_reload(reload: &Reload, keys: usize, why: &str) {
+    for line in &reload.bad_lines {
+        tracing::error!("API key skipped: {line}");
+    }
+    match &reload.unreadable {
+        Some(problem) if reload.file_keys_dropped => {
+            tracing::error!("{problem}; read again and still failing, so its keys no longer work");
+        }
+        Some(problem) => tracing::warn!("{problem}; its keys stay in use until the next read fails too"),
+        None => {}
+    }
+    if reload.changed {
+        tracing::info!(keys, why, "API keys reloaded");
+    }
 }

@@ -89,7 +89,8 @@ impl Server {
         let metrics = Arc::new(Metrics::new(backend));
         let (drain, draining) = watch::channel(false);
         let draining = Draining(draining);
-        let watcher = crate::auth::watch(auth.clone(), Duration::from_millis(config.auth.reload_interval_ms));
+        let interval = Duration::from_millis(config.auth.reload_interval_ms);
+        let watcher = crate::auth::watch(auth.clone(), interval, metrics.clone());
         let sweeper = sweeper::start(db.clone(), &config.retention, metrics.clone());
         let app = Arc::new(crate::app(db.clone(), &config, auth, metrics.clone(), draining.clone()));
         let limits = connection::Limits::from(&config.server);

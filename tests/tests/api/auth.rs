@@ -17,6 +17,7 @@ both_backends!(
     api_calls_need_a_known_key,
     tenants_see_only_their_own_rows_on_every_route,
     appends_of_two_tenants_to_the_same_ids_at_once_stay_apart,
+    search_answers_depend_on_the_tenants_own_values_only,
     keys_rotate_through_the_keys_file_without_a_restart,
     rate_limit_answers_429_per_tenant,
 );
@@ -368,14 +369,33 @@ async fn keys_rotate_through_the_keys_file_without_a_restart(backend: Backend) {
     assert_eq!(status(&old.key).await, 200);
     write_keys(&file, &[("team-a", &new)]);
     eventually("the old key is refused", async || status(&old.key).await == 401).await;
-    // A broken file keeps the keys in use.
-    std::fs::write(&file, "team-a not-a-hash\n").expect("write");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(status(&new.key).await, 200, "a bad keys file changes nothing");
-    // So does a missing one.
+    // A bad line is skipped and counted, never a reason to keep a key the
+    // file no longer lists.
+    let other = mint();
+    write_keys(&file, &[("team-a", &new), ("team-b", &other)]);
+    eventually("the other tenant's key is accepted", async || status(&other.key).await == 200).await;
+    std::fs::write(&file, format!("team-a {}\nteam-b not-a-hash\n", new.hash)).expect("write");
+    eventually("a key removed beside a bad line is refused", async || status(&other.key).await == 401).await;
+    assert_eq!(status(&new.key).await, 200);
+    let metrics = app.client.get(app.url("/metrics")).bearer_auth(&new.key).send().await.expect("metrics");
+    let metrics = metrics.text().await.expect("text");
+    for line in ["auth_keys 1", "auth_keys_file_bad_lines 1"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    assert!(!metrics.contains("auth_keys_reload_failures_total 0"), "{metrics}");
+    // Swapped as a Secret volume swaps it, a key in every version always works.
+    for _ in 0..20 {
+        write_keys(&file, &[("team-b", &mint()), ("team-a", &new)]);
+        assert_eq!(status(&new.key).await, 200, "a key listed throughout");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A file that stays gone for two reload intervals leaves no key working.
     std::fs::remove_file(&file).expect("remove");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(status(&new.key).await, 200, "a missing keys file changes nothing");
+    let gone = std::time::Instant::now();
+    eventually("a key of a file gone for good is refused", async || status(&new.key).await == 401).await;
+    eprintln!("{backend:?}: refused {:?} after the file went (reload interval 50 ms)", gone.elapsed());
+    write_keys(&file, &[("team-a", &new)]);
+    eventually("the key works again once its file is back", async || status(&new.key).await == 200).await;
 }
 
 async fn rate_limit_answers_429_per_tenant(backend: Backend) {
@@ -411,4 +431,53 @@ async fn rate_limit_answers_429_per_tenant(backend: Backend) {
     }
     // An unknown key is refused before it costs any tenant a token.
     expect_unauthorized(send(&app, Method::GET, "/api/v1/sessions", Some(&mint().key), None).await);
+}
+
+/// What a search answers `key`, as bytes.
+async fn search_bytes(app: &TestApp, key: &str, query: &str) -> Vec<u8> {
+    let url = app.url(&format!("/api/v1/storage?q={}", crate::helpers::enc(query)));
+    let resp = app.client.get(url).bearer_auth(key).send().await.expect("search");
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.expect("body").to_vec()
+}
+
+async fn search_answers_depend_on_the_tenants_own_values_only(backend: Backend) {
+    let (key_a, key_b) = (mint(), mint());
+    let Some((app, _dir)) = keyed_app(backend, &[("team-a", &key_a), ("team-b", &key_b)], |_| {}).await
+    else {
+        return;
+    };
+    let (a, b) = (key_a.key.as_str(), key_b.key.as_str());
+    let write = |key: &str, path: String, text: String| {
+        let req = app.client.put(app.url(&format!("/api/v1/storage/{path}"))).bearer_auth(key).body(text);
+        async move { assert_eq!(req.send().await.expect("write").status(), 204) }
+    };
+    write(b, "notes/1".into(), "The weather in Paris is rainy; Paris weather changes.".into()).await;
+    write(b, "notes/2".into(), "sunny weather by the sea".into()).await;
+    write(b, "notes/3".into(), "Paris".into()).await;
+    let queries = ["paris", "weather", "paris weather rainy", "sunny sea", "absent"];
+    let mut before = Vec::new();
+    for q in queries {
+        before.push(search_bytes(&app, b, q).await);
+    }
+    // Another tenant stores the same words, often, under the same keys too.
+    for i in 0..60 {
+        let text = format!("{} weather {}", "paris ".repeat(i % 7 + 1), "sunny rainy absent ".repeat(i % 3));
+        write(a, format!("notes/{i}"), text).await;
+    }
+    for (q, before) in queries.iter().zip(&before) {
+        let after = search_bytes(&app, b, q).await;
+        assert!(
+            after == *before,
+            "{q}: {} then {}",
+            String::from_utf8_lossy(before),
+            String::from_utf8_lossy(&after)
+        );
+    }
+    let mine: Value = serde_json::from_slice(&search_bytes(&app, b, "paris").await).expect("json");
+    let keys: Vec<&str> =
+        mine["results"].as_array().expect("results").iter().filter_map(|r| r["key"].as_str()).collect();
+    assert_eq!(keys, ["notes/1", "notes/3"], "{mine}");
+    let theirs: Value = serde_json::from_slice(&search_bytes(&app, a, "absent").await).expect("json");
+    assert_eq!(theirs["results"].as_array().map(Vec::len), Some(40), "{theirs}");
 }

@@ -7,6 +7,7 @@ mod agents;
 mod auth;
 mod blob_races;
 mod blob_reclaim;
+mod blob_search;
 mod concurrency;
 mod connections;
 mod edges;

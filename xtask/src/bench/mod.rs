@@ -3,6 +3,7 @@
 //! concurrency for a fixed time, runs pgbench with the same SQL work in
 //! the same run, and prints one table. Measured, never asserted.
 
+mod index;
 mod load;
 mod pgbench;
 mod scenarios;
@@ -86,6 +87,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let mut rows = Vec::new();
+    let mut index_rows = Vec::new();
     let mut starts = Vec::new();
     for &backend in &args.backends {
         let database = Database::new(args, backend, &dir)?;
@@ -100,6 +102,11 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         for &scenario in &scenarios {
             eprintln!("{backend}: {} …", scenario.name());
+            if scenario == Scenario::SearchIndex {
+                let measured = index::measure(&runtime, &binary, &database, &dir);
+                index_rows.extend(measured?.into_iter().map(|row| (backend, row)));
+                continue;
+            }
             if let Err(e) = database.settle() {
                 eprintln!("  not vacuumed first: {e}");
             }
@@ -133,7 +140,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         server.stop();
         database.remove();
     }
-    print!("{}", table(&rows, &starts, args));
+    print!("{}{}", table(&rows, &starts, args), index_table(&index_rows));
     Ok(())
 }
 
@@ -186,12 +193,57 @@ impl Database {
             .map(drop)
     }
 
+    /// The size of the search index (PostgreSQL: `blob_text` with its
+    /// indexes, after a vacuum merges GIN's pending entries; SQLite: the
+    /// pages of `blob_text`, its index and the FTS5 tables, by `dbstat`
+    /// through the `sqlite3` program).
+    fn index_bytes(&self) -> Result<u64, String> {
+        let size = match &self.schema {
+            Some(_) => {
+                output("psql", &[self.url.clone(), "-qc".into(), "VACUUM blob_text".into()])?;
+                let sql = "SELECT pg_total_relation_size('blob_text')";
+                output("psql", &[self.url.clone(), "-Atc".into(), sql.into()])?
+            }
+            None => {
+                let file = self.url.trim_start_matches("sqlite://").trim_end_matches("?mode=rwc").to_owned();
+                let sql = "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('blob_text', 'idx_blob_text_version') \
+                           OR name LIKE 'blob\\_words\\_%' ESCAPE '\\'";
+                output("sqlite3", &[file, sql.into()])?
+            }
+        };
+        size.trim().parse().map_err(|_| format!("unexpected size {size:?}"))
+    }
+
     /// Drops what the run made.
     fn remove(self) {
         if let Some((base, schema)) = self.schema {
             drop(output("psql", &[base, "-qc".into(), format!("DROP SCHEMA {schema} CASCADE")]));
         }
     }
+}
+
+fn index_table(rows: &[(Backend, index::IndexRow)]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n| backend | snapshot | write ms, indexed | write ms, not indexed | index size | index / value |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    for (backend, row) in rows {
+        let (size, share) = match row.index_bytes {
+            Some(bytes) => (
+                format!("{:.2} MiB", bytes as f64 / 1048576.0),
+                format!("{:.2}", bytes as f64 / (row.mib << 20) as f64),
+            ),
+            None => ("n/a".into(), "n/a".into()),
+        };
+        out.push_str(&format!(
+            "| {backend} | {} MiB | {:.0} | {:.0} | {size} | {share} |\n",
+            row.mib, row.indexed_ms, row.unindexed_ms
+        ));
+    }
+    out
 }
 
 fn table(rows: &[Row], starts: &[(Backend, Duration, f64)], args: &Args) -> String {

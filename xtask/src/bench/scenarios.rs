@@ -28,10 +28,13 @@ pub enum Scenario {
     BlobRead,
     /// `GET /health`.
     Health,
+    /// Write 1, 4 and 16 MiB snapshots with the search index on and off,
+    /// and measure the index (a table of its own).
+    SearchIndex,
 }
 
 impl Scenario {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Append,
         Self::Page,
         Self::GetAgent,
@@ -40,6 +43,7 @@ impl Scenario {
         Self::BlobWrite,
         Self::BlobRead,
         Self::Health,
+        Self::SearchIndex,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +56,7 @@ impl Scenario {
             Self::BlobWrite => "blob write 256 KiB",
             Self::BlobRead => "blob read 256 KiB",
             Self::Health => "GET /health",
+            Self::SearchIndex => "search index of a snapshot",
         }
     }
 }
@@ -168,7 +173,7 @@ pub async fn run(scenario: Scenario, addr: SocketAddr, concurrency: usize, durat
             })
             .await
         }
-        Scenario::Health => {
+        Scenario::Health | Scenario::SearchIndex => {
             drive(addr, concurrency, duration, |mut client, _, _| async move {
                 let result = client.expect(Method::GET, "/health", None, 200).await;
                 (client, result.map(drop))

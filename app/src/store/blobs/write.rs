@@ -300,11 +300,12 @@ async fn store(
                 "WITH chunk AS (INSERT INTO blob_chunks (tenant_id, key, version, seq, data) \
                  SELECT $1, $2, $3, $4, $5 {guard} RETURNING seq), \
                  words AS (INSERT INTO blob_text (tenant_id, key, version, seq, words) \
-                 SELECT $1, $2, $3, $6 + s.n - 1, to_tsvector('simple', s.t) \
+                 SELECT $1, $2, $3, $6 + s.n - 1, CAST(s.t AS tsvector) \
                  FROM chunk, unnest(string_to_array($7, E'\\n')) WITH ORDINALITY AS s(t, n)) \
                  SELECT count(*) FROM chunk"
             );
-            let joined = (!words.words.is_empty()).then(|| words.words.join("\n"));
+            let literals: Vec<String> = words.words.iter().map(|w| super::search::tsvector(w)).collect();
+            let joined = (!literals.is_empty()).then(|| literals.join("\n"));
             let mut values = chunk;
             values.extend([words.first.into(), joined.into()]);
             let row = db.query_one_raw(statement(backend, &sql, values)).await?;
