@@ -52,7 +52,7 @@ fn snapshot(bytes: usize, last_word: &str) -> String {
             json!({"role": "user", "content": [{"image": {"format": "png", "source": {"bytes": {
                 "__bytes_encoded__": true, "data": base64_image(64 * 1024, turn)}}}}]})
         } else {
-            json!({"role": if turn % 2 == 0 { "user" } else { "assistant" }, "content": [{"text": text.repeat(20)}]})
+            json!({"role": if turn.is_multiple_of(2) { "user" } else { "assistant" }, "content": [{"text": text.repeat(20)}]})
         };
         size += message.to_string().len();
         messages.push(json!({"message": message, "message_id": turn}));
