@@ -1,6 +1,7 @@
-//! Reading and dropping the rest of a request body that will not be used,
-//! so that a client still sending it receives the answer (401, 412, 413, …)
-//! instead of a connection reset. Bounded in bytes and in time.
+//! Reading request bodies within their time limits ([`within_stall`]), and
+//! dropping the rest of one that will not be used, so that a client still
+//! sending it receives the answer (401, 412, 413, …) instead of a
+//! connection reset ([`discard`]), bounded in bytes and in time.
 
 use std::time::Duration;
 
@@ -29,4 +30,38 @@ where
         }
     };
     drop(tokio::time::timeout(DRAIN_TIME, read_all).await);
+}
+
+/// The pieces of `body`, each arriving within `stall` of the last (within
+/// a second once shutdown has begun): a body that stops arriving ends
+/// with 408 `RequestTimeoutError`; one that cannot be read, with 422.
+pub fn within_stall(
+    body: poem::Body,
+    stall: Duration,
+    draining: crate::server::Draining,
+) -> impl Stream<Item = Result<Bytes, crate::error::Error>> + Send {
+    use crate::error::Error;
+    let pieces = body.into_bytes_stream();
+    futures::stream::unfold(Some((pieces, draining)), move |state| async move {
+        let (mut pieces, mut draining) = state?;
+        loop {
+            let limit = draining.stall_limit(stall);
+            let next = tokio::select! {
+                next = tokio::time::timeout(limit, pieces.next()) => next,
+                // A shutdown shortens the limit: wait again with the new one.
+                () = draining.started(), if !draining.is_draining() => continue,
+            };
+            return match next {
+                Err(_) => {
+                    let stalled = format!("the request body stopped arriving for {} ms", limit.as_millis());
+                    Some((Err(Error::RequestTimeout(stalled)), None))
+                }
+                Ok(None) => None,
+                Ok(Some(Err(e))) => {
+                    Some((Err(Error::Validation(format!("cannot read the request body: {e}"))), None))
+                }
+                Ok(Some(Ok(piece))) => Some((Ok(piece), Some((pieces, draining)))),
+            };
+        }
+    })
 }

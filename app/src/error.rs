@@ -18,6 +18,10 @@ pub enum Error {
     /// No API key, or one the server does not know.
     #[error("{0}")]
     Unauthorized(String),
+    /// A valid credential that may not do this (a tenant's key on the
+    /// operators' metrics).
+    #[error("{0}")]
+    Forbidden(String),
     /// The tenant's rate limit is used up; retry after this many seconds.
     #[error("the rate limit of this API key's tenant is used up; retry in {0} s")]
     TooManyRequests(u64),
@@ -56,6 +60,7 @@ impl Error {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -74,6 +79,7 @@ impl Error {
         match self {
             Self::Validation(_) => "ValidationError",
             Self::Unauthorized(_) => "UnauthorizedError",
+            Self::Forbidden(_) => "ForbiddenError",
             Self::TooManyRequests(_) => "TooManyRequestsError",
             Self::NotFound(_) => "NotFoundError",
             Self::Conflict(_) => "ConflictError",

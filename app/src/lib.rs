@@ -43,6 +43,9 @@ struct AppState {
     blob_timing: store::blobs::Timing,
     /// The longest pause of a streamed request body.
     body_stall: Duration,
+    /// Whether the server is shutting down (streamed bodies may then
+    /// stall for a second at most).
+    draining: Draining,
     /// TTL of sessions created without one.
     default_ttl_seconds: u64,
 }
@@ -64,6 +67,7 @@ fn app(
         storage: config.storage.clone(),
         blob_timing: config.blob_timing(),
         body_stall: Duration::from_millis(config.server.body_timeout_ms),
+        draining: draining.clone(),
         default_ttl_seconds: config.retention.default_ttl_seconds,
     };
     let api = api::service();

@@ -149,10 +149,6 @@ pub async fn observe<E: Endpoint>(
     request_id::scope(id, scoped).await
 }
 
-/// While the server shuts down, the longest pause a request body may take;
-/// a client stalled mid-body must not hold the shutdown.
-const DRAINING_STALL: Duration = Duration::from_secs(1);
-
 /// Bodies larger than this are "large": they wait for room (see [`BodyLimits::large`]).
 const LARGE_BODY: u64 = 1024 * 1024;
 
@@ -215,26 +211,12 @@ pub async fn read_body<E: Endpoint>(
     if let Some(n) = announced.filter(|n| *n > LARGE_BODY) {
         turn = Some(limits.turn(n.min(limit)).await?);
     }
-    let mut chunks = req.take_body().into_bytes_stream();
+    let chunks = crate::drain::within_stall(req.take_body(), limits.stall, limits.draining.clone());
+    let mut chunks = std::pin::pin!(chunks);
     let mut body = Vec::with_capacity(announced.map_or(0, |n| n.min(limit)) as usize);
     let mut received = 0u64;
-    loop {
-        let stall =
-            if limits.draining.is_draining() { DRAINING_STALL.min(limits.stall) } else { limits.stall };
-        let mut draining = limits.draining.clone();
-        let next = tokio::select! {
-            next = tokio::time::timeout(stall, chunks.next()) => next,
-            () = draining.started(), if !draining.is_draining() => continue,
-        };
-        let Ok(next) = next else {
-            return Err(Error::RequestTimeout(format!(
-                "the request body stopped arriving for {} ms",
-                stall.as_millis()
-            ))
-            .into());
-        };
-        let Some(chunk) = next else { break };
-        let chunk = chunk.map_err(|e| Error::Validation(format!("cannot read the request body: {e}")))?;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
         received += chunk.len() as u64;
         if turn.is_none() && received > LARGE_BODY {
             // Length unknown: room for the largest body allowed.

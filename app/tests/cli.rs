@@ -275,13 +275,34 @@ fn sigterm_exits_promptly_while_clients_stall() {
         .write_all(b"POST /api/v1/sessions HTTP/1.1\r\nHost: t\r\nContent-Length: 500\r\n\r\n{\"session_id\"")
         .expect("part of a body");
     let silent = connect();
-    std::thread::sleep(Duration::from_millis(200));
+    // A blob upload that stops arriving, and a client that asks for a
+    // large value and reads none of it.
+    let mut mid_upload = connect();
+    mid_upload
+        .write_all(b"PUT /api/v1/storage/stalled HTTP/1.1\r\nHost: t\r\nContent-Length: 10485760\r\n\r\n")
+        .and_then(|()| mid_upload.write_all(&[b'x'; 300_000]))
+        .expect("part of an upload");
+    let value = vec![b'v'; 48 * 1024 * 1024];
+    let mut writer = connect();
+    writer
+        .write_all(
+            format!("PUT /api/v1/storage/big HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", value.len())
+                .as_bytes(),
+        )
+        .and_then(|()| writer.write_all(&value))
+        .expect("a large value");
+    let mut answer = [0u8; 12];
+    std::io::Read::read_exact(&mut writer, &mut answer).expect("its answer");
+    assert_eq!(&answer, b"HTTP/1.1 204", "the large value was stored");
+    let mut not_reading = connect();
+    not_reading.write_all(b"GET /api/v1/storage/big HTTP/1.1\r\nHost: t\r\n\r\n").expect("ask for it");
+    std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     assert_eq!(terminate(&mut child), Some(0));
     let took = started.elapsed();
-    eprintln!("exit after SIGTERM with three stalled clients: {took:?}");
+    eprintln!("exit after SIGTERM with five stalled clients: {took:?}");
     assert!(took < Duration::from_secs(5), "stalled clients held the exit for {took:?}");
-    drop((half_header, mid_body, silent));
+    drop((half_header, mid_body, silent, mid_upload, writer, not_reading));
 }
 
 #[test]

@@ -246,7 +246,9 @@ impl AgentsApi {
         tenant: Data<&Tenant>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
-        /// An `ETag` this agent answered with: 412 unless it is still current.
+        /// An `ETag` this agent answered with (or a list of them, or `*`): 412
+        /// unless it is still current. An empty list names no tag and so
+        /// matches nothing (RFC 9110): 412.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         body: JsonBody<UpdateAgentRequest>,

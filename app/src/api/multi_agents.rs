@@ -179,7 +179,9 @@ impl MultiAgentsApi {
         tenant: Data<&Tenant>,
         session_id: Path<Id>,
         multi_agent_id: Path<Id>,
-        /// An `ETag` this state answered with: 412 unless it is still current.
+        /// An `ETag` this state answered with (or a list of them, or `*`): 412
+        /// unless it is still current. An empty list names no tag and so
+        /// matches nothing (RFC 9110): 412.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         body: JsonBody<UpdateMultiAgentRequest>,

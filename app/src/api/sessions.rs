@@ -218,7 +218,9 @@ impl SessionsApi {
         state: Data<&AppState>,
         tenant: Data<&Tenant>,
         session_id: Path<Id>,
-        /// An `ETag` this session answered with: 412 unless it is still current.
+        /// An `ETag` this session answered with (or a list of them, or `*`):
+        /// 412 unless it is still current. An empty list names no tag and so
+        /// matches nothing (RFC 9110): 412.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         body: JsonBody<UpdateSessionRequest>,

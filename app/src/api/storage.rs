@@ -2,8 +2,6 @@
 //! protocol (`SnapshotSessionManager`, `Agent(storage=…)`). Values stream
 //! in and out in chunks; keys follow the SDK's normalisation.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use futures::{StreamExt, stream};
 use poem::{Body, Request, RequestBody, web::Data};
@@ -327,7 +325,9 @@ impl StorageApi {
         state: Data<&AppState>,
         tenant: Data<&Tenant>,
         key: Path<Key>,
-        /// An `ETag` of this key, or `*`: 412 unless it still holds.
+        /// An `ETag` of this key (or a list of them), or `*`: 412 unless it
+        /// still holds. An empty list names no tag and so matches nothing
+        /// (RFC 9110): 412.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         /// `*`: 412 if the key exists.
@@ -342,7 +342,8 @@ impl StorageApi {
             timing: state.blob_timing,
         };
         let precondition = precondition(if_match.0.as_deref(), if_none_match.0.as_deref());
-        let body = stalling(value.0, state.body_stall);
+        let body = crate::drain::within_stall(value.0, state.body_stall, state.draining.clone());
+        let mut body = std::pin::pin!(body);
         // Refuse early what would be refused at the end, before the upload.
         if precondition != Precondition::None {
             let current = blobs::head(state.db.conn(), blob).await?.map(|h| h.version);
@@ -351,8 +352,13 @@ impl StorageApi {
                 return Err(blobs::stale().into());
             }
         }
-        let head = blobs::write(state.db.conn(), blob, &precondition, limits, body).await?;
-        Ok(Written::Written(etag(head.version)))
+        let written = blobs::write(state.db.conn(), blob, &precondition, limits, body.as_mut()).await;
+        if let Err(Error::PayloadTooLarge(_)) = &written {
+            // What the client is still sending is read (within bounds), so
+            // it gets the 413 rather than a reset.
+            crate::drain::discard(body, crate::drain::DRAIN_LIMIT).await;
+        }
+        Ok(Written::Written(etag(written?.version)))
     }
 
     /// Read a value
@@ -456,25 +462,6 @@ impl StorageApi {
 
 fn found<T>(found: Option<T>, key: &str) -> Result<T, Error> {
     found.ok_or_else(|| Error::NotFound(format!("key `{key}` not found")))
-}
-
-/// The request body as a stream of pieces, failing with 408 when it
-/// pauses longer than `stall`.
-fn stalling(body: Body, stall: Duration) -> impl futures::Stream<Item = Result<Bytes, Error>> + Send {
-    let pieces = body.into_bytes_stream();
-    stream::unfold(pieces, move |mut pieces| async move {
-        let next = match tokio::time::timeout(stall, pieces.next()).await {
-            Err(_) => Err(Error::RequestTimeout(format!(
-                "the request body stopped arriving for {} ms",
-                stall.as_millis()
-            ))),
-            Ok(None) => return None,
-            Ok(Some(piece)) => {
-                piece.map_err(|e| Error::Validation(format!("cannot read the request body: {e}")))
-            }
-        };
-        Some((next, pieces))
-    })
 }
 
 /// The chunks of `head` after the first, read one query at a time as the

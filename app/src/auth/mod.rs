@@ -2,23 +2,24 @@
 //! `auth.keys_file` a Kubernetes Secret provides), every `/api/` request
 //! must carry one (`Authorization: Bearer <key>` or `X-API-Key: <key>`),
 //! and its tenant is the tenant of every store query it makes. Without
-//! keys, every request is the tenant `default` (local use). The keys file
-//! is read again when it changes and on SIGHUP, so keys rotate without a
-//! restart. A per-tenant token bucket ([`rate`]) may limit requests.
+//! keys, every request is the tenant `default` (local use). Operators read
+//! the service-wide figures (`/metrics`, the traffic counters of
+//! `/health/metrics`) with keys of their own (`metrics.keys`,
+//! `metrics.keys_file`), never with a tenant's. Keys files are read again
+//! every reload interval and on SIGHUP, so keys rotate without a restart
+//! ([`key_source`]). A per-tenant token bucket ([`rate`]) may limit
+//! requests.
 
+mod key_source;
 pub mod keys;
 mod rate;
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, Mutex, RwLock},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use poem::{Endpoint, IntoResponse, Request, Response, http::HeaderMap};
 
-pub use self::keys::KeySet;
-use self::rate::RateLimiter;
+use self::{key_source::KeySource, rate::RateLimiter};
+pub use self::{key_source::Reload, keys::KeySet};
 use crate::{config::Config, error::Error};
 
 /// The tenant a request acts for; every store query is scoped by it.
@@ -31,91 +32,62 @@ impl Tenant {
     }
 }
 
+/// What a request may see of the service-wide figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsView {
+    /// Everything: an operator's metrics key, `metrics.public`, or no
+    /// authentication at all.
+    Full,
+    /// The process alone (version, uptime, memory, pool), not the traffic
+    /// of every tenant.
+    ProcessOnly,
+}
+
 /// What authenticates and limits requests.
 #[derive(Debug)]
 pub struct Auth {
-    /// `None`: authentication is off.
-    keys: Option<Keys>,
+    /// The tenants' API keys; `None`: authentication is off.
+    keys: Option<KeySource>,
+    /// The operators' metrics keys, if configured.
+    metrics_keys: Option<KeySource>,
     limiter: Option<RateLimiter>,
     default_tenant: Arc<str>,
-    /// Whether `/metrics` answers without a key.
+    /// Whether the service-wide figures are shown to anyone.
     metrics_public: bool,
     /// How much of a refused request's body is read (so its client gets
     /// the answer rather than a reset): the body limit plus a margin.
     drain_bytes: u64,
 }
 
-#[derive(Debug)]
-struct Keys {
-    /// Keys from the configuration itself (kept across reloads).
-    configured: KeySet,
-    file: Option<PathBuf>,
-    /// What was last read of the file.
-    state: Mutex<FileState>,
-    current: RwLock<Arc<KeySet>>,
-}
-
-#[derive(Debug, Default)]
-struct FileState {
-    /// The file's text when it was last read.
-    text: Option<String>,
-    /// Its lines that were skipped, each named with its number.
-    bad_lines: Vec<String>,
-    /// Reads that failed in a row (the file missing or unreadable).
-    failed_reads: u32,
-}
-
-/// What a reload of the keys file found.
-#[derive(Debug, Default)]
-pub struct Reload {
-    /// The keys in use changed.
-    pub changed: bool,
-    /// Lines of a new text that were skipped, each named with its number.
-    pub bad_lines: Vec<String>,
-    /// Why the file could not be read, if it could not.
-    pub unreadable: Option<String>,
-    /// The file stayed unreadable, so its keys no longer work.
-    pub file_keys_dropped: bool,
-}
-
-impl Reload {
-    /// Whether the reload failed in any way (counted in `/metrics`).
-    pub fn failed(&self) -> bool {
-        !self.bad_lines.is_empty() || self.unreadable.is_some()
-    }
-}
-
 impl Auth {
-    /// Reads the configured keys and the keys file. A file that cannot be
+    /// Reads the configured keys and the keys files. A file that cannot be
     /// read stops start-up; its bad lines are skipped and logged.
     pub fn load(whole: &Config) -> Result<Self, String> {
-        let config = &whole.auth;
-        let keys = if config.enabled() {
-            let configured = config.keys.key_set()?;
-            let file = config.keys_file.as_ref().map(PathBuf::from);
-            let keys = Keys {
-                current: RwLock::new(Arc::new(configured.clone())),
+        let (auth, metrics) = (&whole.auth, &whole.metrics);
+        let keys = if auth.enabled() {
+            let configured = auth.keys.key_set("auth.keys")?;
+            Some(KeySource::load("auth.keys_file", configured, auth.keys_file.as_deref(), "API key")?)
+        } else {
+            None
+        };
+        let metrics_keys = if metrics.keyed() {
+            let configured = metrics.keys.key_set("metrics.keys")?;
+            Some(KeySource::load(
+                "metrics.keys_file",
                 configured,
-                file,
-                state: Mutex::new(FileState::default()),
-            };
-            let loaded = keys.reload();
-            if let Some(why) = loaded.unreadable {
-                return Err(why);
-            }
-            for line in &loaded.bad_lines {
-                tracing::error!("API key skipped: {line}");
-            }
-            Some(keys)
+                metrics.keys_file.as_deref(),
+                "metrics key",
+            )?)
         } else {
             None
         };
         let limit = &whole.rate_limit;
         Ok(Self {
             keys,
+            metrics_keys,
             limiter: RateLimiter::new(limit.requests_per_second, limit.burst),
             default_tenant: crate::store::DEFAULT_TENANT.into(),
-            metrics_public: whole.metrics.public,
+            metrics_public: metrics.public,
             drain_bytes: whole.server.body_limit_bytes as u64 + crate::drain::DRAIN_LIMIT,
         })
     }
@@ -125,118 +97,134 @@ impl Auth {
         self.keys.is_some()
     }
 
-    /// How many keys are accepted now.
+    /// How many API keys are accepted now.
     pub fn key_count(&self) -> usize {
-        self.keys.as_ref().map_or(0, |k| read(&k.current).len())
+        self.keys.as_ref().map_or(0, KeySource::len)
     }
 
     /// Whether keys are required but none is listed (every request refused).
     pub fn lists_no_key(&self) -> bool {
-        self.keys.as_ref().is_some_and(|k| read(&k.current).is_empty())
+        self.keys.as_ref().is_some_and(|k| k.len() == 0)
     }
 
-    /// Reads the keys file again; what it found (see [`Keys::reload`]).
-    pub fn reload(&self) -> Reload {
-        self.keys.as_ref().map_or_else(Reload::default, Keys::reload)
+    /// The key sources with a file to read again, each with what it holds.
+    fn files(&self) -> impl Iterator<Item = (&KeySource, &'static str)> {
+        [(self.keys.as_ref(), "API key"), (self.metrics_keys.as_ref(), "metrics key")]
+            .into_iter()
+            .filter_map(|(source, what)| Some((source.filter(|s| s.file().is_some())?, what)))
     }
 
-    /// How many lines of the keys file in use were skipped as bad.
+    /// Whether a keys file is configured (the watcher has work).
+    pub fn has_files(&self) -> bool {
+        self.files().next().is_some()
+    }
+
+    /// Reads every keys file again, logging what each reload found;
+    /// whether any failed.
+    pub fn reload(&self, why: &str) -> bool {
+        let mut failed = false;
+        for (source, what) in self.files() {
+            let reload = source.reload();
+            reload.log(what, source.len(), why);
+            failed |= reload.failed();
+        }
+        failed
+    }
+
+    /// How many lines of the keys files in use were skipped as bad.
     pub fn bad_line_count(&self) -> usize {
-        self.keys.as_ref().map_or(0, |k| lock(&k.state).bad_lines.len())
-    }
-
-    /// The keys file, if one is configured.
-    pub fn keys_file(&self) -> Option<&std::path::Path> {
-        self.keys.as_ref().and_then(|k| k.file.as_deref())
+        self.files().map(|(source, _)| source.bad_line_count()).sum()
     }
 
     /// The tenant of a request with these headers.
     fn tenant_for(&self, headers: &HeaderMap) -> Result<Arc<str>, Error> {
         let Some(keys) = &self.keys else { return Ok(self.default_tenant.clone()) };
-        let Some(key) = presented_key(headers) else {
+        let Some(key) = presented_key(headers)? else {
             return Err(Error::Unauthorized(
                 "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`".into(),
             ));
         };
-        read(&keys.current)
-            .tenant_of(key)
-            .ok_or_else(|| Error::Unauthorized("the API key is not valid".into()))
+        keys.current().tenant_of(key).ok_or_else(|| Error::Unauthorized("the API key is not valid".into()))
     }
-}
 
-impl Keys {
-    /// Reads the file. A changed text replaces the file's keys with the
-    /// keys of its good lines (a bad line is skipped, never a reason to keep
-    /// keys the file no longer lists). A failed read keeps the keys in use
-    /// once, as a file being swapped may be missing for a moment; a second
-    /// failed read in a row (one reload interval later) drops the file's
-    /// keys, leaving only those of the configuration itself.
-    fn reload(&self) -> Reload {
-        let Some(file) = &self.file else { return Reload::default() };
-        let mut state = lock(&self.state);
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(e) => {
-                state.failed_reads += 1;
-                let unreadable = Some(format!("cannot read auth.keys_file `{}`: {e}", file.display()));
-                if state.failed_reads < 2 || state.text.is_none() {
-                    return Reload { unreadable, ..Reload::default() };
-                }
-                *state = FileState { failed_reads: state.failed_reads, ..FileState::default() };
-                self.replace(self.configured.clone());
-                return Reload { changed: true, unreadable, file_keys_dropped: true, ..Reload::default() };
-            }
-        };
-        state.failed_reads = 0;
-        if state.text.as_deref() == Some(text.as_str()) {
-            return Reload::default();
+    /// What a request with these headers may see of the service-wide
+    /// figures: everything with an operator's metrics key (or when they
+    /// are public, or authentication is off and no metrics key is set),
+    /// else the process alone.
+    fn metrics_view(&self, headers: &HeaderMap) -> Result<MetricsView, Error> {
+        let open = self.metrics_public || (self.keys.is_none() && self.metrics_keys.is_none());
+        if open {
+            return Ok(MetricsView::Full);
         }
-        let origin = format!("auth.keys_file `{}`", file.display());
-        let (from_file, mut bad_lines) = KeySet::parse_lenient(&text, &origin);
-        let (keys, conflicts) = self.configured.clone().merged(&from_file);
-        bad_lines.extend(conflicts.into_iter().map(|conflict| format!("{origin}: {conflict}")));
-        self.replace(keys);
-        *state = FileState { text: Some(text), bad_lines: bad_lines.clone(), failed_reads: 0 };
-        Reload { changed: true, bad_lines, ..Reload::default() }
+        let key = presented_key(headers)?;
+        let operator = self
+            .metrics_keys
+            .as_ref()
+            .zip(key)
+            .is_some_and(|(keys, key)| keys.current().tenant_of(key).is_some());
+        Ok(if operator { MetricsView::Full } else { MetricsView::ProcessOnly })
     }
 
-    fn replace(&self, keys: KeySet) {
-        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+    /// Why `/metrics` is refused to a request that may not see it: a
+    /// tenant's key is forbidden, anything else unauthorized.
+    fn metrics_refusal(&self, headers: &HeaderMap) -> Error {
+        let tenant_key = presented_key(headers)
+            .ok()
+            .flatten()
+            .zip(self.keys.as_ref())
+            .is_some_and(|(key, keys)| keys.current().tenant_of(key).is_some());
+        if tenant_key {
+            Error::Forbidden(
+                "a tenant's API key does not read the service-wide metrics; use a metrics key (metrics.keys_file)"
+                    .into(),
+            )
+        } else {
+            Error::Unauthorized(
+                "a metrics key is required: send `Authorization: Bearer <key>` (metrics.keys_file)".into(),
+            )
+        }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn read<T: Clone>(lock: &RwLock<T>) -> T {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
 }
 
 /// The key a request carries: `Authorization: Bearer …` (scheme in any
-/// case), else `X-API-Key`.
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers.get_all(poem::http::header::AUTHORIZATION).iter().find_map(|value| {
+/// case), or `X-API-Key`. A request carrying more than one credential
+/// (either header twice, or one of each) is refused rather than resolved
+/// by picking one: a proxy or client that adds its own must not decide
+/// silently which tenant acts.
+fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+    let authorization = headers.get_all(poem::http::header::AUTHORIZATION);
+    let api_key = headers.get_all("x-api-key");
+    let credentials = authorization.iter().count() + api_key.iter().count();
+    if credentials > 1 {
+        return Err(Error::Unauthorized(format!(
+            "send one API key: this request carries {credentials} credentials (`Authorization` and `X-API-Key` lines)"
+        )));
+    }
+    let bearer = authorization.iter().find_map(|value| {
         let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     });
-    bearer.or_else(|| headers.get("x-api-key")?.to_str().ok().map(str::trim))
+    Ok(bearer.or_else(|| api_key.iter().next()?.to_str().ok().map(str::trim)))
 }
 
 /// Authenticates `/api/` requests and applies the rate limit, before
 /// their bodies are read; the tenant goes into the request for handlers.
-/// `/metrics` needs a key too (any tenant's) unless `metrics.public`.
+/// `/metrics` needs a metrics key unless `metrics.public`; for
+/// `/health/metrics` the request learns what it may see ([`MetricsView`]).
 pub async fn authenticate<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
     auth: Arc<Auth>,
 ) -> poem::Result<Response> {
     match admit(&auth, &req) {
-        Ok(Some(tenant)) => {
+        Ok(Admitted::Tenant(tenant)) => {
             tracing::Span::current().record("tenant", &*tenant);
             req.extensions_mut().insert(Tenant(tenant));
         }
-        Ok(None) => {}
+        Ok(Admitted::Metrics(view)) => {
+            req.extensions_mut().insert(view);
+        }
+        Ok(Admitted::Open) => {}
         Err(refused) => {
             // Read what the client is still sending (unless it announced
             // more than could ever be read), so it gets the answer.
@@ -253,27 +241,43 @@ pub async fn authenticate<E: Endpoint>(
     ep.call(req).await.map(IntoResponse::into_response)
 }
 
-/// The tenant of an `/api/` request (`None` for other paths), or why it
-/// is refused.
-fn admit(auth: &Auth, req: &Request) -> Result<Option<Arc<str>>, Error> {
+/// What a request may do, once admitted.
+enum Admitted {
+    /// An `/api/` request, for this tenant.
+    Tenant(Arc<str>),
+    /// A request for the service-wide figures.
+    Metrics(MetricsView),
+    /// Anything else (probes, docs).
+    Open,
+}
+
+/// What an admitted request may do, or why it is refused.
+fn admit(auth: &Auth, req: &Request) -> Result<Admitted, Error> {
     let path = req.uri().path();
-    if path == "/metrics" && !auth.metrics_public {
-        auth.tenant_for(req.headers())?;
-        return Ok(None);
+    let headers = req.headers();
+    if path == "/metrics" {
+        return match auth.metrics_view(headers)? {
+            MetricsView::Full => Ok(Admitted::Metrics(MetricsView::Full)),
+            MetricsView::ProcessOnly => Err(auth.metrics_refusal(headers)),
+        };
+    }
+    if path == "/health/metrics" {
+        // Always answered (a probe's rules); a bad credential sees less.
+        return Ok(Admitted::Metrics(auth.metrics_view(headers).unwrap_or(MetricsView::ProcessOnly)));
     }
     if !path.starts_with("/api/") {
-        return Ok(None);
+        return Ok(Admitted::Open);
     }
-    let tenant = auth.tenant_for(req.headers())?;
+    let tenant = auth.tenant_for(headers)?;
     if let Some(limiter) = &auth.limiter {
         limiter
             .take(&tenant)
             .map_err(|wait| Error::TooManyRequests((wait.as_secs_f64().ceil() as u64).max(1)))?;
     }
-    Ok(Some(tenant))
+    Ok(Admitted::Tenant(tenant))
 }
 
-/// Re-reads the keys file every `interval` and on SIGHUP, until the
+/// Re-reads the keys files every `interval` and on SIGHUP, until the
 /// returned task is aborted; logs what each reload found and counts it in
 /// `metrics`.
 pub fn watch(
@@ -281,7 +285,9 @@ pub fn watch(
     interval: Duration,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    auth.keys_file()?;
+    if !auth.has_files() {
+        return None;
+    }
     Some(tokio::spawn(async move {
         #[cfg(unix)]
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -298,25 +304,8 @@ pub fn watch(
                 tick.tick().await;
                 "changed"
             };
-            let reload = auth.reload();
-            log_reload(&reload, auth.key_count(), why);
-            metrics.keys_reloaded(reload.failed(), auth.key_count(), auth.bad_line_count());
+            let failed = auth.reload(why);
+            metrics.keys_reloaded(failed, auth.key_count(), auth.bad_line_count());
         }
     }))
-}
-
-fn log_reload(reload: &Reload, keys: usize, why: &str) {
-    for line in &reload.bad_lines {
-        tracing::error!("API key skipped: {line}");
-    }
-    match &reload.unreadable {
-        Some(problem) if reload.file_keys_dropped => {
-            tracing::error!("{problem}; read again and still failing, so its keys no longer work");
-        }
-        Some(problem) => tracing::warn!("{problem}; its keys stay in use until the next read fails too"),
-        None => {}
-    }
-    if reload.changed {
-        tracing::info!(keys, why, "API keys reloaded");
-    }
 }

@@ -73,6 +73,8 @@ pub(super) const SETTINGS: &[Setting] = &[
     parsed("retention.sweep_interval_ms", None),
     parsed("retention.sweep_batch", None),
     parsed("metrics.public", None),
+    text("metrics.keys", None),
+    text("metrics.keys_file", None),
     text("log.level", Some("LOG_LEVEL")),
     text("log.format", Some("LOG_FORMAT")),
 ];

@@ -40,12 +40,23 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-/// `/metrics` (Prometheus).
+/// `/metrics` (Prometheus) and the traffic figures of `/health/metrics`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// Serve `/metrics` without an API key (when keys are configured).
+    /// Serve them to anyone, without a key.
     pub public: bool,
+    /// Operators' metrics keys as `NAME HASH` entries (like `auth.keys`).
+    pub keys: KeyList,
+    /// A file of `NAME HASH` lines, read again like `auth.keys_file`.
+    pub keys_file: Option<String>,
+}
+
+impl MetricsConfig {
+    /// Whether operators' metrics keys are configured.
+    pub fn keyed(&self) -> bool {
+        !self.keys.0.is_empty() || self.keys_file.is_some()
+    }
 }
 
 /// Session retention (see [`crate::store::retention`]).
@@ -98,9 +109,15 @@ impl AuthConfig {
 pub struct KeyList(Vec<String>);
 
 impl KeyList {
-    /// The entries as a key set; an error names the bad entry.
-    pub fn key_set(&self) -> Result<crate::auth::KeySet, String> {
-        crate::auth::KeySet::parse(&self.0.join("\n"), &env::describe("auth.keys"))
+    /// The entries of `setting` as a key set; an error names the bad entry.
+    pub fn key_set(&self, setting: &str) -> Result<crate::auth::KeySet, String> {
+        crate::auth::KeySet::parse(&self.0.join("\n"), &env::describe(setting))
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for KeyList {
+    fn from_iter<I: IntoIterator<Item = S>>(entries: I) -> Self {
+        Self(entries.into_iter().map(Into::into).collect())
     }
 }
 
@@ -467,13 +484,17 @@ impl Config {
         if self.retention.sweep_batch > 10_000 {
             return fail("retention.sweep_batch", "at most 10000");
         }
-        if let Err(problem) = self.auth.keys.key_set() {
-            return Err(ConfigError(format!("invalid {problem}")));
+        for (setting, keys) in [("auth.keys", &self.auth.keys), ("metrics.keys", &self.metrics.keys)] {
+            if let Err(problem) = keys.key_set(setting) {
+                return Err(ConfigError(format!("invalid {problem}")));
+            }
         }
-        if let Some(file) = &self.auth.keys_file
-            && file.trim().is_empty()
+        for (setting, file) in
+            [("auth.keys_file", &self.auth.keys_file), ("metrics.keys_file", &self.metrics.keys_file)]
         {
-            return fail("auth.keys_file", "empty");
+            if file.as_ref().is_some_and(|f| f.trim().is_empty()) {
+                return fail(setting, "empty");
+            }
         }
         let url = self.database_url()?;
         match url.backend() {

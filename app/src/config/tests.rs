@@ -225,7 +225,7 @@ fn api_keys_come_from_a_list_or_one_variable() {
     let entries = format!("team-a {}, team-b {}\nteam-a {}", a.hash, b.hash, b.hash.replace('0', "1"));
     let loaded = load(&[("SESSION_BACKEND_AUTH__KEYS", &entries)]);
     assert!(loaded.config.auth.enabled());
-    let keys = loaded.config.auth.keys.key_set().expect("keys");
+    let keys = loaded.config.auth.keys.key_set("auth.keys").expect("keys");
     assert_eq!(keys.len(), 3);
     assert_eq!(keys.tenant_of(&b.key).as_deref(), Some("team-b"));
     assert!(load(&[("SESSION_BACKEND_AUTH__KEYS_FILE", "/run/secrets/keys")]).config.auth.enabled());
@@ -234,7 +234,10 @@ fn api_keys_come_from_a_list_or_one_variable() {
     let file = dir.path().join("config.toml");
     std::fs::write(&file, format!("[auth]\nkeys = [\"team-a {}\"]\n", a.hash)).expect("write");
     let loaded = Config::load_from(Some(&file), vars(&[])).expect("loads");
-    assert_eq!(loaded.config.auth.keys.key_set().expect("keys").tenant_of(&a.key).as_deref(), Some("team-a"));
+    assert_eq!(
+        loaded.config.auth.keys.key_set("auth.keys").expect("keys").tenant_of(&a.key).as_deref(),
+        Some("team-a")
+    );
 
     let message = refused(&[("SESSION_BACKEND_AUTH__KEYS", "team-a sbk_not_a_hash")]);
     assert!(

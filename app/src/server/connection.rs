@@ -11,7 +11,8 @@
 //!
 //! In every phase a client that takes no response bytes for
 //! `server.write_timeout_ms` is cut off. On shutdown, idle and head-phase
-//! connections close at once and busy ones after their response.
+//! connections close at once and busy ones after their response; a client
+//! that then takes no response bytes for a second is cut off.
 
 use std::{
     io,
@@ -147,28 +148,32 @@ struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
     limits: Limits,
+    draining: Draining,
     read_timer: Pin<Box<Sleep>>,
     write_timer: Pin<Box<Sleep>>,
     write_blocked_since: Option<Instant>,
 }
 
 impl Watched {
-    fn new(stream: TcpStream, activity: Arc<Activity>, limits: Limits) -> Self {
+    fn new(stream: TcpStream, activity: Arc<Activity>, limits: Limits, draining: Draining) -> Self {
         let now = Instant::now();
         Self {
             stream,
             activity,
             limits,
+            draining,
             read_timer: Box::pin(tokio::time::sleep_until(now)),
             write_timer: Box::pin(tokio::time::sleep_until(now)),
             write_blocked_since: None,
         }
     }
 
-    /// A pending write: fails once the client has taken nothing for too long.
+    /// A pending write: fails once the client has taken nothing for too
+    /// long (a second, once shutdown has begun: the connection is polled
+    /// again then, so the shorter limit applies at once).
     fn write_pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         let since = *self.write_blocked_since.get_or_insert_with(Instant::now);
-        self.write_timer.as_mut().reset(since + self.limits.write);
+        self.write_timer.as_mut().reset(since + self.draining.stall_limit(self.limits.write));
         match self.write_timer.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "client stopped reading")))
@@ -294,7 +299,7 @@ pub async fn serve<E: Endpoint + 'static>(
             }
         })
     };
-    let io = TokioIo::new(Watched::new(stream, activity.clone(), limits));
+    let io = TokioIo::new(Watched::new(stream, activity.clone(), limits, draining.clone()));
     // No hyper timer: its header timeout would also end idle keep-alive
     // connections; the phases above keep the two apart.
     let connection = http1::Builder::new().serve_connection(io, service);

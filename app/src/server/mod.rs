@@ -40,9 +40,19 @@ pub enum StartError {
 #[derive(Clone, Debug)]
 pub struct Draining(watch::Receiver<bool>);
 
+/// While shutting down, the longest a client may stall (mid-body, or not
+/// reading its response): a stalled client must not hold the shutdown.
+const DRAINING_STALL: Duration = Duration::from_secs(1);
+
 impl Draining {
     pub fn is_draining(&self) -> bool {
         *self.0.borrow()
+    }
+
+    /// The longest a client may stall: `normal`, or once shutdown has
+    /// begun at most a second.
+    pub fn stall_limit(&self, normal: Duration) -> Duration {
+        if self.is_draining() { normal.min(DRAINING_STALL) } else { normal }
     }
 
     /// Resolves once shutdown has begun.

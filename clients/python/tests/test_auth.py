@@ -37,8 +37,16 @@ def keys() -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, dict[str, str]]) -> Iterator[Service]:
-    """A service (SQLite) with a keys file and a rate limit of 5 requests a second."""
+def operator() -> dict[str, str]:
+    """An operator's metrics key (it reads the service-wide counters)."""
+    return mint("prometheus")
+
+
+@pytest.fixture(scope="module")
+def keyed(
+    tmp_path_factory: pytest.TempPathFactory, keys: dict[str, dict[str, str]], operator: dict[str, str]
+) -> Iterator[Service]:
+    """A service (SQLite) with a keys file, a metrics key and a rate limit of 5 requests a second."""
     workdir: Path = tmp_path_factory.mktemp("keyed")
     keys_file = workdir / "keys"
     keys_file.write_text("".join(f"{k['tenant']} {k['hash']}\n" for k in keys.values()))
@@ -47,6 +55,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, dict[str, st
         "sqlite",
         workdir,
         SESSION_BACKEND_AUTH__KEYS_FILE=str(keys_file),
+        SESSION_BACKEND_METRICS__KEYS=f"prometheus {operator['hash']}",
         SESSION_BACKEND_RATE_LIMIT__REQUESTS_PER_SECOND="5",
         SESSION_BACKEND_RATE_LIMIT__BURST="5",
     )
@@ -93,11 +102,14 @@ def test_storage_sends_the_key(keyed: Service, keys: Keys, sid: str) -> None:
     asyncio.run(scenario())
 
 
-def test_rate_limited_calls_wait_as_retry_after_says(keyed: Service, keys: Keys, sid: str) -> None:
+def test_rate_limited_calls_wait_as_retry_after_says(
+    keyed: Service, keys: Keys, operator: dict[str, str], sid: str
+) -> None:
     with SessionBackendRepository(keyed.url, keys["a"]["key"], retries=5) as repo:
         repo.create_session(Session(session_id=sid, session_type=SessionType.AGENT))
         # Twice the burst in a row: some are answered 429 and retried.
         for _ in range(10):
             assert repo.read_session(sid) is not None
-    counted = httpx.get(f"{keyed.url}/health/metrics").json()["requests_by_status"]
+    as_operator = {"Authorization": f"Bearer {operator['key']}"}
+    counted = httpx.get(f"{keyed.url}/health/metrics", headers=as_operator).json()["requests_by_status"]
     assert counted.get("429", 0) > 0, f"the limit was never hit: {counted}"

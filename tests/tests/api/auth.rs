@@ -107,6 +107,24 @@ async fn api_calls_need_a_known_key(backend: Backend) {
     let lower =
         app.client.get(app.url("/api/v1/sessions/s1")).header("authorization", format!("bearer {}", key.key));
     TestApp::reply(lower.send().await.expect("request")).await.expect(200);
+    // Two credentials, even the same valid key twice, are refused: the
+    // server never picks one.
+    let bearer = format!("Bearer {}", key.key);
+    let other = mint();
+    for pair in [
+        [("authorization", bearer.clone()), ("authorization", bearer.clone())],
+        [("x-api-key", key.key.clone()), ("x-api-key", key.key.clone())],
+        [("authorization", bearer.clone()), ("x-api-key", key.key.clone())],
+        [("x-api-key", key.key.clone()), ("authorization", format!("Bearer {}", other.key))],
+    ] {
+        let mut req = app.client.get(app.url("/api/v1/sessions/s1"));
+        for (name, value) in &pair {
+            req = req.header(*name, value);
+        }
+        let reply = TestApp::reply(req.send().await.expect("request")).await;
+        assert!(reply.body.to_string().contains("send one API key"), "{pair:?}: {}", reply.body);
+        expect_unauthorized(reply);
+    }
 
     // Probes and docs stay public; the document declares both schemes and
     // requires one of them on every API operation.
@@ -356,8 +374,15 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 }
 
 async fn keys_rotate_through_the_keys_file_without_a_restart(backend: Backend) {
-    let (old, new) = (mint(), mint());
-    let Some((app, dir)) = keyed_app(backend, &[("team-a", &old)], |_| {}).await else { return };
+    let (old, new, operator) = (mint(), mint(), mint());
+    let metrics_key = format!("prometheus {}", operator.hash);
+    let Some((app, dir)) = keyed_app(backend, &[("team-a", &old)], |config| {
+        config.metrics.keys = [metrics_key].into_iter().collect();
+    })
+    .await
+    else {
+        return;
+    };
     let file = dir.path().join("keys");
     let status =
         async |key: &str| send(&app, Method::GET, "/api/v1/sessions", Some(key), None).await.status.as_u16();
@@ -377,7 +402,8 @@ async fn keys_rotate_through_the_keys_file_without_a_restart(backend: Backend) {
     std::fs::write(&file, format!("team-a {}\nteam-b not-a-hash\n", new.hash)).expect("write");
     eventually("a key removed beside a bad line is refused", async || status(&other.key).await == 401).await;
     assert_eq!(status(&new.key).await, 200);
-    let metrics = app.client.get(app.url("/metrics")).bearer_auth(&new.key).send().await.expect("metrics");
+    let metrics =
+        app.client.get(app.url("/metrics")).bearer_auth(&operator.key).send().await.expect("metrics");
     let metrics = metrics.text().await.expect("text");
     for line in ["auth_keys 1", "auth_keys_file_bad_lines 1"] {
         assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");

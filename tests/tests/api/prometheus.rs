@@ -1,11 +1,11 @@
 //! `GET /metrics`: the Prometheus text format, labelled by route template
 //! (never a raw path, so ids never become labels), the same counts as
-//! `/health/metrics`, and behind an API key unless `metrics.public`.
+//! `/health/metrics`, and for operators' metrics keys (never a tenant's)
+//! unless `metrics.public`.
 
 use std::collections::BTreeMap;
 
 use reqwest::Method;
-use serde_json::json;
 
 use crate::{
     app, both_backends,
@@ -15,7 +15,7 @@ use crate::{
 both_backends!(
     metrics_are_prometheus_text_by_route_template,
     labels_stay_few_whatever_the_paths,
-    metrics_need_a_key_unless_public,
+    metrics_are_for_operators_keys_unless_public,
 );
 
 /// The samples of a Prometheus text exposition: `name{labels}` → value.
@@ -134,33 +134,59 @@ async fn labels_stay_few_whatever_the_paths(backend: Backend) {
     );
 }
 
-async fn metrics_need_a_key_unless_public(backend: Backend) {
-    let key = session_backend::auth::keys::mint().expect("key");
+async fn metrics_are_for_operators_keys_unless_public(backend: Backend) {
+    use session_backend::auth::keys::mint;
+    let (tenant, operator) = (mint().expect("key"), mint().expect("key"));
     let dir = tempfile::tempdir().expect("dir");
-    let file = dir.path().join("keys");
-    std::fs::write(&file, format!("ops {}\n", key.hash)).expect("keys");
+    let (api_keys, metrics_keys) = (dir.path().join("keys"), dir.path().join("metrics-keys"));
+    std::fs::write(&api_keys, format!("team-a {}\n", tenant.hash)).expect("keys");
+    std::fs::write(&metrics_keys, format!("prometheus {}\n", operator.hash)).expect("metrics keys");
     for public in [false, true] {
-        let file = file.display().to_string();
+        let files = (api_keys.display().to_string(), metrics_keys.display().to_string());
         let Some(app) = spawn_app_with(backend, |c| {
-            c.auth.keys_file = Some(file);
+            c.auth.keys_file = Some(files.0);
+            c.metrics.keys_file = Some(files.1);
             c.metrics.public = public;
         })
         .await
         else {
             return;
         };
-        let anonymous = app.get("/metrics").await;
+        let get = |path: &str, key: Option<&str>| {
+            let mut req = app.client.get(app.url(path));
+            if let Some(key) = key {
+                req = req.bearer_auth(key);
+            }
+            async move { TestApp::reply(req.send().await.expect("request")).await }
+        };
+        // An operator's key reads /metrics and opens nothing under /api/.
+        assert_eq!(get("/metrics", Some(&operator.key)).await.status, 200);
+        get("/api/v1/sessions", Some(&operator.key)).await.expect_error(401, "UnauthorizedError");
+        let (anonymous, by_tenant) = (get("/metrics", None).await, get("/metrics", Some(&tenant.key)).await);
         if public {
-            assert_eq!(anonymous.status, 200);
+            assert_eq!((anonymous.status.as_u16(), by_tenant.status.as_u16()), (200, 200));
         } else {
             anonymous.expect_error(401, "UnauthorizedError");
-            let keyed =
-                app.client.get(app.url("/metrics")).bearer_auth(&key.key).send().await.expect("scrape");
-            assert_eq!(keyed.status(), 200);
+            let message = by_tenant.expect_error(403, "ForbiddenError");
+            assert!(message.contains("metrics key"), "{message}");
         }
-        // Probes stay public either way, and the rate limit never applies here.
-        app.get("/health/metrics").await.expect(200);
-        let json = app.get("/health/metrics").await.expect(200);
-        assert!(json.get("requests_total").is_some(), "{}", json!(json));
+        // /health/metrics is a probe: always 200, the traffic figures only
+        // for an operator (or when public), the process's own for anyone.
+        for (key, full) in [(None, public), (Some(&tenant.key), public), (Some(&operator.key), true)] {
+            let json = get("/health/metrics", key.map(String::as_str)).await.expect(200);
+            assert_eq!(json["requests_total"].is_u64(), full, "{key:?}, public {public}: {json}");
+            assert_eq!(json["requests_by_status"].is_object(), full, "{json}");
+            assert!(
+                json["uptime_seconds"].is_f64() && json["connection_pool"]["max_size"].is_u64(),
+                "{json}"
+            );
+        }
+        let twice = app
+            .client
+            .get(app.url("/health/metrics"))
+            .bearer_auth(&operator.key)
+            .header("x-api-key", &operator.key);
+        let json = TestApp::reply(twice.send().await.expect("request")).await.expect(200);
+        assert!(public || json["requests_total"].is_null(), "two credentials see the process alone: {json}");
     }
 }

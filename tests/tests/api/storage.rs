@@ -284,7 +284,10 @@ async fn etags_and_preconditions(backend: Backend) {
         .await
         .expect_error(412, "PreconditionFailedError");
     assert_eq!(read(&app, key).await.0, b"two");
+    put_with(&app, key, "three", &[("if-match", "")]).await.expect_error(412, "PreconditionFailedError");
     put_with(&app, key, "three", &[("if-match", "*")]).await.expect(204);
+    // An empty If-None-Match lists no tag, so none matches: the write goes.
+    put_with(&app, key, "three", &[("if-none-match", "")]).await.expect(204);
     // If-Match on a missing key never creates it.
     put_with(&app, "missing", "x", &[("if-match", "*")]).await.expect_error(412, "PreconditionFailedError");
     put_with(&app, "missing", "x", &[("if-match", &two)]).await.expect_error(412, "PreconditionFailedError");

@@ -51,8 +51,11 @@ async fn versioned(app: &TestApp, r: Resource) {
     assert_eq!(now, updated, "a refused update changes nothing, not even updated_at");
     assert_ne!(now, before);
 
-    // Weak tags and tags this server never issued never match.
-    for tag in [format!("W/{second}"), "\"1\"".into(), "\"x\"".into(), "abc".into(), String::new()] {
+    // Weak tags and tags this server never issued never match, nor does an
+    // empty list (RFC 9110: no tag is listed, so none matches).
+    for tag in
+        [format!("W/{second}"), "\"1\"".into(), "\"x\"".into(), "abc".into(), String::new(), " , ".into()]
+    {
         app.put_if_match(r.item, &(r.change)(3), &tag).await.expect_error(412, "PreconditionFailedError");
     }
     assert_eq!(app.get(r.item).await.etag(), second);

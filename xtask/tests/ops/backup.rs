@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
 use serde_json::json;
 use session_backend::{Server, config::Config, db::Database};
 
-use crate::support::{XTASK, drop_postgres_schema, have, postgres_schema, text};
+use crate::support::{POSTGRES_IMAGE, XTASK, drop_postgres_schema, have, image, postgres_schema, text};
 
 /// Every row of every table, in key order, as comparable text.
 async fn snapshot(url: &str) -> Vec<String> {
@@ -242,7 +242,7 @@ impl PgContainer {
         if !have("docker", &["info"]) {
             return None;
         }
-        let image = std::env::var("TEST_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres:16".into());
+        let image = image("TEST_POSTGRES_IMAGE", POSTGRES_IMAGE)?;
         let name = format!(
             "sb-ops-pg-{}-{}",
             std::process::id(),

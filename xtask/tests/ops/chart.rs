@@ -410,6 +410,7 @@ fn metrics_are_scrapable_as_configured() {
         &["values-production.yaml"],
         &[
             KEYS_SECRET,
+            "metrics.existingSecret=sb-metrics-keys",
             "metrics.serviceMonitor.enabled=true",
             "metrics.serviceMonitor.bearerTokenSecret.name=sb-scrape",
             "metrics.serviceMonitor.bearerTokenSecret.key=key",
@@ -421,6 +422,19 @@ fn metrics_are_scrapable_as_configured() {
     };
     let deployment = find(&objects, "Deployment", None);
     assert!(deployment["spec"]["template"]["metadata"]["annotations"].get("prometheus.io/scrape").is_none());
+    // The operators' metrics keys are mounted whole, like the API keys.
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let env = container["env"].as_array().expect("env");
+    assert!(
+        env.iter().any(|e| e["name"] == "SESSION_BACKEND_METRICS__KEYS_FILE"
+            && e["value"] == "/etc/session-backend/metrics-keys/keys"),
+        "{env:?}"
+    );
+    let mounts = container["volumeMounts"].as_array().expect("mounts");
+    assert!(mounts.iter().any(|m| m["name"] == "metrics-keys" && m.get("subPath").is_none()), "{mounts:?}");
+    let volumes = pod["volumes"].as_array().expect("volumes");
+    assert!(volumes.iter().any(|v| v["secret"]["secretName"] == "sb-metrics-keys"), "{volumes:?}");
     let monitor = find(&objects, "ServiceMonitor", None);
     assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
     assert_eq!(

@@ -9,11 +9,9 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::support::{Cleanup, XTASK, answers_200, have, ok, root, run, text};
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
+use crate::support::{
+    BASE_IMAGE, BUILDER_IMAGE, Cleanup, POSTGRES_IMAGE, XTASK, answers_200, have, image, ok, root, run, text,
+};
 
 fn docker(args: &[&str]) -> String {
     ok(run("docker", args)).trim().to_owned()
@@ -64,11 +62,18 @@ async fn image_from_the_prebuilt_binary_serves_read_only_as_non_root() {
     if !have("docker", &["info"]) {
         return;
     }
+    let (Some(base), Some(builder), Some(postgres)) = (
+        image("TEST_BASE_IMAGE", BASE_IMAGE),
+        image("TEST_BUILDER_IMAGE", BUILDER_IMAGE),
+        image("TEST_POSTGRES_IMAGE", POSTGRES_IMAGE),
+    ) else {
+        return;
+    };
     let repository = "session-backend-ops-test";
     let built = Command::new(XTASK)
         .args(["image", "--repository", repository])
-        .args(["--base-image", &env_or("TEST_BASE_IMAGE", "gcr.io/distroless/cc-debian12")])
-        .args(["--builder-image", &env_or("TEST_BUILDER_IMAGE", "gcr.io/distroless/cc-debian12:debug")])
+        .args(["--base-image", &base])
+        .args(["--builder-image", &builder])
         .current_dir(root())
         .output()
         .expect("xtask image");
@@ -110,7 +115,7 @@ async fn image_from_the_prebuilt_binary_serves_read_only_as_non_root() {
         "POSTGRES_PASSWORD=ops-test-pw",
         "-e",
         "POSTGRES_DB=sessions",
-        &env_or("TEST_POSTGRES_IMAGE", "postgres:16"),
+        &postgres,
     ]);
     cleanup.0.push(("container", pg.clone()));
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -216,11 +221,15 @@ async fn image_builds_from_source() {
     if !have("docker", &["info"]) {
         return;
     }
-    let builder = env_or("TEST_RUST_BUILDER_IMAGE", "rust:1.95-slim-bookworm");
+    let (Some(builder), Some(base)) =
+        (image("TEST_RUST_BUILDER_IMAGE", "rust:1.95-slim-bookworm"), image("TEST_BASE_IMAGE", BASE_IMAGE))
+    else {
+        return;
+    };
     let repository = "session-backend-ops-source-test";
     let built = Command::new(XTASK)
         .args(["image", "--from-source", "--repository", repository, "--builder-image", &builder])
-        .args(["--base-image", &env_or("TEST_BASE_IMAGE", "gcr.io/distroless/cc-debian12")])
+        .args(["--base-image", &base])
         .current_dir(root())
         .output()
         .expect("xtask image --from-source");

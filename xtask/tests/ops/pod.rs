@@ -21,7 +21,10 @@ use std::{
 
 use serde_json::Value;
 
-use crate::support::{Cleanup, XTASK, answers_200, documents, have, ok, root, run, text};
+use crate::support::{
+    BASE_IMAGE, BUILDER_IMAGE, Cleanup, POSTGRES_IMAGE, XTASK, answers_200, documents, have, image, ok, root,
+    run, text,
+};
 
 const CHART: &str = "deploy/helm/session-backend";
 const RELEASE: &str = "session-backend";
@@ -252,7 +255,7 @@ async fn run_release(
     let network = format!("sb-pod-{id}");
     docker(&["network", "create", &network]);
     cleanup.0.push(("network", network.clone()));
-    let postgres_image = std::env::var("TEST_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres:16".into());
+    let postgres_image = std::env::var("TEST_POSTGRES_IMAGE").unwrap_or_else(|_| POSTGRES_IMAGE.into());
 
     // PostgreSQL: the chart's own pod, or an external server under the values' host name.
     let deployment = find(&objects, "Deployment").expect("a Deployment");
@@ -403,18 +406,17 @@ async fn every_values_file_brings_up_its_pods_as_a_kubelet_would() {
     if !have("docker", &["info"]) || !have("helm", &["version"]) {
         return;
     }
+    let (Some(base), Some(builder), Some(_postgres)) = (
+        image("TEST_BASE_IMAGE", BASE_IMAGE),
+        image("TEST_BUILDER_IMAGE", BUILDER_IMAGE),
+        image("TEST_POSTGRES_IMAGE", POSTGRES_IMAGE),
+    ) else {
+        return;
+    };
     // The chart's image as it names it: <repository>:<appVersion>.
     let built = Command::new(XTASK)
-        .args([
-            "image",
-            "--base-image",
-            &std::env::var("TEST_BASE_IMAGE").unwrap_or_else(|_| "gcr.io/distroless/cc-debian12".into()),
-        ])
-        .args([
-            "--builder-image",
-            &std::env::var("TEST_BUILDER_IMAGE")
-                .unwrap_or_else(|_| "gcr.io/distroless/cc-debian12:debug".into()),
-        ])
+        .args(["image", "--base-image", &base])
+        .args(["--builder-image", &builder])
         .current_dir(root())
         .output()
         .expect("xtask image");

@@ -29,6 +29,58 @@ pub fn have(tool: &str, probe: &[&str]) -> bool {
     ok
 }
 
+/// The images the Dockerfile and the tests use when no variable names others.
+pub const BASE_IMAGE: &str = "gcr.io/distroless/cc-debian12";
+pub const BUILDER_IMAGE: &str = "gcr.io/distroless/cc-debian12:debug";
+pub const POSTGRES_IMAGE: &str = "postgres:16";
+
+/// The image `variable` names, else `default`, once Docker has it (here
+/// already, or pulled within two minutes); `None` when it cannot be had,
+/// which, like a missing tool, is said and passes, unless
+/// `REQUIRE_OPS_TOOLS=1`.
+pub fn image(variable: &str, default: &str) -> Option<String> {
+    let image = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
+    let here =
+        Command::new("docker").args(["image", "inspect", &image]).output().is_ok_and(|o| o.status.success());
+    if here || pulled(&image) {
+        return Some(image);
+    }
+    assert!(
+        std::env::var("REQUIRE_OPS_TOOLS").as_deref() != Ok("1"),
+        "REQUIRE_OPS_TOOLS=1 but the image `{image}` ({variable}) is not here and cannot be pulled"
+    );
+    eprintln!(
+        "skipping: the image `{image}` is not here and cannot be pulled (set {variable} to one that is)"
+    );
+    None
+}
+
+/// Whether `docker pull` fetches `image` within two minutes.
+fn pulled(image: &str) -> bool {
+    let Ok(mut pull) = Command::new("docker")
+        .args(["pull", "--quiet", image])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        match pull.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            _ => {
+                drop(pull.kill());
+                drop(pull.wait());
+                return false;
+            }
+        }
+    }
+}
+
 /// The manifest validator: `K8S_VALIDATOR` (a command, words separated by
 /// spaces; CI names its offline validator there), else kubeconform.
 pub fn validator() -> Option<Vec<String>> {

@@ -65,13 +65,14 @@ pub async fn search(
             let placeholders: Vec<String> = (first..=values.len()).map(|n| format!("${n}")).collect();
             let range = Range::of(prefix).sql("t.key", &mut values);
             values.push(limit.into());
+            // A plain SELECT (no CTE), so it runs on the read pool.
             format!(
-                "WITH hits AS (SELECT doc, term, count(*) AS n FROM blob_word_instances \
-                 WHERE term IN ({}) GROUP BY doc, term), \
-                 counted AS (SELECT t.key AS key, sum(hits.n) AS n FROM hits JOIN blob_text t ON t.id = hits.doc \
+                "SELECT key, sum(n * 2.2 / (n + 1.2)) AS score FROM \
+                 (SELECT t.key AS key, sum(hits.n) AS n FROM \
+                 (SELECT doc, term, count(*) AS n FROM blob_word_instances WHERE term IN ({}) GROUP BY doc, term) hits \
+                 JOIN blob_text t ON t.id = hits.doc \
                  JOIN blobs b ON b.tenant_id = t.tenant_id AND b.key = t.key AND b.version = t.version \
                  WHERE t.tenant_id = $1{range} GROUP BY t.key, hits.term) \
-                 SELECT key, sum(n * 2.2 / (n + 1.2)) AS score FROM counted \
                  GROUP BY key ORDER BY score DESC, key LIMIT ${}",
                 placeholders.join(", "),
                 values.len()
