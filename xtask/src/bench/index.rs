@@ -3,7 +3,11 @@
 //! write one with indexing on and off (`storage.search_index_bytes = 0`),
 //! and the space its index takes.
 
-use std::{net::SocketAddr, path::Path, time::Instant};
+use std::{
+    net::SocketAddr,
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use hyper::Method;
@@ -12,7 +16,8 @@ use super::{Database, load::Client, server::Process};
 
 /// Snapshot sizes measured, in MiB.
 const SIZES_MIB: [usize; 3] = [1, 4, 16];
-/// Writes timed per size (the median is shown).
+/// Writes timed per size at most (the median is shown); fewer once the
+/// scenario's time is up.
 const WRITES: usize = 5;
 
 /// What one snapshot size cost.
@@ -31,46 +36,58 @@ pub fn measure(
     binary: &Path,
     database: &Database,
     dir: &Path,
+    budget: Duration,
 ) -> Result<Vec<IndexRow>, String> {
     let snapshots: Vec<Bytes> = SIZES_MIB.iter().map(|mib| Bytes::from(snapshot(mib << 20))).collect();
     let mut rows = Vec::new();
     let server = Process::start(binary, &database.url, dir, &[])?;
     for (mib, value) in SIZES_MIB.into_iter().zip(&snapshots) {
         let before = database.index_bytes();
-        let indexed_ms = runtime.block_on(median_write_ms(server.addr, &format!("index/on/{mib}"), value));
+        let timed = runtime.block_on(write_times(server.addr, &format!("index/on/{mib}"), value, budget))?;
         let index_bytes = match (before, database.index_bytes()) {
-            (Ok(before), Ok(after)) => Some(after.saturating_sub(before) / WRITES as u64),
+            (Ok(before), Ok(after)) => Some(after.saturating_sub(before) / timed.len() as u64),
             (Err(e), _) | (_, Err(e)) => {
                 eprintln!("  index size not measured: {e}");
                 None
             }
         };
-        rows.push(IndexRow { mib, index_bytes, indexed_ms: indexed_ms?, unindexed_ms: 0.0 });
+        rows.push(IndexRow { mib, index_bytes, indexed_ms: median(timed), unindexed_ms: 0.0 });
     }
     server.stop();
     let off = [("SESSION_BACKEND_STORAGE__SEARCH_INDEX_BYTES", "0".to_owned())];
     let server = Process::start(binary, &database.url, dir, &off)?;
     for (row, value) in rows.iter_mut().zip(&snapshots) {
-        row.unindexed_ms =
-            runtime.block_on(median_write_ms(server.addr, &format!("index/off/{}", row.mib), value))?;
+        let key = format!("index/off/{}", row.mib);
+        row.unindexed_ms = median(runtime.block_on(write_times(server.addr, &key, value, budget))?);
     }
     server.stop();
     Ok(rows)
 }
 
-/// Writes `value` under [`WRITES`] new keys starting with `key`; the
-/// median time of a write.
-async fn median_write_ms(addr: SocketAddr, key: &str, value: &Bytes) -> Result<f64, String> {
+/// Writes `value` under new keys starting with `key`, [`WRITES`] times or
+/// until `budget` has passed (once at least); how long each write took, in
+/// milliseconds.
+async fn write_times(
+    addr: SocketAddr,
+    key: &str,
+    value: &Bytes,
+    budget: Duration,
+) -> Result<Vec<f64>, String> {
     let mut client = Client::connect(addr).await?;
+    let started = Instant::now();
     let mut times = Vec::new();
-    for n in 0..WRITES {
-        let path = format!("/api/v1/storage/{key}-{n}");
-        let started = Instant::now();
+    while times.len() < WRITES && (times.is_empty() || started.elapsed() < budget) {
+        let path = format!("/api/v1/storage/{key}-{}", times.len());
+        let sent = Instant::now();
         client.expect(Method::PUT, &path, Some(value.clone()), 204).await?;
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        times.push(sent.elapsed().as_secs_f64() * 1000.0);
     }
+    Ok(times)
+}
+
+fn median(mut times: Vec<f64>) -> f64 {
     times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    times[times.len() / 2]
 }
 
 /// A snapshot of about `bytes`: JSON turns of prose, every 40th an image.

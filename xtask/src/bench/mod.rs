@@ -103,7 +103,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         for &scenario in &scenarios {
             eprintln!("{backend}: {} …", scenario.name());
             if scenario == Scenario::SearchIndex {
-                let measured = index::measure(&runtime, &binary, &database, &dir);
+                let budget = Duration::from_secs(args.seconds);
+                let measured = index::measure(&runtime, &binary, &database, &dir, budget);
                 index_rows.extend(measured?.into_iter().map(|row| (backend, row)));
                 continue;
             }
