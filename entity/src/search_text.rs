@@ -15,6 +15,11 @@
 //! characters split between pieces are joined. Segments bound the index's
 //! rows: PostgreSQL refuses a `tsvector` over 1 MiB, which 128 KiB of words
 //! cannot reach (at most about 3 bytes of `tsvector` per byte of text).
+//!
+//! The index holds each word behind its tenant's prefix ([`tenant_prefix`]),
+//! so each tenant's words are index terms of their own.
+
+use sha2::{Digest, Sha256};
 
 /// The largest segment of words, in bytes.
 pub const SEGMENT_BYTES: usize = 128 * 1024;
@@ -209,11 +214,32 @@ fn push_word(segment: &mut String, done: &mut Vec<String>, word: &str) {
     segment.push(' ');
 }
 
-/// The words of a whole text, as the index holds them.
-pub fn segments(text: &[u8]) -> Vec<String> {
-    let mut indexer = Indexer::new();
-    indexer.feed(text);
-    indexer.finish()
+/// Hex digits of a tenant's prefix.
+const TENANT_PREFIX_HEX: usize = 16;
+
+/// What every word of a tenant's values is indexed under: 16 hex digits of
+/// the SHA-256 of the tenant id, then the word. Each tenant's words are
+/// thus terms of their own in the index, so a search reads only its own
+/// tenant's postings: neither its scores nor the time it takes depend on
+/// other tenants' data. PostgreSQL computes the same prefix as
+/// `left(encode(sha256(convert_to(tenant_id, 'UTF8')), 'hex'), 16)`.
+pub fn tenant_prefix(tenant: &str) -> String {
+    let digest = Sha256::digest(tenant.as_bytes());
+    digest.iter().take(TENANT_PREFIX_HEX / 2).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A segment's words as a tenant's index terms, separated by spaces.
+pub fn tenant_terms(prefix: &str, segment: &str) -> String {
+    let words = segment.split(' ').filter(|w| !w.is_empty());
+    let mut terms = String::with_capacity(segment.len() + segment.len() / 2);
+    for word in words {
+        if !terms.is_empty() {
+            terms.push(' ');
+        }
+        terms.push_str(prefix);
+        terms.push_str(word);
+    }
+    terms
 }
 
 /// The words of a query: runs of letters and digits, lower-cased, each
@@ -236,6 +262,13 @@ pub fn terms(query: &str, max: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The words of a whole text, as the index holds them.
+    fn segments(text: &[u8]) -> Vec<String> {
+        let mut indexer = Indexer::new();
+        indexer.feed(text);
+        indexer.finish()
+    }
 
     fn words(text: &str) -> String {
         segments(text.as_bytes()).join(" ")
@@ -298,5 +331,16 @@ mod tests {
         let words: Vec<&str> = segments.iter().flat_map(|s| s.split(' ')).collect();
         assert_eq!(words.len(), 60_000);
         assert_eq!(words[59_999], "w59999");
+    }
+
+    #[test]
+    fn each_tenant_has_terms_of_its_own() {
+        let (a, b) = (tenant_prefix("team-a"), tenant_prefix("team-b"));
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()) && a != b);
+        // sha256("default") begins 37a8eec1ce19687d.
+        assert_eq!(tenant_prefix("default"), "37a8eec1ce19687d");
+        assert_eq!(tenant_terms("p", "one two"), "pone ptwo");
+        assert_eq!(tenant_terms("p", ""), "");
     }
 }

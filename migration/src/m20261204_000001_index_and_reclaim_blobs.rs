@@ -19,11 +19,12 @@
 //!
 //! The earlier index (`blobs.search` on PostgreSQL, `blob_search` on
 //! SQLite) held a value's first 256 KiB: PostgreSQL's is copied over as
-//! each value's first segment, and its column stays (NULL) for replicas of
-//! the earlier version during a rolling upgrade; SQLite's, which kept no
-//! text, is rebuilt from the values here.
+//! each value's first segment (its words behind their tenant's prefix,
+//! without positions), and its column stays (NULL) for replicas of the
+//! earlier version during a rolling upgrade; SQLite's, which kept no text,
+//! is rebuilt from the values here, within this migration's transaction.
 
-use entity::search_text::Indexer;
+use entity::search_text::{self, Indexer};
 use sea_orm_migration::{
     prelude::*,
     sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value},
@@ -45,8 +46,12 @@ const POSTGRES_UP: &[&str] = &[
         PRIMARY KEY (tenant_id, key, version, seq)
     )"#,
     "CREATE INDEX idx_blob_text_words ON blob_text USING gin (words)",
+    // Each lexeme behind its tenant's prefix (`entity::search_text::tenant_prefix`).
     "INSERT INTO blob_text (tenant_id, key, version, seq, words) \
-     SELECT tenant_id, key, version, 0, search FROM blobs WHERE search IS NOT NULL",
+     SELECT b.tenant_id, b.key, b.version, 0, \
+     (SELECT array_to_tsvector(array_agg(left(encode(sha256(convert_to(b.tenant_id, 'UTF8')), 'hex'), 16) \
+     || l.lexeme)) FROM unnest(b.search) AS l) \
+     FROM blobs b WHERE b.search IS NOT NULL AND length(b.search) > 0",
     "DROP INDEX idx_blobs_search",
     "UPDATE blobs SET search = NULL WHERE search IS NOT NULL",
     r#"CREATE TABLE blob_garbage (
@@ -113,6 +118,12 @@ const SQLITE_DOWN: &[&str] = &[
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// One transaction on SQLite too: a crash while values are indexed
+    /// leaves the schema as it was, to be migrated again.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         let backend = manager.get_database_backend();
@@ -146,33 +157,45 @@ impl MigrationTrait for Migration {
 async fn index_sqlite_values(db: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
     let sqlite =
         |sql: &str, values: Vec<Value>| Statement::from_sql_and_values(DatabaseBackend::Sqlite, sql, values);
-    let heads = db.query_all_raw(sqlite("SELECT tenant_id, key, version, size FROM blobs", vec![])).await?;
+    let heads = db.query_all_raw(sqlite("SELECT tenant_id, key, version FROM blobs", vec![])).await?;
     for head in heads {
         let (tenant, key): (String, String) = (head.try_get_by_index(0)?, head.try_get_by_index(1)?);
-        let (version, size): (i64, i64) = (head.try_get_by_index(2)?, head.try_get_by_index(3)?);
+        let version: i64 = head.try_get_by_index(2)?;
+        let prefix = search_text::tenant_prefix(&tenant);
         let value = || -> Vec<Value> { vec![tenant.clone().into(), key.clone().into(), version.into()] };
         let mut indexer = Indexer::new();
-        let chunks = (size + CHUNK_BYTES - 1) / CHUNK_BYTES;
-        for seq in 0..chunks {
+        let mut next_segment = 0i64;
+        let mut seq = 0i64;
+        loop {
             let mut values = value();
             values.push(seq.into());
             let sql =
                 "SELECT data FROM blob_chunks WHERE tenant_id = ? AND key = ? AND version = ? AND seq = ?";
-            if let Some(row) = db.query_one_raw(sqlite(sql, values)).await? {
-                indexer.feed(&row.try_get_by_index::<Vec<u8>>(0)?);
+            let row = db.query_one_raw(sqlite(sql, values)).await?;
+            let last = row.is_none();
+            let segments = match row {
+                Some(row) => {
+                    indexer.feed(&row.try_get_by_index::<Vec<u8>>(0)?);
+                    indexer.take_segments()
+                }
+                None => std::mem::take(&mut indexer).finish(),
+            };
+            for words in segments {
+                let mut values = value();
+                values.push(next_segment.into());
+                next_segment += 1;
+                let sql = "INSERT INTO blob_text (tenant_id, key, version, seq) VALUES (?1, ?2, ?3, ?4)";
+                db.execute_raw(sqlite(sql, values.clone())).await?;
+                values.push(search_text::tenant_terms(&prefix, &words).into());
+                let sql = "INSERT INTO blob_words (rowid, words) SELECT id, ?5 FROM blob_text \
+                           WHERE tenant_id = ?1 AND key = ?2 AND version = ?3 AND seq = ?4";
+                db.execute_raw(sqlite(sql, values)).await?;
             }
-        }
-        for (seq, words) in indexer.finish().into_iter().enumerate() {
-            let mut values = value();
-            values.push(<i64 as TryFrom<usize>>::try_from(seq).unwrap_or(i64::MAX).into());
-            let sql = "INSERT INTO blob_text (tenant_id, key, version, seq) VALUES (?, ?, ?, ?)";
-            db.execute_raw(sqlite(sql, values)).await?;
-            let sql = "INSERT INTO blob_words (rowid, words) VALUES (last_insert_rowid(), ?)";
-            db.execute_raw(sqlite(sql, vec![words.into()])).await?;
+            if last {
+                break;
+            }
+            seq += 1;
         }
     }
     Ok(())
 }
-
-/// The size of a stored chunk (as the store writes them).
-const CHUNK_BYTES: i64 = 1024 * 1024;

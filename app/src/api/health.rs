@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json, types::Example};
 
-use super::{ApiTags, fields::Timestamp};
+use super::{
+    ApiTags,
+    fields::{Nullable, Timestamp},
+};
 use crate::{AppState, VERSION, auth::MetricsView, db::PoolStats, metrics};
 
 /// A probe's answer.
@@ -119,25 +122,25 @@ pub struct MetricsReport {
     pub version: String,
     pub timestamp: String,
     pub uptime_seconds: f64,
-    pub requests_total: Option<u64>,
+    pub requests_total: Nullable<u64>,
     /// Requests by HTTP status.
-    pub requests_by_status: Option<BTreeMap<String, u64>>,
+    pub requests_by_status: Nullable<BTreeMap<String, u64>>,
     /// Requests answered 4xx.
-    pub client_errors_total: Option<u64>,
+    pub client_errors_total: Nullable<u64>,
     /// Requests answered 5xx.
-    pub errors_total: Option<u64>,
-    pub mean_latency_ms: Option<f64>,
+    pub errors_total: Nullable<u64>,
+    pub mean_latency_ms: Nullable<f64>,
     /// Client connections open now.
-    pub connections_open: Option<u64>,
+    pub connections_open: Nullable<u64>,
     /// Connections turned away at `server.max_connections`.
-    pub connections_refused_total: Option<u64>,
+    pub connections_refused_total: Nullable<u64>,
     /// Requests that found no free database connection in time (503).
-    pub pool_acquire_timeouts_total: Option<u64>,
+    pub pool_acquire_timeouts_total: Nullable<u64>,
     /// Runs of the retention sweeper, and how many of them failed.
-    pub sweeps_total: Option<u64>,
-    pub sweeps_failed_total: Option<u64>,
+    pub sweeps_total: Nullable<u64>,
+    pub sweeps_failed_total: Nullable<u64>,
     /// Lapsed sessions the sweeper deleted.
-    pub sessions_swept_total: Option<u64>,
+    pub sessions_swept_total: Nullable<u64>,
     /// Resident memory of the process.
     pub process_memory_bytes: Option<u64>,
     /// `sqlite` or `postgres`.
@@ -151,21 +154,21 @@ impl Example for MetricsReport {
             version: VERSION.into(),
             timestamp: "2026-11-21T10:00:00.123456+00:00".into(),
             uptime_seconds: 3600.0,
-            requests_total: Some(1200),
-            requests_by_status: Some(BTreeMap::from([
+            requests_total: Nullable(Some(1200)),
+            requests_by_status: Nullable(Some(BTreeMap::from([
                 ("200".into(), 1100),
                 ("201".into(), 95),
                 ("404".into(), 5),
-            ])),
-            client_errors_total: Some(5),
-            errors_total: Some(0),
-            mean_latency_ms: Some(0.8),
-            connections_open: Some(3),
-            connections_refused_total: Some(0),
-            pool_acquire_timeouts_total: Some(0),
-            sweeps_total: Some(60),
-            sweeps_failed_total: Some(0),
-            sessions_swept_total: Some(12),
+            ]))),
+            client_errors_total: Nullable(Some(5)),
+            errors_total: Nullable(Some(0)),
+            mean_latency_ms: Nullable(Some(0.8)),
+            connections_open: Nullable(Some(3)),
+            connections_refused_total: Nullable(Some(0)),
+            pool_acquire_timeouts_total: Nullable(Some(0)),
+            sweeps_total: Nullable(Some(60)),
+            sweeps_failed_total: Nullable(Some(0)),
+            sessions_swept_total: Nullable(Some(12)),
             process_memory_bytes: Some(12_000_000),
             database_backend: "postgres".into(),
             connection_pool: PoolInfo { size: 4, idle: 3, in_use: 1, max_size: 10 },
@@ -281,17 +284,19 @@ impl HealthApi {
     async fn metrics(&self, state: Data<&AppState>, request: &poem::Request) -> Json<MetricsReport> {
         let view = request.extensions().get::<MetricsView>().copied().unwrap_or(MetricsView::ProcessOnly);
         let snap = state.metrics.snapshot();
-        let shown = |figure| (view == MetricsView::Full).then_some(figure);
+        let full = view == MetricsView::Full;
+        let shown = |figure| Nullable(full.then_some(figure));
         Json(MetricsReport {
             version: VERSION.into(),
             timestamp: Timestamp(chrono::Utc::now()).to_string(),
             uptime_seconds: snap.uptime.as_secs_f64(),
             requests_total: shown(snap.requests),
-            requests_by_status: (view == MetricsView::Full)
-                .then(|| snap.by_status.iter().map(|(s, n)| (s.to_string(), *n)).collect()),
+            requests_by_status: Nullable(
+                full.then(|| snap.by_status.iter().map(|(s, n)| (s.to_string(), *n)).collect()),
+            ),
             client_errors_total: shown(snap.client_errors),
             errors_total: shown(snap.server_errors),
-            mean_latency_ms: (view == MetricsView::Full).then_some(snap.mean_latency_ms),
+            mean_latency_ms: Nullable(full.then_some(snap.mean_latency_ms)),
             connections_open: shown(snap.connections_open),
             connections_refused_total: shown(snap.connections_refused),
             pool_acquire_timeouts_total: shown(snap.pool_timeouts),

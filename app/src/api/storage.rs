@@ -413,7 +413,8 @@ impl StorageApi {
     /// Without `q`: keys starting with `prefix`, ascending in byte order,
     /// `limit` at a time; continue with `start_after=next_start_after`.
     /// With `q`: keys whose text value matches any word of `q`, best first
-    /// (PostgreSQL full-text ranking or SQLite FTS5 BM25); `start_after`
+    /// (scores from each value's own words: PostgreSQL `ts_rank`, or a
+    /// saturated word count on SQLite); `start_after`
     /// is not used.
     #[oai(path = "/api/v1/storage", method = "get", operation_id = "list_blobs")]
     async fn list(

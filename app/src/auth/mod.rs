@@ -18,8 +18,8 @@ use std::{sync::Arc, time::Duration};
 
 use poem::{Endpoint, IntoResponse, Request, Response, http::HeaderMap};
 
+pub use self::keys::KeySet;
 use self::{key_source::KeySource, rate::RateLimiter};
-pub use self::{key_source::Reload, keys::KeySet};
 use crate::{config::Config, error::Error};
 
 /// The tenant a request acts for; every store query is scoped by it.

@@ -484,6 +484,9 @@ impl Config {
         if self.retention.sweep_batch > 10_000 {
             return fail("retention.sweep_batch", "at most 10000");
         }
+        if self.storage.transfer_timeout_ms > 86_400_000 {
+            return fail("storage.transfer_timeout_ms", "at most 86400000 (a day)");
+        }
         for (setting, keys) in [("auth.keys", &self.auth.keys), ("metrics.keys", &self.metrics.keys)] {
             if let Err(problem) = keys.key_set(setting) {
                 return Err(ConfigError(format!("invalid {problem}")));

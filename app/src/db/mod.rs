@@ -152,8 +152,12 @@ impl Database {
             // each custom one): over 40% of the database's time per page.
             // Grouped appends alone are up to 64 statement texts (one per
             // group size), so each connection keeps more than sqlx's 100.
+            // A transaction left idle (its replica stalled) is ended by the
+            // database, its locks released and its writes undone, rather
+            // than holding a key's lock or a blob's garbage listing open.
             let options = postgres_options(options, timeouts)
                 .options([("plan_cache_mode", "force_generic_plan")])
+                .options([("idle_in_transaction_session_timeout", db.statement_timeout_ms)])
                 .statement_cache_capacity(256);
             pool::Pool::connect(options, db.max_connections, wait, limit)
                 .await

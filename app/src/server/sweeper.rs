@@ -1,10 +1,15 @@
 //! The sweeper: every `retention.sweep_interval_ms`, deletes lapsed
 //! sessions in batches of `retention.sweep_batch` (one short statement
 //! each) until none is left, then reclaims the chunks of blob versions
-//! whose time has come ([`blobs::reclaim`]), counting runs, deletions and
-//! reclaimed bytes. Safe with many replicas sweeping at once.
+//! whose time has come ([`reclaim`]), counting runs, deletions and
+//! reclaimed bytes. With the interval at 0 sessions are never swept, but
+//! chunks are still reclaimed, every minute. Safe with many replicas
+//! sweeping at once.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use crate::{
     config::RetentionConfig,
@@ -13,34 +18,37 @@ use crate::{
     store::{blobs::reclaim, retention},
 };
 
-/// Batches one run deletes at most, so a backlog is worked off over
-/// several runs instead of holding the database busy.
+/// Batches of sessions one run deletes at most, so a backlog is worked off
+/// over several runs instead of holding the database busy.
 const BATCHES_PER_RUN: usize = 100;
 
-/// Starts the sweeper, unless it is turned off.
-pub fn start(
-    db: Database,
-    config: &RetentionConfig,
-    metrics: Arc<Metrics>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    if config.sweep_interval_ms == 0 {
-        return None;
-    }
-    let (interval, batch) = (Duration::from_millis(config.sweep_interval_ms), config.sweep_batch);
-    Some(tokio::spawn(async move {
+/// How long one run may keep reclaiming chunks while versions are due.
+const RECLAIM_PER_RUN: Duration = Duration::from_secs(5);
+
+/// How often chunks are reclaimed when sessions are not swept.
+const RECLAIM_ONLY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Starts the sweeper.
+pub fn start(db: Database, config: &RetentionConfig, metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
+    let sweep_sessions = config.sweep_interval_ms > 0;
+    let interval =
+        if sweep_sessions { Duration::from_millis(config.sweep_interval_ms) } else { RECLAIM_ONLY_INTERVAL };
+    let batch = config.sweep_batch;
+    tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let (deleted, sessions_failed) = sweep_sessions(&db, batch).await;
+            let (deleted, sessions_failed) =
+                if sweep_sessions { sweep_sessions_once(&db, batch).await } else { (0, false) };
             let reclaim_failed = reclaim_blobs(&db, &metrics).await;
             metrics.sweep_finished(deleted, sessions_failed || reclaim_failed);
         }
-    }))
+    })
 }
 
 /// Deletes lapsed sessions; how many, and whether it failed.
-async fn sweep_sessions(db: &Database, batch: u64) -> (u64, bool) {
+async fn sweep_sessions_once(db: &Database, batch: u64) -> (u64, bool) {
     let mut deleted = 0;
     for _ in 0..BATCHES_PER_RUN {
         match retention::sweep(db.conn(), batch).await {
@@ -62,11 +70,13 @@ async fn sweep_sessions(db: &Database, batch: u64) -> (u64, bool) {
     (deleted, false)
 }
 
-/// Reclaims the chunks of due blob versions; whether it failed.
+/// Reclaims the chunks of due blob versions, a batch per transaction, while
+/// any are due and for at most [`RECLAIM_PER_RUN`]; whether it failed.
 async fn reclaim_blobs(db: &Database, metrics: &Metrics) -> bool {
+    let started = Instant::now();
     let mut total = reclaim::Reclaimed::default();
     let mut failed = false;
-    for _ in 0..BATCHES_PER_RUN {
+    while started.elapsed() < RECLAIM_PER_RUN {
         match reclaim::reclaim(db.conn()).await {
             Ok(done) => {
                 metrics.reclaimed(done.versions, done.bytes);

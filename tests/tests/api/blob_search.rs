@@ -7,11 +7,14 @@ use serde_json::{Value, json};
 
 use crate::{
     both_backends,
-    helpers::{Backend, TestApp, enc},
+    helpers::{Backend, TestApp, direct, enc, fresh_database, scalar, start, test_config},
     storage::put,
 };
 
-both_backends!(every_word_of_a_16_mib_snapshot_is_found_at_once);
+both_backends!(
+    every_word_of_a_16_mib_snapshot_is_found_at_once,
+    values_indexed_before_the_upgrade_are_still_found
+);
 
 const MIB: usize = 1024 * 1024;
 
@@ -84,4 +87,57 @@ async fn every_word_of_a_16_mib_snapshot_is_found_at_once(backend: Backend) {
     put(&app, "session/s1/snapshot_latest.json", snapshot(4 * MIB, "unicornzebra")).await.expect(204);
     assert!(found(&app, "zebracorn").await.is_empty());
     assert_eq!(found(&app, "unicornzebra").await, ["session/s1/snapshot_latest.json"]);
+}
+
+/// A value stored and indexed by the previous release is found after the
+/// upgrade's migration, and chunks that no key pointed at then are listed
+/// for the sweeper.
+async fn values_indexed_before_the_upgrade_are_still_found(backend: Backend) {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+    let Some(database) = fresh_database(backend).await else { return };
+    let db = direct(&database.url).await;
+    // The schema of the previous release: every migration but the last.
+    let previous = Migrator::migrations().len() as u32 - 1;
+    Migrator::up(&db, Some(previous)).await.expect("the previous schema");
+    let text = "Notes from before the upgrade: the zebra crossed the road.";
+    let sql =
+        |statement: &str| sea_orm::Statement::from_string(db.get_database_backend(), statement.to_owned());
+    let legacy = match backend {
+        Backend::Postgres => vec![
+            format!(
+                "INSERT INTO blobs VALUES ('default', 'notes/old', 7, {}, now(), to_tsvector('simple', '{text}'))",
+                text.len()
+            ),
+            format!(
+                "INSERT INTO blob_chunks VALUES ('default', 'notes/old', 7, 0, convert_to('{text}', 'UTF8'))"
+            ),
+        ],
+        Backend::Sqlite => vec![
+            format!(
+                "INSERT INTO blobs VALUES ('default', 'notes/old', 7, {}, '2026-12-01T00:00:00.000000+00:00')",
+                text.len()
+            ),
+            format!("INSERT INTO blob_chunks VALUES ('default', 'notes/old', 7, 0, CAST('{text}' AS BLOB))"),
+            format!("INSERT INTO blob_search (rowid, body) SELECT rowid, '{text}' FROM blobs"),
+        ],
+    };
+    for statement in legacy {
+        db.execute_raw(sql(&statement)).await.expect("a row of the previous release");
+    }
+    // Chunks of an upload a crash cut off.
+    db.execute_raw(sql("INSERT INTO blob_chunks VALUES ('default', 'notes/old', 9, 0, CAST('x' AS BYTEA))"
+        .replace("BYTEA", if backend == Backend::Postgres { "BYTEA" } else { "BLOB" })
+        .as_str()))
+        .await
+        .expect("an orphan chunk");
+    db.close().await.ok();
+
+    let app = start(test_config(&database.url), Some(database)).await;
+    assert_eq!(found(&app, "zebra").await, ["notes/old"]);
+    assert_eq!(found(&app, "ROAD crossed").await, ["notes/old"]);
+    let (back, _) = crate::storage::read(&app, "notes/old").await;
+    assert_eq!(back, text.as_bytes());
+    let listed = scalar(&app.database_url, "SELECT COUNT(*) FROM blob_garbage WHERE version = 9").await;
+    assert_eq!(listed, 1, "the orphan is listed for the sweeper");
 }

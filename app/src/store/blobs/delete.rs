@@ -7,8 +7,9 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, Value};
 use super::{BlobKey, Head, Range, Timing, lock, release, statement};
 use crate::{db::Conn, error::Error};
 
-/// Keys deleted per transaction by a prefix delete.
-const BATCH: u64 = 500;
+/// Keys deleted per transaction by a prefix delete: each holds a lock
+/// (PostgreSQL's lock table has room for about 64 per transaction).
+const BATCH: u64 = 64;
 
 /// Deletes a key (a no-op when it does not exist).
 pub async fn delete(db: &Conn, blob: BlobKey<'_>, timing: Timing) -> Result<(), Error> {
@@ -33,13 +34,17 @@ pub async fn delete_prefix(db: &Conn, tenant: &str, prefix: &str, timing: Timing
         let txn = db.begin().await?;
         let backend = txn.get_database_backend();
         let keys = lock_batch(&txn, tenant, prefix, after.as_deref()).await?;
-        let (Some(first), Some(last)) = (keys.first(), keys.last()) else { break };
-        // Between two keys of one listing there is no key without the
-        // prefix: the prefix's keys are one contiguous range.
-        let sql =
-            "DELETE FROM blobs WHERE tenant_id = $1 AND key >= $2 AND key <= $3 RETURNING key, version, size";
-        let values = vec![tenant.into(), first.clone().into(), last.clone().into()];
-        let gone = txn.query_all_raw(statement(backend, sql, values)).await?;
+        let Some(last) = keys.last().cloned() else { break };
+        // Exactly the keys locked: a key written meanwhile is not among
+        // them, and its write comes after this batch.
+        let listed: Vec<String> = (2..keys.len() + 2).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "DELETE FROM blobs WHERE tenant_id = $1 AND key IN ({}) RETURNING key, version, size",
+            listed.join(", ")
+        );
+        let values: Vec<Value> =
+            std::iter::once(tenant.into()).chain(keys.iter().map(|k| Value::from(k.clone()))).collect();
+        let gone = txn.query_all_raw(statement(backend, &sql, values)).await?;
         for row in &gone {
             let key: String = row.try_get_by_index(0)?;
             let old = Head { version: row.try_get_by_index(1)?, size: row.try_get_by_index(2)? };
@@ -50,7 +55,7 @@ pub async fn delete_prefix(db: &Conn, tenant: &str, prefix: &str, timing: Timing
         if (keys.len() as u64) < BATCH {
             break;
         }
-        after = Some(last.clone());
+        after = Some(last);
     }
     Ok(deleted)
 }

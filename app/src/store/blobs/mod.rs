@@ -164,15 +164,9 @@ async fn lock(txn: &impl ConnectionTrait, blob: BlobKey<'_>) -> Result<(), DbErr
     Ok(())
 }
 
-/// What a version of a key took: its chunks and their bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Dropped {
-    pub chunks: u64,
-    pub bytes: u64,
-}
-
-/// Deletes the chunks and index segments of `version` of a key.
-async fn drop_version(db: &impl ConnectionTrait, blob: BlobKey<'_>, version: i64) -> Result<Dropped, DbErr> {
+/// Deletes the chunks and index segments of `version` of a key; how many
+/// bytes its chunks held.
+async fn drop_version(db: &impl ConnectionTrait, blob: BlobKey<'_>, version: i64) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
     let values = || blob.values([version.into()]);
     let sizes = match backend {
@@ -192,25 +186,29 @@ async fn drop_version(db: &impl ConnectionTrait, blob: BlobKey<'_>, version: i64
             db.query_all_raw(statement(backend, sql, values())).await?
         }
     };
-    let mut dropped = Dropped::default();
-    for row in sizes {
-        dropped.chunks += 1;
-        dropped.bytes += u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0);
-    }
-    Ok(dropped)
+    sizes
+        .iter()
+        .try_fold(0, |bytes, row| Ok(bytes + u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0)))
 }
 
-/// Lists `version` of a key to be reclaimed once `grace` has passed.
+/// Lists `version` of a key to be reclaimed once `grace` has passed (or
+/// later, if it is listed already to go later).
 async fn list_garbage(
     db: &impl ConnectionTrait,
     blob: BlobKey<'_>,
     version: i64,
     grace_micros: i64,
 ) -> Result<u64, DbErr> {
-    let now = database_now(db.get_database_backend());
+    let backend = db.get_database_backend();
+    let later = match backend {
+        DatabaseBackend::Postgres => "GREATEST",
+        _ => "MAX",
+    };
     let sql = format!(
         "INSERT INTO blob_garbage (tenant_id, key, version, reclaim_after) \
-         VALUES ($1, $2, $3, {now} + $4) ON CONFLICT DO NOTHING"
+         VALUES ($1, $2, $3, {} + $4) ON CONFLICT (tenant_id, key, version) \
+         DO UPDATE SET reclaim_after = {later}(blob_garbage.reclaim_after, excluded.reclaim_after)",
+        database_now(backend)
     );
     execute(db, &sql, blob.values([version.into(), grace_micros.into()])).await
 }

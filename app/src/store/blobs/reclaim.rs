@@ -46,7 +46,7 @@ pub async fn reclaim(db: &Conn) -> Result<Reclaimed, DbErr> {
         if read_head(&txn, blob).await?.is_some_and(|h| h.version == version) {
             continue;
         }
-        reclaimed.bytes += drop_version(&txn, blob, version).await?.bytes;
+        reclaimed.bytes += drop_version(&txn, blob, version).await?;
     }
     txn.commit().await?;
     Ok(reclaimed)

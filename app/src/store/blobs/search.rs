@@ -7,8 +7,10 @@
 //!
 //! Words are cut here ([`search_text`]), never by a database's parser: on
 //! PostgreSQL segments and queries travel as `tsvector` and `tsquery`
-//! literals (a literal is parsed some twenty times faster than
-//! `to_tsvector` reads text, and matches exactly the words cut here).
+//! literals (a literal is parsed several times faster than `to_tsvector`
+//! reads text, and matches exactly the words cut here). Every word is
+//! indexed behind its tenant's prefix ([`search_text::tenant_prefix`]),
+//! so a search reads only its own tenant's postings.
 
 use std::collections::HashMap;
 
@@ -37,7 +39,9 @@ pub async fn search(
     prefix: &str,
     limit: u64,
 ) -> Result<Vec<Hit>, Error> {
-    let terms = search_text::terms(query, MAX_TERMS);
+    let own = search_text::tenant_prefix(tenant);
+    let terms: Vec<String> =
+        search_text::terms(query, MAX_TERMS).into_iter().map(|term| format!("{own}{term}")).collect();
     if terms.is_empty() {
         return Ok(Vec::new());
     }
@@ -91,13 +95,14 @@ fn lexeme(word: &str) -> String {
     format!("'{}'", word.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// A segment's words as a PostgreSQL `tsvector` literal: each word once,
+/// A segment's words, each behind `prefix`, as a PostgreSQL `tsvector`
+/// literal: each word once,
 /// with its first positions (from 1 to 16383, as PostgreSQL keeps them),
 /// so `ts_rank` sees how often it occurs. `ts_rank` weighs a word's n-th
 /// occurrence by 1/n², so the 16 kept carry all but 4% of what every
 /// occurrence would, and the literal (whose parsing is most of the cost
 /// of indexing) stays short.
-pub(super) fn tsvector(segment: &str) -> String {
+pub(super) fn tsvector(prefix: &str, segment: &str) -> String {
     const MAX_POSITIONS: usize = 16;
     const LAST_POSITION: usize = 16383;
     let mut order: Vec<&str> = Vec::new();
@@ -115,7 +120,7 @@ pub(super) fn tsvector(segment: &str) -> String {
     let mut literal = String::with_capacity(segment.len() * 2);
     for word in order {
         let at: Vec<String> = positions[word].iter().map(usize::to_string).collect();
-        literal.push_str(&format!("{}:{} ", lexeme(word), at.join(",")));
+        literal.push_str(&format!("{}:{} ", lexeme(&format!("{prefix}{word}")), at.join(",")));
     }
     literal.pop();
     literal
@@ -127,13 +132,13 @@ mod tests {
 
     #[test]
     fn tsvector_literals_keep_words_and_positions() {
-        assert_eq!(tsvector("a b a c"), "'a':1,3 'b':2 'c':4");
-        assert_eq!(tsvector(""), "");
+        assert_eq!(tsvector("p", "a b a c"), "'pa':1,3 'pb':2 'pc':4");
+        assert_eq!(tsvector("p", ""), "");
         assert_eq!(lexeme("o'neil\\"), "'o''neil\\\\'");
         let many = vec!["w"; 20_000].join(" ");
-        let literal = tsvector(&many);
+        let literal = tsvector("", &many);
         assert_eq!(literal.matches(',').count(), 15, "16 positions at most");
         let far: String = (0..17_000).map(|i| format!("x{i} ")).collect::<String>() + "x1";
-        assert!(tsvector(far.trim_end()).contains("'x1':2,16383"), "positions end at 16383");
+        assert!(tsvector("", far.trim_end()).contains("'x1':2,16383"), "positions end at 16383");
     }
 }

@@ -9,7 +9,7 @@
 use std::{pin::Pin, time::Duration};
 
 use bytes::{Bytes, BytesMut};
-use entity::search_text::Indexer;
+use entity::search_text::{self, Indexer};
 use futures::{Stream, StreamExt};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr};
 use tokio::time::Instant;
@@ -205,7 +205,8 @@ async fn upload<S: Stream<Item = Result<Bytes, Error>>>(
 
 fn given_up() -> Error {
     Error::Unavailable(
-        "the upload took too long and its chunks were reclaimed; nothing was stored, write the value again"
+        "the upload's chunks are gone (it took too long, or a replica of an earlier release deleted the key \
+         meanwhile); nothing was stored, write the value again"
             .into(),
     )
 }
@@ -238,6 +239,18 @@ async fn switch(
         Content::Uploaded => {
             let claim = "DELETE FROM blob_garbage WHERE tenant_id = $1 AND key = $2 AND version = $3";
             if execute(&txn, claim, blob.values([head.version.into()])).await? == 0 {
+                return Err(given_up());
+            }
+            // Every chunk is there (a replica of the earlier release, during
+            // a rolling upgrade, deletes all of a key's chunks).
+            let sql = "SELECT COUNT(*) FROM blob_chunks WHERE tenant_id = $1 AND key = $2 AND version = $3";
+            let row = txn.query_one_raw(statement(
+                txn.get_database_backend(),
+                sql,
+                blob.values([head.version.into()]),
+            ));
+            let stored: i64 = row.await?.map(|r| r.try_get_by_index(0)).transpose()?.unwrap_or(0);
+            if stored != i64::from(head.chunks()) {
                 return Err(given_up());
             }
         }
@@ -304,10 +317,20 @@ async fn store(
                  FROM chunk, unnest(string_to_array($7, E'\\n')) WITH ORDINALITY AS s(t, n)) \
                  SELECT count(*) FROM chunk"
             );
-            let literals: Vec<String> = words.words.iter().map(|w| super::search::tsvector(w)).collect();
-            let joined = (!literals.is_empty()).then(|| literals.join("\n"));
+            let prefix = search_text::tenant_prefix(blob.tenant);
+            let mut literals: Option<String> = None;
+            for segment in words.words {
+                let literal = super::search::tsvector(&prefix, &segment);
+                match &mut literals {
+                    Some(all) => {
+                        all.push('\n');
+                        all.push_str(&literal);
+                    }
+                    None => literals = Some(literal),
+                }
+            }
             let mut values = chunk;
-            values.extend([words.first.into(), joined.into()]);
+            values.extend([words.first.into(), literals.into()]);
             let row = db.query_one_raw(statement(backend, &sql, values)).await?;
             Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) > 0)
         }
@@ -323,11 +346,16 @@ async fn store(
             if execute(db, &sql, chunk).await? == 0 {
                 return Ok(false);
             }
-            for (n, words) in (words.first..).zip(words.words) {
+            let prefix = search_text::tenant_prefix(blob.tenant);
+            for (n, segment) in (words.first..).zip(words.words) {
+                let row = blob.values([version.into(), n.into()]);
                 let sql = "INSERT INTO blob_text (tenant_id, key, version, seq) VALUES ($1, $2, $3, $4)";
-                execute(db, sql, blob.values([version.into(), n.into()])).await?;
-                let sql = "INSERT INTO blob_words (rowid, words) VALUES (last_insert_rowid(), $1)";
-                execute(db, sql, vec![words.into()]).await?;
+                execute(db, sql, row.clone()).await?;
+                let sql = "INSERT INTO blob_words (rowid, words) SELECT id, $5 FROM blob_text \
+                           WHERE tenant_id = $1 AND key = $2 AND version = $3 AND seq = $4";
+                let mut values = row;
+                values.push(search_text::tenant_terms(&prefix, &segment).into());
+                execute(db, sql, values).await?;
             }
             Ok(true)
         }
