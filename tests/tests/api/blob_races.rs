@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use crate::{
     both_backends,
     helpers::{Backend, TestApp, enc, fresh_database, start, test_config},
+    storage::noise,
 };
 
 both_backends!(racing_writes_deletes_and_reads_leave_whole_values);
@@ -23,19 +24,6 @@ const KEYS: usize = 240;
 const GROUP: usize = 8;
 /// Requests in flight at once, over every replica.
 const IN_FLIGHT: usize = 48;
-
-/// Deterministic bytes, different for every `seed`.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn key_path(key: &str) -> String {
     let parts: Vec<String> = key.split('/').map(enc).collect();
@@ -76,7 +64,7 @@ async fn racing_writes_deletes_and_reads_leave_whole_values(backend: Backend) {
     // Two values per key, sent by two different replicas.
     let values: Arc<HashMap<(usize, usize), Vec<u8>>> = Arc::new(
         (0..KEYS)
-            .flat_map(|i| (0..2).map(move |v| ((i, v), bytes(size_of(i + v), (i * 2 + v) as u64))))
+            .flat_map(|i| (0..2).map(move |v| ((i, v), noise(size_of(i + v), (4 * i + 2 * v + 1) as u64))))
             .collect(),
     );
     let gate = Arc::new(Semaphore::new(IN_FLIGHT));
