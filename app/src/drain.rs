@@ -1,12 +1,16 @@
-//! Reading request bodies within their time limits ([`within_stall`]), and
-//! dropping the rest of one that will not be used, so that a client still
-//! sending it receives the answer (401, 412, 413, …) instead of a
-//! connection reset ([`discard`]), bounded in bytes and in time.
+//! Request bodies and shutdown: whether the server is draining
+//! ([`Draining`]), reading bodies within their time limits
+//! ([`within_stall`]), and dropping the rest of one that will not be used,
+//! so that a client still sending it receives the answer (401, 412, 413, …)
+//! instead of a connection reset ([`discard`]), bounded in bytes and in time.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use tokio::sync::watch;
+
+use crate::error::Error;
 
 /// How much of an unused body is read before the connection is given up.
 pub const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
@@ -38,9 +42,8 @@ where
 pub fn within_stall(
     body: poem::Body,
     stall: Duration,
-    draining: crate::server::Draining,
-) -> impl Stream<Item = Result<Bytes, crate::error::Error>> + Send {
-    use crate::error::Error;
+    draining: Draining,
+) -> impl Stream<Item = Result<Bytes, Error>> + Send {
     let pieces = body.into_bytes_stream();
     futures::stream::unfold(Some((pieces, draining)), move |state| async move {
         let (mut pieces, mut draining) = state?;
@@ -64,4 +67,34 @@ pub fn within_stall(
             };
         }
     })
+}
+
+/// Whether the server is shutting down; cheap to clone and to ask.
+#[derive(Clone, Debug)]
+pub struct Draining(watch::Receiver<bool>);
+
+/// While shutting down, the longest a client may stall (mid-body, or not
+/// reading its response): a stalled client must not hold the shutdown.
+const DRAINING_STALL: Duration = Duration::from_secs(1);
+
+impl Draining {
+    /// Follows `shutdown`, which turns true when shutdown begins.
+    pub fn new(shutdown: watch::Receiver<bool>) -> Self {
+        Self(shutdown)
+    }
+
+    pub fn is_draining(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// The longest a client may stall: `normal`, or once shutdown has
+    /// begun at most a second.
+    pub fn stall_limit(&self, normal: Duration) -> Duration {
+        if self.is_draining() { normal.min(DRAINING_STALL) } else { normal }
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn started(&mut self) {
+        drop(self.0.wait_for(|draining| *draining).await);
+    }
 }

@@ -1,13 +1,17 @@
 //! The one error type of the service and its mapping to the contract's
 //! envelope: `{"detail": {"error": KIND, "message": TEXT, "request_id": ID}}`.
 //!
-//! Database errors are classified by kind (connection trouble → 503,
-//! anything else → 500); their text is logged, never returned.
+//! Database errors are classified by kind ([`Failure`]: connection trouble,
+//! time limits, a busy database → 503, anything else → 500); their text is
+//! logged, never returned.
 
-use poem::http::StatusCode;
-use sea_orm::{DbErr, RuntimeErr};
+use poem::{
+    Response,
+    http::{StatusCode, header},
+};
+use sea_orm::DbErr;
 
-use crate::request_id;
+use crate::{db::Failure, request_id};
 
 /// Everything a request can fail with.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -49,6 +53,10 @@ pub enum Error {
     /// The database cannot be reached or did not answer in time.
     #[error("{0}")]
     Unavailable(String),
+    /// No database connection became free in time (counted by the edge
+    /// that answers it: `db_pool_acquire_timeouts_total`).
+    #[error("the database is unavailable, retry shortly")]
+    PoolTimeout,
     /// A bug or an unexpected database failure; details are only logged.
     #[error("internal server error")]
     Internal,
@@ -69,7 +77,7 @@ impl Error {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::PoolTimeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,7 +96,7 @@ impl Error {
             Self::UnsupportedMediaType(_) => "UnsupportedMediaTypeError",
             Self::RequestTimeout(_) => "RequestTimeoutError",
             Self::MethodNotAllowed(_) => "MethodNotAllowedError",
-            Self::Unavailable(_) => "ServiceUnavailableError",
+            Self::Unavailable(_) | Self::PoolTimeout => "ServiceUnavailableError",
             Self::Internal => "InternalServerError",
         }
     }
@@ -140,41 +148,22 @@ impl poem::error::ResponseError for Error {
     }
 }
 
-fn is_pool_timeout(err: &DbErr) -> bool {
-    match err {
-        DbErr::ConnectionAcquire(_) => true,
-        DbErr::Conn(RuntimeErr::SqlxError(e))
-        | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            matches!(e.as_ref(), sea_orm::sqlx::Error::PoolTimedOut)
-        }
-        _ => false,
-    }
-}
-
-impl Error {
-    /// `err` as the answer of every one of `requests` requests that shared
-    /// the statement: a pool timeout is counted once for each.
-    pub fn shared_by(err: DbErr, requests: usize) -> Self {
-        if is_pool_timeout(&err) {
-            (1..requests).for_each(|_| crate::metrics::pool_timed_out());
-        }
-        Self::from(err)
-    }
-}
-
 impl From<DbErr> for Error {
+    /// Classifies a database error ([`Failure`]): a transient one is a 503
+    /// (a pool timeout among them, which the edge counts when it answers),
+    /// anything else a 500 whose cause is only logged.
     fn from(err: DbErr) -> Self {
-        if is_pool_timeout(&err) {
-            crate::metrics::pool_timed_out();
-        }
-        if is_timeout(&err) {
+        let failure = Failure::of(&err);
+        if failure.is_timeout() {
             tracing::warn!(error = %err, "database statement timed out");
             Self::Unavailable(
                 "the database did not finish in time (a lock or a slow statement); nothing was written, retry shortly"
                     .into(),
             )
-        } else if is_unavailable(&err) {
+        } else if failure == Failure::PoolTimeout {
+            tracing::warn!(error = %err, "no database connection became free in time");
+            Self::PoolTimeout
+        } else if failure.is_transient() {
             tracing::warn!(error = %err, "database unavailable");
             Self::Unavailable("the database is unavailable, retry shortly".into())
         } else {
@@ -184,73 +173,37 @@ impl From<DbErr> for Error {
     }
 }
 
-/// The SQLSTATE of a PostgreSQL error, if `err` is one.
-fn postgres_code(err: &DbErr) -> Option<String> {
-    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err else {
-        return None;
-    };
-    let db = e.as_database_error()?;
-    db.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>()?;
-    db.code().map(|c| c.into_owned())
+/// Renders an error as the contract's envelope.
+pub fn response(err: &Error) -> Response {
+    let mut resp = Response::builder().status(err.status()).content_type("application/json; charset=utf-8");
+    match err {
+        Error::Unauthorized(_) => resp = resp.header(header::WWW_AUTHENTICATE, WWW_AUTHENTICATE),
+        Error::TooManyRequests(seconds) => resp = resp.header(header::RETRY_AFTER, seconds.to_string()),
+        _ => {}
+    }
+    resp.body(err.envelope().to_string())
 }
 
-/// Whether PostgreSQL aborted the statement for colliding with another
-/// transaction (a serialization failure or a deadlock): the same work
-/// succeeds when tried again.
-pub fn is_collision(err: &DbErr) -> bool {
-    postgres_code(err).is_some_and(|code| code == "40001" || code == "40P01")
-}
+/// The challenge of a 401: a bearer token (or the same key as `X-API-Key`).
+const WWW_AUTHENTICATE: &str = "Bearer realm=\"session-backend\"";
 
-/// Whether PostgreSQL cancelled the statement for running past
-/// `statement_timeout` (57014) or waiting past `lock_timeout`.
-fn is_timeout(err: &DbErr) -> bool {
-    postgres_code(err).is_some_and(|code| code == "57014") || is_lock_timeout(err)
-}
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnAcquireErr, RuntimeErr};
 
-/// Whether PostgreSQL cancelled the statement for waiting past
-/// `lock_timeout` (55P03) on a lock another transaction holds.
-pub fn is_lock_timeout(err: &DbErr) -> bool {
-    postgres_code(err).is_some_and(|code| code == "55P03")
-}
+    use super::*;
 
-/// Whether the error means "the database cannot be reached right now"
-/// rather than "this statement is wrong".
-fn is_unavailable(err: &DbErr) -> bool {
-    use sea_orm::sqlx::Error as Sqlx;
-    let sqlx = match err {
-        DbErr::ConnectionAcquire(_) => return true,
-        DbErr::Conn(RuntimeErr::SqlxError(e))
-        | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
-        DbErr::Conn(_) => return true,
-        _ => return false,
-    };
-    match sqlx.as_ref() {
-        Sqlx::Io(_)
-        | Sqlx::Tls(_)
-        | Sqlx::Protocol(_)
-        | Sqlx::PoolTimedOut
-        | Sqlx::PoolClosed
-        | Sqlx::WorkerCrashed => true,
-        Sqlx::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            if db.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>().is_some() {
-                // SQLITE_BUSY (5), SQLITE_LOCKED (6), and the storage
-                // failing: NOMEM (7), READONLY (8), IOERR (10), FULL (13),
-                // CANTOPEN (14); with extended codes.
-                code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14))
-            } else {
-                // PostgreSQL: class 08 (connection exception), 57P01–03
-                // (shutting down, cannot connect now), class 53 (out of
-                // disk, memory or connections), 40001 and 40P01 (a
-                // serialization failure or deadlock: a retry succeeds).
-                code.starts_with("08")
-                    || code.starts_with("57P")
-                    || code.starts_with("53")
-                    || code == "40001"
-                    || code == "40P01"
-            }
+    #[test]
+    fn transient_database_failures_are_503_and_pool_timeouts_are_told_apart() {
+        let pool = Error::from(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+        assert!(matches!(pool, Error::PoolTimeout));
+        let gone =
+            Error::from(DbErr::Conn(RuntimeErr::Internal("the group of writes was not committed".into())));
+        assert!(matches!(gone, Error::Unavailable(_)));
+        for err in [pool, gone] {
+            assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(err.kind(), "ServiceUnavailableError");
         }
-        _ => false,
+        assert!(matches!(Error::from(DbErr::Custom("a bug".into())), Error::Internal));
     }
 }

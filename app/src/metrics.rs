@@ -7,7 +7,7 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Arc, Mutex,
+        Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -20,7 +20,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::db::PoolStats;
+use crate::{db::PoolStats, domain::VERSION};
 
 /// The route label of a request whose path is not in the document.
 pub const UNMATCHED: &str = "unmatched";
@@ -178,7 +178,7 @@ impl Metrics {
             "Version and database backend; always 1",
             build.clone(),
         );
-        build.get_or_create(&BuildLabels { version: crate::VERSION, backend }).set(1);
+        build.get_or_create(&BuildLabels { version: VERSION, backend }).set(1);
         Self {
             started: Instant::now(),
             registry,
@@ -224,10 +224,10 @@ impl Metrics {
         }
     }
 
-    /// Runs `fut` (a request) with these metrics as the ones that count
-    /// what deep code sees (see [`pool_timed_out`]).
-    pub async fn scope<F: Future>(self: Arc<Self>, fut: F) -> F::Output {
-        CURRENT.scope(self, fut).await
+    /// Counts a request answered 503 because no database connection
+    /// became free in time.
+    pub fn pool_timed_out(&self) {
+        self.pool_timeouts.inc();
     }
 
     /// Reads the counters.
@@ -304,18 +304,6 @@ impl Metrics {
             self.sweeps_failed.inc();
         }
     }
-}
-
-tokio::task_local! {
-    /// The metrics of the server whose request is running.
-    static CURRENT: Arc<Metrics>;
-}
-
-/// Counts, for the server of the running request, a wait for a database
-/// connection that ran out (the error conversion sees every database error).
-pub fn pool_timed_out() {
-    // Outside a request (the sweeper) there is nothing to count it for.
-    let _ = CURRENT.try_with(|metrics| metrics.pool_timeouts.inc());
 }
 
 /// The method as a label: the standard ones by name, anything else `other`.

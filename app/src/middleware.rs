@@ -20,11 +20,10 @@ use tracing::Instrument;
 use crate::{
     api::Routes,
     drain::DRAIN_LIMIT,
-    error::Error,
+    drain::Draining,
+    error::{self, Error},
     metrics::{self, Metrics},
-    request_id,
-    server::Draining,
-    telemetry,
+    request_id, telemetry,
 };
 
 /// Blob keys follow this in a path.
@@ -53,28 +52,6 @@ pub fn key_as_one_segment(mut req: Request) -> Request {
     req
 }
 
-/// Whether the handler reads the body itself, as it arrives (blob
-/// writes): such a body is neither read ahead nor under the request
-/// deadline; its pauses are limited by the handler and its statements by
-/// the database's timeouts.
-fn streams_body(req: &Request) -> bool {
-    req.method() == Method::PUT && req.uri().path().starts_with(BLOB_PATHS)
-}
-
-/// Renders an error as the contract's envelope.
-pub fn error_response(err: &Error) -> Response {
-    let mut resp = Response::builder().status(err.status()).content_type("application/json; charset=utf-8");
-    match err {
-        Error::Unauthorized(_) => resp = resp.header(header::WWW_AUTHENTICATE, WWW_AUTHENTICATE),
-        Error::TooManyRequests(seconds) => resp = resp.header(header::RETRY_AFTER, seconds.to_string()),
-        _ => {}
-    }
-    resp.body(err.envelope().to_string())
-}
-
-/// The challenge of a 401: a bearer token (or the same key as `X-API-Key`).
-const WWW_AUTHENTICATE: &str = "Bearer realm=\"session-backend\"";
-
 /// Outermost layer: assigns the request id, runs the request inside its
 /// span (continuing the caller's trace), answers `OPTIONS`, turns every
 /// error into the envelope (405s with `Allow`), logs and counts the result.
@@ -102,7 +79,6 @@ pub async fn observe<E: Endpoint>(
         http.response.status_code = tracing::field::Empty,
     );
     telemetry::continue_trace(&span, req.headers());
-    let metrics_scope = metrics.clone();
     let work = async move {
         let _in_flight = metrics.request_started();
         let allow = || routes.allow(&path).and_then(|allow| HeaderValue::from_str(allow).ok());
@@ -120,7 +96,11 @@ pub async fn observe<E: Endpoint>(
                 }
                 Err(err) => {
                     let route = err.data::<OperationId>().map(|op| op.0);
-                    (error_response(&Error::from_poem(&err)), route)
+                    let err = Error::from_poem(&err);
+                    if matches!(err, Error::PoolTimeout) {
+                        metrics.pool_timed_out();
+                    }
+                    (error::response(&err), route)
                 }
             },
         };
@@ -145,8 +125,7 @@ pub async fn observe<E: Endpoint>(
         }
         Ok(resp)
     };
-    let scoped = metrics_scope.scope(work.instrument(span));
-    request_id::scope(id, scoped).await
+    request_id::scope(id, work.instrument(span)).await
 }
 
 /// Bodies larger than this are "large": they wait for room (see [`BodyLimits::large`]).
@@ -188,14 +167,13 @@ impl BodyLimits {
 /// Reads the whole body before the handler runs, refusing bodies over the
 /// limit with 413 (whether or not the client announced the length) and
 /// clients that stall with 408; large bodies wait for their turn first.
+/// Mounted on the routes that take JSON bodies.
 pub async fn read_body<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
     limits: BodyLimits,
 ) -> poem::Result<Response> {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS)
-        || streams_body(&req)
-    {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS) {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
     let limit = limits.max_bytes as u64;
@@ -237,12 +215,10 @@ pub async fn read_body<E: Endpoint>(
     response
 }
 
-/// Answers 503 when an API request (in practice: the database behind it)
-/// takes longer than `deadline`. Probes and docs are not limited.
+/// Answers 503 when a request (in practice: the database behind it) takes
+/// longer than `deadline`. Mounted on the API's routes; probes and docs
+/// are not limited.
 pub async fn deadline<E: Endpoint>(ep: Arc<E>, req: Request, deadline: Duration) -> poem::Result<Response> {
-    if !req.uri().path().starts_with("/api/") || streams_body(&req) {
-        return ep.call(req).await.map(IntoResponse::into_response);
-    }
     match tokio::time::timeout(deadline, ep.call(req)).await {
         Ok(result) => result.map(IntoResponse::into_response),
         Err(_) => Err(Error::Unavailable(format!(
@@ -251,6 +227,21 @@ pub async fn deadline<E: Endpoint>(ep: Arc<E>, req: Request, deadline: Duration)
         ))
         .into()),
     }
+}
+
+/// [`deadline`] for the blob store's routes, except a write, whose body
+/// streams in as the handler reads it: its pauses are limited by the
+/// handler, its statements by the database's timeouts and the whole
+/// transfer by `storage.transfer_timeout_ms`.
+pub async fn deadline_unless_streaming<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    limit: Duration,
+) -> poem::Result<Response> {
+    if req.method() == Method::PUT {
+        return ep.call(req).await.map(IntoResponse::into_response);
+    }
+    deadline(ep, req, limit).await
 }
 
 /// Turns a panic into a 500 envelope (the panic itself is logged by poem).
@@ -262,6 +253,6 @@ impl PanicHandler for PanicToEnvelope {
 
     fn get_response(&self, _err: Box<dyn std::any::Any + Send + 'static>) -> Response {
         tracing::error!("handler panicked");
-        error_response(&Error::Internal)
+        error::response(&Error::Internal)
     }
 }

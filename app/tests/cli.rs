@@ -1,6 +1,9 @@
 //! The `session-backend` binary as operators and container runtimes use
 //! it: start-up, SIGTERM, one-line configuration errors, `config`,
 //! `openapi`, `healthcheck` and `migrate`.
+//!
+//! Over 400 lines: one test per operator-facing behaviour of one process,
+//! all sharing its spawn-and-wait helpers.
 
 use std::{
     net::TcpListener,

@@ -1,5 +1,6 @@
 //! The Python client (`clients/python`) against this build of the binary:
-//! lint, a wheel, and its pytest suite, which drives the real Strands SDK
+//! lint, strict types, a wheel, and its pytest suite (any unclosed client
+//! failing it), which drives the real Strands SDK
 //! through the client against the server on SQLite and, with
 //! `TEST_DATABASE_URL`, PostgreSQL.
 //!
@@ -52,6 +53,8 @@ fn python_client_lints_builds_and_passes_its_tests_with_the_real_sdk() {
     let Some(python) = python() else { return };
     run(&python, &["-m", "ruff", "check", "."], &[]);
     run(&python, &["-m", "ruff", "format", "--check", "."], &[]);
+    // Strict, over the package and its tests (pyproject.toml's [tool.mypy]).
+    run(&python, &["-m", "mypy"], &[]);
     let dist = tempfile::tempdir().expect("dist dir");
     let outdir = dist.path().display().to_string();
     run(&python, &["-m", "build", "--no-isolation", "--wheel", "--outdir", &outdir, "."], &[]);
@@ -76,7 +79,20 @@ fn python_client_lints_builds_and_passes_its_tests_with_the_real_sdk() {
     assert!(listing.contains("strands_session_backend/py.typed"), "{listing}");
     let report = run(
         &python,
-        &["-m", "pytest", "-q", "-p", "no:cacheprovider", "-s", "tests"],
+        &[
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-s",
+            // A client left unclosed warns only from `__del__`: make that fail.
+            "-W",
+            "error::ResourceWarning",
+            "-W",
+            "error::pytest.PytestUnraisableExceptionWarning",
+            "tests",
+        ],
         &[("SESSION_BACKEND_BIN", env!("CARGO_BIN_EXE_session-backend"))],
     );
     eprintln!("{report}");

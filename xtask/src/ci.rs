@@ -1,4 +1,4 @@
-//! `cargo xtask ci`: formatting, lints, tests. `.ci/run` prepares the
+//! `cargo xtask ci`: layers, formatting, lints, tests. `.ci/run` prepares the
 //! machine (PostgreSQL, Docker, images, helm) and then runs exactly this.
 
 use crate::run::{cargo, cmd};
@@ -8,6 +8,7 @@ pub const TEST_COMMAND: &[&str] = &["test", "--workspace"];
 
 pub fn run() -> Result<(), String> {
     let cargo = cargo();
+    timed("layers", crate::layers::run)?;
     timed("fmt", || cmd(&cargo, &["fmt", "--all", "--check"]))?;
     timed("clippy", || cmd(&cargo, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     timed("tests", || cmd(&cargo, TEST_COMMAND))

@@ -1,10 +1,11 @@
-//! Running programs, through the service's own helpers (they echo the
-//! command, name it when it fails and say plainly when a tool is missing),
-//! from the workspace root.
+//! Running programs without a shell: each command is echoed, named when
+//! it fails, and a missing tool is said plainly. Tasks run from the
+//! workspace root; the server's own commands run through its binary.
 
-use std::path::PathBuf;
-
-pub use session_backend::ops::tools::{output, require};
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+};
 
 /// The workspace root (the parent of `xtask/`).
 pub fn workspace_root() -> PathBuf {
@@ -22,6 +23,14 @@ pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
+/// Fails with install advice unless `tool` runs (`probe` is e.g. `--version`).
+pub fn require(tool: &str, probe: &[&str], advice: &str) -> Result<(), String> {
+    match Command::new(tool).args(probe).stdout(Stdio::null()).stderr(Stdio::null()).status() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!("`{tool}` is not installed or not on PATH; {advice}")),
+    }
+}
+
 /// Runs `program args…`.
 pub fn cmd(program: &str, args: &[&str]) -> Result<(), String> {
     cmd_owned(program, &args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
@@ -29,14 +38,51 @@ pub fn cmd(program: &str, args: &[&str]) -> Result<(), String> {
 
 /// Like [`cmd`], with owned arguments.
 pub fn cmd_owned(program: &str, args: &[String]) -> Result<(), String> {
-    session_backend::ops::tools::run(program, args, &[])
+    let shown = format!("{program} {}", args.join(" "));
+    eprintln!("$ {shown}");
+    let status = Command::new(program).args(args).status().map_err(|e| cannot_run(program, &e))?;
+    if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
 }
 
-/// A current-thread runtime for the tasks that talk to a database.
-pub fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    Ok(runtime.block_on(fut))
+/// Runs `program args…` and returns its standard output.
+pub fn output(program: &str, args: &[String]) -> Result<String, String> {
+    let out = Command::new(program)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| cannot_run(program, &e))?;
+    if !out.status.success() {
+        return Err(format!("`{program} {}` failed ({})", args.join(" "), out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn cannot_run(program: &str, err: &std::io::Error) -> String {
+    format!("cannot run `{program}` ({err}); is it installed?")
+}
+
+/// The server binary: `SESSION_BACKEND_BIN` if set, else the workspace's
+/// debug build, built (or brought up to date) first.
+pub fn server_binary() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("SESSION_BACKEND_BIN") {
+        return Ok(bin.into());
+    }
+    let manifest = workspace_root().join("Cargo.toml").display().to_string();
+    let build = ["build", "--quiet", "--manifest-path", &manifest, "-p", "session-backend"];
+    cmd(&cargo(), &build)?;
+    Ok(workspace_root().join("target/debug/session-backend"))
+}
+
+/// Runs the server binary's `command` with `args`, from the directory
+/// `cargo xtask` was run in (so paths mean what they say). The arguments
+/// are not echoed: a database URL among them may hold a password.
+pub fn server_command(command: &str, args: &[String]) -> Result<(), String> {
+    let binary = server_binary()?;
+    eprintln!("$ {} {command} …", binary.display());
+    let status = Command::new(&binary)
+        .arg(command)
+        .args(args)
+        .status()
+        .map_err(|e| cannot_run(&binary.display().to_string(), &e))?;
+    if status.success() { Ok(()) } else { Err(format!("`session-backend {command}` failed ({status})")) }
 }

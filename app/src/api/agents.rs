@@ -18,7 +18,7 @@ use super::{
     versioned::{self, Created, Current},
 };
 use crate::{
-    AppState,
+    api::AppState,
     auth::Tenant,
     store,
     store::{

@@ -10,7 +10,7 @@ use super::{
     ApiTags,
     fields::{Nullable, Timestamp},
 };
-use crate::{AppState, VERSION, auth::MetricsView, db::PoolStats, metrics};
+use crate::{api::AppState, auth::MetricsView, db::PoolStats, domain::VERSION, metrics};
 
 /// A probe's answer.
 #[derive(Debug, Object)]
@@ -282,7 +282,8 @@ impl HealthApi {
     /// unless the request carries an operator's metrics key.
     #[oai(path = "/health/metrics", method = "get", operation_id = "health_metrics")]
     async fn metrics(&self, state: Data<&AppState>, request: &poem::Request) -> Json<MetricsReport> {
-        let view = request.extensions().get::<MetricsView>().copied().unwrap_or(MetricsView::ProcessOnly);
+        // Always answered (a probe's rules): a bad credential sees less.
+        let view = state.auth.metrics_view(request.headers()).unwrap_or(MetricsView::ProcessOnly);
         let snap = state.metrics.snapshot();
         let full = view == MetricsView::Full;
         let shown = |figure| Nullable(full.then_some(figure));
@@ -304,10 +305,7 @@ impl HealthApi {
             sweeps_failed_total: shown(snap.sweeps_failed),
             sessions_swept_total: shown(snap.swept_sessions),
             process_memory_bytes: metrics::resident_memory_bytes(),
-            database_backend: match state.db.backend() {
-                crate::config::Backend::Sqlite => "sqlite".into(),
-                crate::config::Backend::Postgres => "postgres".into(),
-            },
+            database_backend: state.db.backend().name().into(),
             connection_pool: state.db.pool_stats().into(),
         })
     }

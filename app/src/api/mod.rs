@@ -12,15 +12,17 @@ mod messages;
 mod multi_agents;
 mod payload;
 mod sessions;
+mod state;
 mod storage;
-pub(crate) mod validate;
 mod versioned;
 
-use poem::http::Method;
-use poem_openapi::{OpenApiService, Tags};
+use poem_openapi::{OpenApi, OpenApiService, Tags};
 
-pub use self::document::{document, endpoint as document_endpoint, swagger_ui};
-use crate::VERSION;
+pub use self::{
+    document::{document, endpoint as document_endpoint, swagger_ui},
+    state::AppState,
+};
+use crate::domain::VERSION;
 
 /// Groups of operations in the document.
 #[derive(Tags)]
@@ -40,30 +42,41 @@ pub enum ApiTags {
     Health,
 }
 
-/// Every API of the service.
-pub type Apis = (
-    sessions::SessionsApi,
-    agents::AgentsApi,
-    messages::MessagesApi,
-    multi_agents::MultiAgentsApi,
-    storage::StorageApi,
-    health::HealthApi,
-);
+/// The tenant routes that take JSON bodies: sessions and what is under them.
+pub type TenantApis =
+    (sessions::SessionsApi, agents::AgentsApi, messages::MessagesApi, multi_agents::MultiAgentsApi);
 
-/// The OpenAPI service: routes plus the document they are described by.
+/// Every API of the service.
+pub type Apis = (TenantApis, storage::StorageApi, health::HealthApi);
+
+/// The tenant routes with JSON bodies, to be mounted (at `/api`) under
+/// authentication, body limits and the request deadline.
+pub fn tenant_routes() -> OpenApiService<TenantApis, ()> {
+    routes((sessions::SessionsApi, agents::AgentsApi, messages::MessagesApi, multi_agents::MultiAgentsApi))
+}
+
+/// The blob store's routes, to be mounted (at `/api/v1/storage`) under
+/// authentication; their bodies stream.
+pub fn storage_routes() -> OpenApiService<storage::StorageApi, ()> {
+    routes(storage::StorageApi)
+}
+
+/// The probes, open to anyone (at `/health`).
+pub fn health_routes() -> OpenApiService<health::HealthApi, ()> {
+    routes(health::HealthApi)
+}
+
+fn routes<T: OpenApi>(apis: T) -> OpenApiService<T, ()> {
+    OpenApiService::new(apis, "Session Backend", VERSION)
+}
+
+/// Every route, for the document they are described by.
 pub fn service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (
-            sessions::SessionsApi,
-            agents::AgentsApi,
-            messages::MessagesApi,
-            multi_agents::MultiAgentsApi,
-            storage::StorageApi,
-            health::HealthApi,
-        ),
-        "Session Backend",
-        VERSION,
-    )
+    routes((
+        (sessions::SessionsApi, agents::AgentsApi, messages::MessagesApi, multi_agents::MultiAgentsApi),
+        storage::StorageApi,
+        health::HealthApi,
+    ))
     .description(
         "Storage for Strands agent sessions: sessions, agents, messages and multi-agent \
          state. Drop-in for the earlier Python Session Backend API. Every error body is \
@@ -104,8 +117,8 @@ fn default_page_size() -> u64 {
     10
 }
 
-/// The paths of the document (and the few outside it) with the methods
-/// each allows: for `Allow` headers and the route label of metrics.
+/// The paths of the routes (and the few mounted beside them) with the
+/// methods each allows: for `Allow` headers and the route label of metrics.
 #[derive(Clone, Debug)]
 pub struct Routes(Vec<Route>);
 
@@ -117,33 +130,15 @@ struct Route {
 }
 
 impl Routes {
-    /// The routes of the document (read once per process: it never changes).
-    pub fn of_document() -> &'static Self {
-        static ROUTES: std::sync::OnceLock<Routes> = std::sync::OnceLock::new();
-        ROUTES.get_or_init(Self::read)
-    }
-
-    fn read() -> Self {
-        let spec: serde_json::Value = serde_json::from_str(&service().spec()).unwrap_or_default();
-        let mut routes: Vec<Route> = spec["paths"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(path, item)| {
-                let methods: Vec<String> = item
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(m, _)| m.to_ascii_uppercase())
-                    .filter(|m| m.parse::<Method>().is_ok())
-                    .collect();
-                Route::new(path, methods)
-            })
-            .collect();
-        for path in ["/openapi.json", "/docs", "/metrics"] {
-            routes.push(Route::new(path, vec!["GET".into()]));
-        }
-        Self(routes)
+    /// The routes of every API, as their declarations say (templates and
+    /// methods), and `others`, each answering `GET`.
+    pub fn new(others: &[&str]) -> Self {
+        let declared = Apis::meta().into_iter().flat_map(|api| api.paths).map(|path| {
+            let methods = path.operations.iter().map(|op| op.method.as_str().to_owned()).collect();
+            Route::new(&path.path, methods)
+        });
+        let others = others.iter().map(|path| Route::new(path, vec!["GET".into()]));
+        Self(declared.chain(others).collect())
     }
 
     /// The route `path` is on, matched segment by segment without copying.

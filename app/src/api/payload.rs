@@ -136,7 +136,7 @@ impl<T: Serialize + Send + JsonSize> IntoResponse for JsonBody<T> {
             Ok(()) => Response::builder().content_type(JSON).body(bytes),
             Err(e) => {
                 tracing::error!(error = %e, "serializing a response");
-                crate::middleware::error_response(&Error::Internal)
+                crate::error::response(&Error::Internal)
             }
         }
     }

@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex, RwLock},
 };
 
-use super::KeySet;
+use crate::domain::keys::KeySet;
 
 /// Keys from the configuration and a keys file.
 #[derive(Debug)]

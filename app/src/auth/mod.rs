@@ -1,24 +1,22 @@
 //! API keys and tenants. With keys configured (`auth.keys`, and/or the
-//! `auth.keys_file` a Kubernetes Secret provides), every `/api/` request
-//! must carry one (`Authorization: Bearer <key>` or `X-API-Key: <key>`),
+//! `auth.keys_file` a Kubernetes Secret provides), every request to the
+//! tenant routes ([`tenants_only`], mounted on them) must carry one (`Authorization: Bearer <key>` or `X-API-Key: <key>`),
 //! and its tenant is the tenant of every store query it makes. Without
 //! keys, every request is the tenant `default` (local use). Operators read
-//! the service-wide figures (`/metrics`, the traffic counters of
-//! `/health/metrics`) with keys of their own (`metrics.keys`,
-//! `metrics.keys_file`), never with a tenant's. Keys files are read again
+//! the service-wide figures (`/metrics`, [`operators_only`]; the traffic
+//! counters of `/health/metrics`, [`Auth::metrics_view`]) with keys of their
+//! own (`metrics.keys`, `metrics.keys_file`), never with a tenant's. Keys files are read again
 //! every reload interval and on SIGHUP, so keys rotate without a restart
 //! ([`key_source`]). A per-tenant token bucket ([`rate`]) may limit
 //! requests.
 
 mod key_source;
-pub mod keys;
 mod rate;
 
 use std::{sync::Arc, time::Duration};
 
 use poem::{Endpoint, IntoResponse, Request, Response, http::HeaderMap};
 
-pub use self::keys::KeySet;
 use self::{key_source::KeySource, rate::RateLimiter};
 use crate::{config::Config, error::Error};
 
@@ -86,7 +84,7 @@ impl Auth {
             keys,
             metrics_keys,
             limiter: RateLimiter::new(limit.requests_per_second, limit.burst),
-            default_tenant: crate::store::DEFAULT_TENANT.into(),
+            default_tenant: crate::domain::DEFAULT_TENANT.into(),
             metrics_public: metrics.public,
             drain_bytes: whole.server.body_limit_bytes as u64 + crate::drain::DRAIN_LIMIT,
         })
@@ -150,8 +148,9 @@ impl Auth {
     /// What a request with these headers may see of the service-wide
     /// figures: everything with an operator's metrics key (or when they
     /// are public, or authentication is off and no metrics key is set),
-    /// else the process alone.
-    fn metrics_view(&self, headers: &HeaderMap) -> Result<MetricsView, Error> {
+    /// else the process alone; an error for a request carrying two
+    /// credentials.
+    pub fn metrics_view(&self, headers: &HeaderMap) -> Result<MetricsView, Error> {
         let open = self.metrics_public || (self.keys.is_none() && self.metrics_keys.is_none());
         if open {
             return Ok(MetricsView::Full);
@@ -207,74 +206,62 @@ fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     Ok(bearer.or_else(|| api_key.iter().next()?.to_str().ok().map(str::trim)))
 }
 
-/// Authenticates `/api/` requests and applies the rate limit, before
-/// their bodies are read; the tenant goes into the request for handlers.
-/// `/metrics` needs a metrics key unless `metrics.public`; for
-/// `/health/metrics` the request learns what it may see ([`MetricsView`]).
-pub async fn authenticate<E: Endpoint>(
+/// Authenticates a request of the tenant API and applies the rate limit,
+/// before its body is read; the tenant goes into the request for
+/// handlers. Mounted on the trees of tenant routes.
+pub async fn tenants_only<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
     auth: Arc<Auth>,
 ) -> poem::Result<Response> {
-    match admit(&auth, &req) {
-        Ok(Admitted::Tenant(tenant)) => {
+    let admitted = auth.tenant_for(req.headers()).and_then(|tenant| {
+        if let Some(limiter) = &auth.limiter {
+            limiter
+                .take(&tenant)
+                .map_err(|wait| Error::TooManyRequests((wait.as_secs_f64().ceil() as u64).max(1)))?;
+        }
+        Ok(tenant)
+    });
+    match admitted {
+        Ok(tenant) => {
             tracing::Span::current().record("tenant", &*tenant);
             req.extensions_mut().insert(Tenant(tenant));
+            ep.call(req).await.map(IntoResponse::into_response)
         }
-        Ok(Admitted::Metrics(view)) => {
-            req.extensions_mut().insert(view);
-        }
-        Ok(Admitted::Open) => {}
-        Err(refused) => {
-            // Read what the client is still sending (unless it announced
-            // more than could ever be read), so it gets the answer.
-            let announced = req
-                .headers()
-                .get(poem::http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-            if announced.is_none_or(|n| n <= auth.drain_bytes) {
-                crate::drain::discard(req.take_body().into_bytes_stream(), auth.drain_bytes).await;
-            }
-            return Err(refused.into());
-        }
+        Err(refused) => Err(refuse(&auth, req, refused).await),
     }
-    ep.call(req).await.map(IntoResponse::into_response)
 }
 
-/// What a request may do, once admitted.
-enum Admitted {
-    /// An `/api/` request, for this tenant.
-    Tenant(Arc<str>),
-    /// A request for the service-wide figures.
-    Metrics(MetricsView),
-    /// Anything else (probes, docs).
-    Open,
+/// Admits only what may read the service-wide figures: an operator's
+/// metrics key (or anyone, when they are public or nothing is keyed).
+/// Mounted on `/metrics`.
+pub async fn operators_only<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    auth: Arc<Auth>,
+) -> poem::Result<Response> {
+    match auth.metrics_view(req.headers()) {
+        Ok(MetricsView::Full) => ep.call(req).await.map(IntoResponse::into_response),
+        Ok(MetricsView::ProcessOnly) => {
+            let refused = auth.metrics_refusal(req.headers());
+            Err(refuse(&auth, req, refused).await)
+        }
+        Err(refused) => Err(refuse(&auth, req, refused).await),
+    }
 }
 
-/// What an admitted request may do, or why it is refused.
-fn admit(auth: &Auth, req: &Request) -> Result<Admitted, Error> {
-    let path = req.uri().path();
-    let headers = req.headers();
-    if path == "/metrics" {
-        return match auth.metrics_view(headers)? {
-            MetricsView::Full => Ok(Admitted::Metrics(MetricsView::Full)),
-            MetricsView::ProcessOnly => Err(auth.metrics_refusal(headers)),
-        };
+/// Refuses `req` with `refused`, reading what its client is still sending
+/// first (unless it announced more than could ever be read), so the client
+/// gets the answer rather than a reset.
+async fn refuse(auth: &Auth, mut req: Request, refused: Error) -> poem::Error {
+    let announced = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_none_or(|n| n <= auth.drain_bytes) {
+        crate::drain::discard(req.take_body().into_bytes_stream(), auth.drain_bytes).await;
     }
-    if path == "/health/metrics" {
-        // Always answered (a probe's rules); a bad credential sees less.
-        return Ok(Admitted::Metrics(auth.metrics_view(headers).unwrap_or(MetricsView::ProcessOnly)));
-    }
-    if !path.starts_with("/api/") {
-        return Ok(Admitted::Open);
-    }
-    let tenant = auth.tenant_for(headers)?;
-    if let Some(limiter) = &auth.limiter {
-        limiter
-            .take(&tenant)
-            .map_err(|wait| Error::TooManyRequests((wait.as_secs_f64().ceil() as u64).max(1)))?;
-    }
-    Ok(Admitted::Tenant(tenant))
+    refused.into()
 }
 
 /// Re-reads the keys files every `interval` and on SIGHUP, until the

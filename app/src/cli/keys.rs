@@ -2,7 +2,7 @@
 //! once, with the hash the server is given (`auth.keys` or a line of
 //! `auth.keys_file`). The key itself is stored nowhere.
 
-use session_backend::auth::keys;
+use session_backend::domain::keys;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {

@@ -220,7 +220,7 @@ fn the_environment_knows_every_setting() {
 
 #[test]
 fn api_keys_come_from_a_list_or_one_variable() {
-    let (a, b) = (crate::auth::keys::mint().expect("key"), crate::auth::keys::mint().expect("key"));
+    let (a, b) = (crate::domain::keys::mint().expect("key"), crate::domain::keys::mint().expect("key"));
     assert!(!load(&[]).config.auth.enabled(), "off by default");
     let entries = format!("team-a {}, team-b {}\nteam-a {}", a.hash, b.hash, b.hash.replace('0', "1"));
     let loaded = load(&[("SESSION_BACKEND_AUTH__KEYS", &entries)]);

@@ -1,8 +1,11 @@
 //! [`Conn`], what every store function runs its statements on, and its
-//! transactions ([`Txn`]). On PostgreSQL a statement takes a connection
-//! from the request [`Pool`] for exactly its own round trip; on SQLite a
-//! read goes through sea-orm's pool and a write to the [`Writer`], which
-//! commits the writes of many requests together.
+//! transactions ([`Txn`]). A store function says of each statement whether
+//! it reads or writes ([`Db::reads`], [`Db::writes`]); nothing is decided by
+//! the statement's text. On PostgreSQL a statement takes a connection from
+//! the request [`Pool`] for exactly its own round trip, either way; on
+//! SQLite a read goes through sea-orm's pool and a write to the [`Writer`],
+//! which commits the writes of many requests together. In a transaction
+//! both go to the transaction.
 
 use std::future::Future;
 
@@ -40,18 +43,106 @@ enum TxnInner {
     Pg(Mutex<Lease>),
 }
 
+/// What store functions run statements on: a [`Conn`] or a [`Txn`].
+pub trait Db: Sync {
+    /// Where a statement that only reads goes.
+    fn reads(&self) -> Statements<'_>;
+    /// Where a statement that writes goes (an `UPDATE … RETURNING` too).
+    fn writes(&self) -> Statements<'_>;
+
+    /// Which database system the statements run on.
+    fn backend(&self) -> DbBackend {
+        self.reads().get_database_backend()
+    }
+}
+
+/// Statements of one kind, sent where that kind goes: sea-orm's queries
+/// run on it as on any connection.
+#[derive(Clone, Copy)]
+pub struct Statements<'a>(Route<'a>);
+
+#[derive(Clone, Copy)]
+enum Route<'a> {
+    Read(&'a Conn),
+    Write(&'a Conn),
+    Txn(&'a Txn),
+}
+
+impl Db for Conn {
+    fn reads(&self) -> Statements<'_> {
+        Statements(Route::Read(self))
+    }
+
+    fn writes(&self) -> Statements<'_> {
+        Statements(Route::Write(self))
+    }
+}
+
+impl Db for Txn {
+    fn reads(&self) -> Statements<'_> {
+        Statements(Route::Txn(self))
+    }
+
+    fn writes(&self) -> Statements<'_> {
+        Statements(Route::Txn(self))
+    }
+}
+
 impl Conn {
     pub(super) fn new(orm: DatabaseConnection, pool: Option<Pool>, writer: Option<Writer>) -> Self {
         Self { orm, pool, writer }
     }
 
-    /// The writer, for a statement that changes something.
-    fn writer_for(&self, stmt: &Statement) -> Option<&Writer> {
-        self.writer.as_ref().filter(|_| !is_read(&stmt.sql))
-    }
-
     pub(super) fn pool(&self) -> Option<&Pool> {
         self.pool.as_ref()
+    }
+
+    /// Runs SQL text (no values) on a pooled connection in autocommit,
+    /// outside the SQLite writer: probes and maintenance (`VACUUM INTO`).
+    pub async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        match &self.pool {
+            Some(pool) => execute_unprepared(&mut pool.acquire().await?, sql).await,
+            None => self.orm.execute_unprepared(sql).await,
+        }
+    }
+
+    /// The SQLite writer, for a write (none on PostgreSQL, or with a
+    /// single connection).
+    fn writer(&self, route: Route<'_>) -> Option<&Writer> {
+        self.writer.as_ref().filter(|_| matches!(route, Route::Write(_)))
+    }
+
+    async fn execute_raw(&self, route: Route<'_>, stmt: Statement) -> Result<ExecResult, DbErr> {
+        if let Some(writer) = self.writer(route) {
+            let span = span("sea_orm.execute", "sqlite", &stmt.sql);
+            return traced(span, writer.execute(stmt)).await;
+        }
+        match &self.pool {
+            Some(pool) => execute(&mut pool.acquire().await?, stmt).await,
+            None => self.orm.execute_raw(stmt).await,
+        }
+    }
+
+    async fn query_one_raw(&self, route: Route<'_>, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        if let Some(writer) = self.writer(route) {
+            let span = span("sea_orm.query_one", "sqlite", &stmt.sql);
+            return traced(span, writer.query_one(stmt)).await;
+        }
+        match &self.pool {
+            Some(pool) => query_one(&mut pool.acquire().await?, stmt).await,
+            None => self.orm.query_one_raw(stmt).await,
+        }
+    }
+
+    async fn query_all_raw(&self, route: Route<'_>, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        if let Some(writer) = self.writer(route) {
+            let span = span("sea_orm.query_all", "sqlite", &stmt.sql);
+            return traced(span, writer.query_all(stmt)).await;
+        }
+        match &self.pool {
+            Some(pool) => query_all(&mut pool.acquire().await?, stmt).await,
+            None => self.orm.query_all_raw(stmt).await,
+        }
     }
 
     /// Starts a transaction. Its statements must all go through it: on
@@ -106,48 +197,45 @@ impl Txn {
 }
 
 #[async_trait::async_trait]
-impl ConnectionTrait for Conn {
+impl ConnectionTrait for Statements<'_> {
     fn get_database_backend(&self) -> DbBackend {
-        self.orm.get_database_backend()
+        match self.0 {
+            Route::Read(conn) | Route::Write(conn) => conn.orm.get_database_backend(),
+            Route::Txn(txn) => txn.get_database_backend(),
+        }
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        if let Some(writer) = self.writer_for(&stmt) {
-            let span = span("sea_orm.execute", "sqlite", &stmt.sql);
-            return traced(span, writer.execute(stmt)).await;
-        }
-        match &self.pool {
-            Some(pool) => execute(&mut pool.acquire().await?, stmt).await,
-            None => self.orm.execute_raw(stmt).await,
+        match self.0 {
+            Route::Read(conn) | Route::Write(conn) => conn.execute_raw(self.0, stmt).await,
+            Route::Txn(txn) => txn.execute_raw(stmt).await,
         }
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        match &self.pool {
-            Some(pool) => execute_unprepared(&mut pool.acquire().await?, sql).await,
-            None => self.orm.execute_unprepared(sql).await,
+        match self.0 {
+            Route::Read(conn) | Route::Write(conn) => match conn.writer(self.0) {
+                Some(writer) => {
+                    let stmt = Statement::from_string(DbBackend::Sqlite, sql);
+                    traced(span("sea_orm.execute_unprepared", "sqlite", sql), writer.execute(stmt)).await
+                }
+                None => conn.execute_unprepared(sql).await,
+            },
+            Route::Txn(txn) => txn.execute_unprepared(sql).await,
         }
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        if let Some(writer) = self.writer_for(&stmt) {
-            let span = span("sea_orm.query_one", "sqlite", &stmt.sql);
-            return traced(span, writer.query_one(stmt)).await;
-        }
-        match &self.pool {
-            Some(pool) => query_one(&mut pool.acquire().await?, stmt).await,
-            None => self.orm.query_one_raw(stmt).await,
+        match self.0 {
+            Route::Read(conn) | Route::Write(conn) => conn.query_one_raw(self.0, stmt).await,
+            Route::Txn(txn) => txn.query_one_raw(stmt).await,
         }
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        if let Some(writer) = self.writer_for(&stmt) {
-            let span = span("sea_orm.query_all", "sqlite", &stmt.sql);
-            return traced(span, writer.query_all(stmt)).await;
-        }
-        match &self.pool {
-            Some(pool) => query_all(&mut pool.acquire().await?, stmt).await,
-            None => self.orm.query_all_raw(stmt).await,
+        match self.0 {
+            Route::Read(conn) | Route::Write(conn) => conn.query_all_raw(self.0, stmt).await,
+            Route::Txn(txn) => txn.query_all_raw(stmt).await,
         }
     }
 }
@@ -274,9 +362,4 @@ async fn traced<T>(
         };
     }
     result
-}
-
-/// Whether a statement only reads (the store's reads all start so).
-fn is_read(sql: &str) -> bool {
-    sql.trim_start().get(..6).is_some_and(|head| head.eq_ignore_ascii_case("SELECT"))
 }

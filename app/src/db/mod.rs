@@ -2,8 +2,12 @@
 //! lock, and the probes behind the health endpoints.
 
 mod conn;
+mod failure;
+pub mod groups;
 mod pool;
 mod sqlite_writer;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +20,10 @@ use sea_orm::{
     },
 };
 
-pub use self::conn::{Conn, Txn};
+pub use self::{
+    conn::{Conn, Db, Statements, Txn},
+    failure::Failure,
+};
 use crate::config::{Backend, Config, ConfigError, DatabaseUrl};
 
 /// Both halves of the `pg_advisory_xact_lock(int, int)` key that serialises

@@ -11,6 +11,16 @@
 //! or after a connection-level error is closed instead; one left inside a
 //! transaction is rolled back first; one idle for a second is pinged before
 //! it is used, so a restarted database costs no request an error.
+//!
+//! Why not a library: deadpool's managed pool (whose `recycle` could ping
+//! only after idling) would need a manager for sqlx connections written
+//! here anyway, and this module is little more than that manager; sqlx's
+//! own pool pings every connection it takes back. This module can go when
+//! sqlx's pool can take a connection back without a round trip (the
+//! release ping: <https://github.com/transact-rs/sqlx/issues/4349>,
+//! <https://github.com/transact-rs/sqlx/pull/4363>). Behind a
+//! transaction-mode pooler it will also need unnamed statements, which
+//! sqlx does not offer (<https://github.com/transact-rs/sqlx/issues/67>).
 
 use std::{
     sync::{
@@ -28,6 +38,8 @@ use sea_orm::{
     },
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::Failure;
 
 /// An idle connection is pinged before use once it has idled this long.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
@@ -277,7 +289,7 @@ impl Lease {
             .await
             .unwrap_or_else(|_| Err(sqlx::Error::Io(std::io::ErrorKind::TimedOut.into())));
         self.state = match &result {
-            Err(e) if breaks_connection(e) => State::Broken,
+            Err(e) if Failure::of_driver(e).breaks_connection() => State::Broken,
             _ => State::Ready,
         };
         result
@@ -325,20 +337,5 @@ impl Drop for Lease {
             }
             State::Busy | State::Broken => pool.discard(conn),
         }
-    }
-}
-
-/// Whether an error leaves the connection unusable (as opposed to a
-/// statement the database refused).
-fn breaks_connection(err: &sqlx::Error) -> bool {
-    use sqlx::Error as E;
-    match err {
-        E::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // Connection exceptions, and shutdown / admin termination.
-            code.starts_with("08") || code.starts_with("57P")
-        }
-        E::Io(_) | E::Tls(_) | E::Protocol(_) | E::WorkerCrashed | E::PoolClosed | E::PoolTimedOut => true,
-        _ => false,
     }
 }

@@ -23,6 +23,8 @@ use sea_orm::{
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 
+use super::Failure;
+
 /// Statements committed together at most.
 const MAX_GROUP: usize = 256;
 
@@ -160,13 +162,13 @@ async fn commit(conn: &mut SqliteConnection, jobs: Vec<Job>) -> bool {
         for job in jobs {
             drop(job.reply.send(Err(unavailable(&cause))));
         }
-        return is_busy(&e);
+        return Failure::of_driver(&e) == Failure::Busy;
     }
     let mut results = Vec::with_capacity(jobs.len());
     let mut failed = None;
     for job in &jobs {
         match run_one(conn, job).await {
-            Err(e) if !is_constraint(&e) => {
+            Err(e) if Failure::of_driver(&e) != Failure::Constraint => {
                 failed = Some((results.len(), e.to_string()));
                 results.push(Err(statement_error(e)));
                 break;
@@ -222,18 +224,4 @@ fn statement_error(e: sqlx::Error) -> DbErr {
 /// The group was not written: a retry may succeed (answered 503).
 fn unavailable(cause: &str) -> DbErr {
     DbErr::Conn(RuntimeErr::Internal(format!("the group of writes was not committed: {cause}")))
-}
-
-/// SQLITE_CONSTRAINT and its extended codes: the statement alone failed.
-fn is_constraint(e: &sqlx::Error) -> bool {
-    sqlite_code(e).is_some_and(|code| code & 0xff == 19)
-}
-
-/// SQLITE_BUSY / SQLITE_LOCKED: another connection holds the write lock.
-fn is_busy(e: &sqlx::Error) -> bool {
-    sqlite_code(e).is_some_and(|code| matches!(code & 0xff, 5 | 6))
-}
-
-fn sqlite_code(e: &sqlx::Error) -> Option<i32> {
-    e.as_database_error()?.code()?.parse().ok()
 }

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     config::{Backend, Config},
-    db::{self, Database, TableCounts},
+    db::{self, Database, Db, TableCounts},
 };
 
 /// Backup options.
@@ -159,7 +159,7 @@ async fn sqlite_copy(db: &Database, dir: &Path, name: &str) -> Result<(PathBuf, 
     let copy = Database::connect(&Config::for_database(&format!("sqlite://{}", file.display())))
         .await
         .map_err(|e| e.to_string())?;
-    let tables = Database::table_counts(copy.conn()).await.map_err(|e| e.to_string());
+    let tables = Database::table_counts(&copy.conn().reads()).await.map_err(|e| e.to_string());
     copy.close().await;
     Ok((file, tables?))
 }

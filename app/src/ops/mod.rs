@@ -9,4 +9,4 @@ pub mod file_sessions;
 mod libpq;
 mod manifest;
 pub mod restore;
-pub mod tools;
+mod tools;

@@ -7,8 +7,6 @@ use std::{
     time::Instant,
 };
 
-use sea_orm::ConnectionTrait;
-
 use super::{
     libpq,
     manifest::{self, Manifest},
@@ -16,7 +14,7 @@ use super::{
 };
 use crate::{
     config::{Backend, Config},
-    db::{Database, TableCounts},
+    db::{Database, Db, TableCounts},
 };
 
 /// Restore options.
@@ -61,7 +59,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
     let started = Instant::now();
     let existing = {
         let db = Database::connect(&config).await.map_err(|e| e.to_string())?;
-        let counts = Database::table_counts(db.conn()).await.map_err(|e| e.to_string());
+        let counts = Database::table_counts(&db.conn().reads()).await.map_err(|e| e.to_string());
         if backend == Backend::Sqlite {
             // Fold the write-ahead log into the file, so nothing of the old
             // database is left beside it once the new copy replaces it.
@@ -105,7 +103,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
     }
     let db = Database::connect(&config).await.map_err(|e| e.to_string())?;
     db.migrate_up().await.map_err(|e| format!("migrating the restored database: {e}"))?;
-    let restored = Database::table_counts(db.conn()).await.map_err(|e| e.to_string());
+    let restored = Database::table_counts(&db.conn().reads()).await.map_err(|e| e.to_string());
     db.close().await;
     let restored = restored?;
     if restored != manifest.tables {

@@ -37,8 +37,8 @@ use tokio::{
     time::{Instant, Sleep},
 };
 
-use super::Draining;
 use crate::config::ServerConfig;
+use crate::drain::Draining;
 
 /// The time limits of a connection.
 #[derive(Clone, Copy, Debug)]

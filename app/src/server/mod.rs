@@ -3,6 +3,7 @@
 //! stops accepting, closes idle connections at once, lets requests in
 //! flight finish within `server.shutdown_timeout_ms`, then closes the pool.
 
+mod app;
 mod connection;
 mod sweeper;
 
@@ -14,7 +15,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::{auth::Auth, config::Config, db, db::Database, metrics::Metrics};
+use crate::{auth::Auth, config::Config, db, db::Database, drain::Draining, metrics::Metrics};
 
 /// A server that is connected, migrated and bound, not yet serving.
 pub struct Server {
@@ -34,31 +35,6 @@ pub enum StartError {
     Auth(String),
     #[error("cannot listen on {address} (server.host / server.port): {cause}")]
     Bind { address: String, cause: std::io::Error },
-}
-
-/// Whether the server is shutting down; cheap to clone and to ask.
-#[derive(Clone, Debug)]
-pub struct Draining(watch::Receiver<bool>);
-
-/// While shutting down, the longest a client may stall (mid-body, or not
-/// reading its response): a stalled client must not hold the shutdown.
-const DRAINING_STALL: Duration = Duration::from_secs(1);
-
-impl Draining {
-    pub fn is_draining(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// The longest a client may stall: `normal`, or once shutdown has
-    /// begun at most a second.
-    pub fn stall_limit(&self, normal: Duration) -> Duration {
-        if self.is_draining() { normal.min(DRAINING_STALL) } else { normal }
-    }
-
-    /// Resolves once shutdown has begun.
-    pub async fn started(&mut self) {
-        drop(self.0.wait_for(|draining| *draining).await);
-    }
 }
 
 impl Server {
@@ -92,17 +68,13 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains (see the module docs).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let Self { listener, addr, db, auth, config } = self;
-        let backend = match db.backend() {
-            crate::config::Backend::Sqlite => "sqlite",
-            crate::config::Backend::Postgres => "postgres",
-        };
-        let metrics = Arc::new(Metrics::new(backend));
+        let metrics = Arc::new(Metrics::new(db.backend().name()));
         let (drain, draining) = watch::channel(false);
-        let draining = Draining(draining);
+        let draining = Draining::new(draining);
         let interval = Duration::from_millis(config.auth.reload_interval_ms);
         let watcher = crate::auth::watch(auth.clone(), interval, metrics.clone());
         let sweeper = Some(sweeper::start(db.clone(), &config.retention, metrics.clone()));
-        let app = Arc::new(crate::app(db.clone(), &config, auth, metrics.clone(), draining.clone()));
+        let app = Arc::new(app::app(db.clone(), &config, auth, metrics.clone(), draining.clone()));
         let limits = connection::Limits::from(&config.server);
         let slots = Arc::new(Semaphore::new(config.server.max_connections));
         let mut connections = JoinSet::new();

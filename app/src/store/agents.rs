@@ -7,7 +7,6 @@ use entity::{
     JsonText,
     agent::{Column, Entity, Model},
 };
-use sea_orm::ConnectionTrait;
 
 use super::{
     ChildKey,
@@ -15,7 +14,7 @@ use super::{
     now,
     version::{self, Expected},
 };
-use crate::error::Error;
+use crate::{db::Db, error::Error};
 
 session_child!(Entity, "agent", AgentId, [State, ConversationManagerState, InternalState]);
 
@@ -38,7 +37,7 @@ pub struct AgentChanges {
 }
 
 /// Inserts an agent; 404 when the session is missing, 409 when the id is taken.
-pub async fn create(db: &impl ConnectionTrait, key: ChildKey<'_>, new: NewAgent) -> Result<Model, Error> {
+pub async fn create(db: &impl Db, key: ChildKey<'_>, new: NewAgent) -> Result<Model, Error> {
     let now = now();
     let row = Model {
         tenant_id: key.tenant.to_owned(),
@@ -57,7 +56,7 @@ pub async fn create(db: &impl ConnectionTrait, key: ChildKey<'_>, new: NewAgent)
 /// Applies `changes`, bumps the version and `updated_at`, in one statement,
 /// if the agent is at an `expected` version.
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &impl Db,
     key: ChildKey<'_>,
     expected: Expected<'_>,
     changes: AgentChanges,

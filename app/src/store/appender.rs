@@ -17,41 +17,26 @@
 //! itself; a database that cannot be reached fails every append in the
 //! group with 503.
 //!
-//! An append waits for a group at most as long as for a connection
-//! (`database.acquire_timeout_ms`), then it is a counted pool timeout and
-//! is never written; so is one whose request ends before its group forms.
+//! Groups form as [`Groups`] forms them: an append waits for a group at
+//! most as long as for a connection (`database.acquire_timeout_ms`), then
+//! it is a pool timeout (503) and is never written; so is one whose request
+//! ends before its group forms.
 
-use std::{
-    collections::HashSet,
-    sync::{
-        Arc,
-        atomic::{AtomicU8, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashSet, time::Duration};
 
-use entity::{
-    agent, message,
-    message::{Column, Entity},
-    session,
-};
-use sea_orm::{
-    ConnAcquireErr, ConnectionTrait, DbErr,
-    sea_query::{
-        Alias, Expr, ExprTrait, IntoIden, LockBehavior, LockType, OnConflict, Query, SelectStatement,
-        ValueTuple,
-    },
-};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-use tracing::Instrument;
+use entity::message;
 
-use super::{
-    messages::{self, AgentKey, Appended, NewMessage},
-    now, retention,
+use super::messages::{
+    self, AgentKey, Appended, NewMessage,
+    insert::{self, Guard, key_of},
 };
 use crate::{
-    db::Conn,
-    error::{self, Error},
+    db::{
+        Conn, Failure,
+        groups::{Groups, Pending, Refused},
+    },
+    error::Error,
+    store::now,
 };
 
 /// Rows one statement inserts at most.
@@ -65,43 +50,14 @@ const GROUPS_IN_FLIGHT: usize = 2;
 /// alone, so a group's statement stays a few MiB at most.
 const MAX_GROUPED_BYTES: usize = 64 * 1024;
 
-/// A handle on the task that forms the groups.
+/// Appends, written in groups.
 #[derive(Clone, Debug)]
 pub struct Appender {
     conn: Conn,
-    jobs: mpsc::Sender<Job>,
-    wait: Duration,
+    groups: Groups<message::Model, Outcome>,
 }
 
-/// Where an append stands: waiting for a group, taken into one, or given
-/// up on by its request. Whichever of the group and the request moves it
-/// first decides whether it is written.
-#[derive(Debug, Default)]
-struct Claim(AtomicU8);
-
-const WAITING: u8 = 0;
-const TAKEN: u8 = 1;
-const ABANDONED: u8 = 2;
-
-impl Claim {
-    fn take(&self) -> bool {
-        self.0.compare_exchange(WAITING, TAKEN, Ordering::AcqRel, Ordering::Acquire).is_ok()
-    }
-
-    fn abandon(&self) -> bool {
-        self.0.compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_ok()
-    }
-}
-
-/// Abandons its claim when dropped, unless the append was taken already.
-struct Abandon(Arc<Claim>);
-
-impl Drop for Abandon {
-    fn drop(&mut self) {
-        self.0.abandon();
-    }
-}
-
+/// What a group did with an append.
 #[derive(Debug)]
 enum Outcome {
     Inserted(message::Model),
@@ -110,23 +66,14 @@ enum Outcome {
     Failed(Error),
 }
 
-#[derive(Debug)]
-struct Job {
-    model: message::Model,
-    claim: Arc<Claim>,
-    /// The request's span, so the group's statement is traced under the
-    /// first request in it.
-    span: tracing::Span,
-    reply: oneshot::Sender<Outcome>,
-}
-
 impl Appender {
-    /// Starts the task; an append waits at most `wait` to be taken into a
-    /// group.
+    /// Starts the groups' task; an append waits at most `wait` to be taken
+    /// into a group.
     pub fn start(conn: Conn, wait: Duration) -> Self {
-        let (jobs, queue) = mpsc::channel(GROUPS_IN_FLIGHT * MAX_GROUP);
-        tokio::spawn(form_groups(conn.clone(), queue));
-        Self { conn, jobs, wait }
+        let writer = conn.clone();
+        let groups =
+            Groups::start(MAX_GROUP, GROUPS_IN_FLIGHT, wait, move |group| write(writer.clone(), group));
+        Self { conn, groups }
     }
 
     /// Appends one message, as [`messages::append`] does, together with the
@@ -138,66 +85,29 @@ impl Appender {
         if size > MAX_GROUPED_BYTES {
             return messages::append_model(&self.conn, key, model).await;
         }
-        let claim = Arc::new(Claim::default());
-        // A request dropped (deadline, client gone) before its group forms
-        // leaves nothing written.
-        let _gone = Abandon(claim.clone());
-        let (reply, answer) = oneshot::channel();
-        let job = Job { model, claim: claim.clone(), span: tracing::Span::current(), reply };
-        let timed_out = || Error::from(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
-        let closed = || Error::from(DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed));
-        let queued = tokio::time::timeout(self.wait, self.jobs.send(job));
-        let deadline = tokio::time::Instant::now() + self.wait;
-        match queued.await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(closed()),
-            Err(_) => return Err(timed_out()),
-        }
-        tokio::pin!(answer);
-        let outcome = match tokio::time::timeout_at(deadline, &mut answer).await {
-            Ok(outcome) => outcome,
-            Err(_) if claim.abandon() => return Err(timed_out()),
-            // Taken just now: it is being written, wait for the answer.
-            Err(_) => answer.await,
-        };
-        match outcome {
+        match self.groups.submit(model).await {
             Ok(Outcome::Inserted(model)) => Ok(Appended::Created(model)),
             Ok(Outcome::Alone(model)) => messages::append_model(&self.conn, key, model).await,
             Ok(Outcome::Failed(e)) => Err(e),
-            Err(_) => Err(closed()),
-        }
-    }
-}
-
-/// Takes what is waiting whenever a group may start, and starts it; ends
-/// when every handle is gone.
-async fn form_groups(conn: Conn, mut queue: mpsc::Receiver<Job>) {
-    let slots = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
-    let mut waiting = Vec::with_capacity(MAX_GROUP);
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        if queue.recv_many(&mut waiting, MAX_GROUP).await == 0 {
-            return;
-        }
-        let group: Vec<Job> = waiting.drain(..).filter(|job| job.claim.take()).collect();
-        if let Some(first) = group.first() {
-            let span = first.span.clone();
-            tokio::spawn(write(conn.clone(), group, slot).instrument(span));
+            Err(Refused::TimedOut) => Err(Error::PoolTimeout),
+            Err(Refused::Closed) => {
+                Err(Error::Unavailable("the server is shutting down; retry shortly".into()))
+            }
         }
     }
 }
 
 /// Writes one group and answers each append in it.
-async fn write(conn: Conn, group: Vec<Job>, _slot: OwnedSemaphorePermit) {
+async fn write(conn: Conn, group: Vec<Pending<message::Model, Outcome>>) {
     let mut keys = HashSet::with_capacity(group.len());
-    let (mut rows, repeated): (Vec<Job>, Vec<Job>) =
-        group.into_iter().partition(|job| keys.insert(key_of(&job.model)));
+    let (mut rows, repeated): (Vec<_>, Vec<_>) =
+        group.into_iter().partition(|p| keys.insert(key_of(&p.item)));
     // In key order, so two groups over the same keys cannot deadlock.
-    rows.sort_unstable_by(|a, b| key_order(&a.model).cmp(&key_order(&b.model)));
-    for job in repeated {
-        let _ = job.reply.send(Outcome::Alone(job.model));
+    rows.sort_unstable_by(|a, b| key_order(&a.item).cmp(&key_order(&b.item)));
+    for pending in repeated {
+        pending.answer(Outcome::Alone);
     }
-    let inserted = match insert_all(&conn, &rows).await {
+    let inserted = match insert::insert(&conn, rows.iter().map(|p| &p.item), Guard::EachAgentUnlocked).await {
         Ok(inserted) => inserted,
         Err(e) => {
             // The database unreachable: every append fails with it. The
@@ -205,124 +115,112 @@ async fn write(conn: Conn, group: Vec<Job>, _slot: OwnedSemaphorePermit) {
             // coming, such as an agent deleted meanwhile; a collision with
             // another transaction; a lock one of its rows waited for too
             // long; anything else): each on its own.
-            let unavailable =
-                if e.sql_err().is_some() || error::is_collision(&e) || error::is_lock_timeout(&e) {
-                    None
-                } else {
-                    Some(Error::shared_by(e, rows.len())).filter(|e| matches!(e, Error::Unavailable(_)))
-                };
-            for job in rows {
-                let _ = job.reply.send(match &unavailable {
-                    Some(e) => Outcome::Failed(e.clone()),
-                    None => Outcome::Alone(job.model),
-                });
+            let failure = Failure::of(&e);
+            let alone =
+                !failure.is_transient() || matches!(failure, Failure::Collision | Failure::LockTimeout);
+            let unavailable = (!alone).then(|| Error::from(e));
+            for pending in rows {
+                match &unavailable {
+                    Some(e) => pending.answer(|_| Outcome::Failed(e.clone())),
+                    None => pending.answer(Outcome::Alone),
+                }
             }
             return;
         }
     };
-    for job in rows {
-        let outcome = if inserted.contains(&key_of(&job.model)) {
-            Outcome::Inserted(job.model)
-        } else {
-            Outcome::Alone(job.model)
-        };
-        let _ = job.reply.send(outcome);
+    for pending in rows {
+        let written = inserted.contains(&key_of(&pending.item));
+        pending.answer(|model| if written { Outcome::Inserted(model) } else { Outcome::Alone(model) });
     }
 }
-
-type RowKey = (String, String, String, i64);
 
 fn key_order(m: &message::Model) -> (&str, &str, &str, i64) {
     (&m.tenant_id, &m.session_id, &m.agent_id, m.message_id)
 }
 
-fn key_of(m: &message::Model) -> RowKey {
-    (m.tenant_id.clone(), m.session_id.clone(), m.agent_id.clone(), m.message_id)
-}
+#[cfg(test)]
+mod tests {
+    use entity::JsonText;
 
-/// `INSERT INTO messages … SELECT … FROM (VALUES …) WHERE <agent in a live
-/// session> ON CONFLICT DO NOTHING RETURNING <key>`: the keys inserted.
-async fn insert_all(conn: &Conn, jobs: &[Job]) -> Result<HashSet<RowKey>, DbErr> {
-    let columns = [
-        Column::TenantId,
-        Column::SessionId,
-        Column::AgentId,
-        Column::MessageId,
-        Column::Message,
-        Column::RedactMessage,
-        Column::CreatedAt,
-        Column::UpdatedAt,
-    ];
-    let v = |i: usize| Expr::col((Alias::new("v"), Alias::new(format!("column{i}"))));
-    let rows = jobs.iter().map(|job| {
-        let m = &job.model;
-        ValueTuple::Many(vec![
-            m.tenant_id.clone().into(),
-            m.session_id.clone().into(),
-            m.agent_id.clone().into(),
-            m.message_id.into(),
-            m.message.clone().into(),
-            m.redact_message.clone().into(),
-            m.created_at.into(),
-            m.updated_at.into(),
-        ])
-    });
-    let live_agent = Query::select()
-        .expr(Expr::val(1))
-        .from(agent::Entity)
-        .inner_join(
-            session::Entity,
-            Expr::col((session::Entity, session::Column::TenantId))
-                .equals((agent::Entity, agent::Column::TenantId))
-                .and(
-                    Expr::col((session::Entity, session::Column::SessionId))
-                        .equals((agent::Entity, agent::Column::SessionId)),
-                ),
-        )
-        .and_where(Expr::col((agent::Entity, agent::Column::TenantId)).eq(v(1)))
-        .and_where(Expr::col((agent::Entity, agent::Column::SessionId)).eq(v(2)))
-        .and_where(Expr::col((agent::Entity, agent::Column::AgentId)).eq(v(3)))
-        .cond_where(retention::unexpired())
-        // A row whose agent or session another transaction is deleting is
-        // left out rather than waited for (the insert's foreign-key check
-        // would wait on that lock, holding up every append in the group),
-        // and answered on its own. SQLite, with one writer, has no row locks.
-        .lock_with_behavior(LockType::KeyShare, LockBehavior::SkipLocked)
-        .to_owned();
-    let mut select = SelectStatement::new();
-    select
-        .exprs((1..=columns.len()).map(v))
-        .from_values(rows, Alias::new("v"))
-        .and_where(Expr::exists(live_agent));
-    let mut insert = Query::insert();
-    insert
-        .into_table(Entity)
-        .columns(columns.map(IntoIden::into_iden))
-        .select_from(select)
-        .map_err(|e| DbErr::Custom(e.to_string()))?
-        .on_conflict(
-            OnConflict::columns([Column::TenantId, Column::SessionId, Column::AgentId, Column::MessageId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .returning(Query::returning().columns([
-            Column::TenantId,
-            Column::SessionId,
-            Column::AgentId,
-            Column::MessageId,
-        ]));
-    let statement = conn.get_database_backend().build(&insert);
-    drop(insert);
-    conn.query_all_raw(statement)
-        .await?
-        .into_iter()
-        .map(|row| {
-            Ok((
-                row.try_get::<String>("", "tenant_id")?,
-                row.try_get::<String>("", "session_id")?,
-                row.try_get::<String>("", "agent_id")?,
-                row.try_get::<i64>("", "message_id")?,
-            ))
-        })
-        .collect()
+    use super::*;
+    use crate::{
+        config::Backend,
+        db::tests::Scratch,
+        store::{ChildKey, agents, sessions},
+    };
+
+    fn text(json: &str) -> JsonText {
+        JsonText::parse(json.to_owned()).expect("JSON")
+    }
+
+    fn new(id: i64, says: &str) -> NewMessage {
+        let message = text(&format!(r#"{{"role": "user", "content": [{{"text": "{says}"}}]}}"#));
+        NewMessage { message_id: id, message, redact_message: None, created_at: None, updated_at: None }
+    }
+
+    /// Appends that share a group, one of them for an agent that does not
+    /// exist and two repeating another's key: each gets the answer it
+    /// would get alone.
+    async fn a_group_with_bad_rows_fails_only_those(backend: Backend) {
+        let Some(scratch) = Scratch::new(backend, |_| {}).await else { return };
+        let conn = scratch.db.conn();
+        let session = sessions::NewSession {
+            session_id: "s".into(),
+            session_type: "AGENT".into(),
+            metadata: text("{}"),
+            created_at: None,
+            updated_at: None,
+            ttl_seconds: 0,
+        };
+        sessions::create(conn, "t", session).await.expect("session");
+        for id in ["a1", "a2"] {
+            let agent = agents::NewAgent {
+                state: text("{}"),
+                conversation_manager_state: text("{}"),
+                internal_state: text("{}"),
+                created_at: None,
+                updated_at: None,
+            };
+            agents::create(conn, ChildKey { tenant: "t", session_id: "s", id }, agent).await.expect("agent");
+        }
+        let appender = Appender::start(conn.clone(), Duration::from_secs(2));
+        let key = |agent_id| AgentKey { tenant: "t", session_id: "s", agent_id };
+        let appends = [
+            (key("a1"), new(0, "hello")),
+            (key("missing"), new(0, "hello")),
+            (key("a2"), new(0, "hello")),
+            (key("a1"), new(0, "hello")),
+            (key("a2"), new(0, "something else")),
+            (key("a1"), new(1, "again")),
+        ];
+        let answers =
+            futures::future::join_all(appends.into_iter().map(|(k, m)| appender.append(k, m))).await;
+        let outcome = |answer: &Result<Appended, Error>| match answer {
+            Ok(Appended::Created(_)) => "created",
+            Ok(Appended::Replayed(_)) => "replayed",
+            Err(Error::NotFound(_)) => "not found",
+            Err(Error::Conflict(_)) => "conflict",
+            Err(e) => panic!("unexpected {e:?}"),
+        };
+        let seen: Vec<_> = answers.iter().map(outcome).collect();
+        // Of two appends with one key, either may land first.
+        let pair = |a: usize, b: usize| {
+            let mut pair = [seen[a], seen[b]];
+            pair.sort_unstable();
+            pair
+        };
+        assert_eq!(pair(0, 3), ["created", "replayed"], "{seen:?}");
+        assert_eq!(pair(2, 4), ["conflict", "created"], "{seen:?}");
+        assert_eq!((seen[1], seen[5]), ("not found", "created"), "{seen:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_group_with_bad_rows_fails_only_those() {
+        a_group_with_bad_rows_fails_only_those(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_group_with_bad_rows_fails_only_those() {
+        a_group_with_bad_rows_fails_only_those(Backend::Postgres).await;
+    }
 }

@@ -4,8 +4,8 @@
 //! kind only says which of its columns play which part.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IntoActiveModel, Iterable,
-    QueryFilter, QuerySelect, QueryTrait, Value,
+    ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, IntoActiveModel, Iterable, QueryFilter,
+    QuerySelect, QueryTrait, Value,
     sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement},
 };
 
@@ -13,7 +13,10 @@ use super::{
     count, insert_error, listing, now, retention, sessions, update_returning,
     version::{self, Expected},
 };
-use crate::{db::Conn, error::Error};
+use crate::{
+    db::{Conn, Db},
+    error::Error,
+};
 
 /// A kind of row kept under a session.
 pub trait SessionChild: EntityTrait<Model: FromQueryResult + Send + Sync + 'static> {
@@ -71,7 +74,7 @@ fn by_key<E: SessionChild, Q: QueryFilter>(query: Q, key: ChildKey<'_>) -> Q {
 
 /// Inserts `row` and returns it; 404 when the session is missing (or has
 /// lapsed), 409 when the id is taken.
-pub async fn create<E>(db: &impl ConnectionTrait, key: ChildKey<'_>, row: E::Model) -> Result<E::Model, Error>
+pub async fn create<E>(db: &impl Db, key: ChildKey<'_>, row: E::Model) -> Result<E::Model, Error>
 where
     E: SessionChild,
     E::Model: IntoActiveModel<E::ActiveModel> + Clone,
@@ -110,24 +113,25 @@ where
 }
 
 /// Reads one row.
-pub async fn get<E: SessionChild>(db: &impl ConnectionTrait, key: ChildKey<'_>) -> Result<E::Model, Error> {
-    by_key::<E, _>(E::find(), key).one(db).await?.ok_or_else(|| not_found::<E>(key))
+pub async fn get<E: SessionChild>(db: &impl Db, key: ChildKey<'_>) -> Result<E::Model, Error> {
+    by_key::<E, _>(E::find(), key).one(&db.reads()).await?.ok_or_else(|| not_found::<E>(key))
 }
 
 /// `Err(NotFound)` unless the row exists, reading nothing else of it.
-pub async fn ensure_exists<E: SessionChild>(
-    db: &impl ConnectionTrait,
-    key: ChildKey<'_>,
-) -> Result<(), Error> {
-    let found =
-        by_key::<E, _>(E::find(), key).select_only().column(E::ID).into_tuple::<String>().one(db).await?;
+pub async fn ensure_exists<E: SessionChild>(db: &impl Db, key: ChildKey<'_>) -> Result<(), Error> {
+    let found = by_key::<E, _>(E::find(), key)
+        .select_only()
+        .column(E::ID)
+        .into_tuple::<String>()
+        .one(&db.reads())
+        .await?;
     found.map(drop).ok_or_else(|| not_found::<E>(key))
 }
 
 /// Sets `changes`, bumps the version and `updated_at`, in one statement,
 /// if the row is at an `expected` version (412 if it is at another).
 pub async fn update<E: SessionChild>(
-    db: &impl ConnectionTrait,
+    db: &impl Db,
     key: ChildKey<'_>,
     expected: Expected<'_>,
     changes: Vec<(E::Column, Value)>,
@@ -150,8 +154,8 @@ pub async fn update<E: SessionChild>(
 }
 
 /// Deletes one row (and, through the foreign keys, what hangs below it).
-pub async fn delete<E: SessionChild>(db: &impl ConnectionTrait, key: ChildKey<'_>) -> Result<(), Error> {
-    let deleted = by_key::<E, _>(E::delete_many(), key).exec(db).await?;
+pub async fn delete<E: SessionChild>(db: &impl Db, key: ChildKey<'_>) -> Result<(), Error> {
+    let deleted = by_key::<E, _>(E::delete_many(), key).exec(&db.writes()).await?;
     if deleted.rows_affected == 0 {
         return Err(not_found::<E>(key));
     }

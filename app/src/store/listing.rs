@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 use futures::{Stream, stream};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, Iterable, ModelTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable, ModelTrait,
     PrimaryKeyToColumn, QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, Value,
     sea_query::{
         Alias, Asterisk, Condition, Expr, ExprTrait, Frame, FrameType, Func, JoinType, Order, Query,
@@ -23,7 +23,10 @@ use sea_orm::{
 };
 
 use super::count_value;
-use crate::{db::Conn, error::Error};
+use crate::{
+    db::{Conn, Db},
+    error::Error,
+};
 
 /// The size a chunk of a listing stays under (unless one row alone is larger).
 const CHUNK_BYTES: i64 = 4 * 1024 * 1024;
@@ -40,18 +43,41 @@ pub struct Listing<E: EntityTrait> {
     pub counts: Vec<SelectStatement>,
 }
 
+/// A row as a listing hands it out: a whole `Model` by default, or a
+/// leaner row read from the result as it is written out.
+pub trait Listed<E: EntityTrait>: Sized + Send + Sync + 'static {
+    /// The row from its result.
+    fn read(row: QueryResult) -> Result<Self, DbErr>;
+    /// The row's values of `columns` (a listing's sort key).
+    fn key(&self, columns: &[E::Column]) -> Result<Vec<Value>, DbErr>;
+}
+
+impl<E, M> Listed<E> for M
+where
+    E: EntityTrait<Model = M>,
+    M: ModelTrait<Entity = E> + FromQueryResult + Send + Sync + 'static,
+{
+    fn read(row: QueryResult) -> Result<Self, DbErr> {
+        M::from_query_result(&row, "")
+    }
+
+    fn key(&self, columns: &[E::Column]) -> Result<Vec<Value>, DbErr> {
+        Ok(columns.iter().map(|column| self.get(*column)).collect())
+    }
+}
+
 /// A page that has at least one row: its counts, and its rows in order.
-pub struct Rows<E: EntityTrait> {
+pub struct Rows<E: EntityTrait, R = <E as EntityTrait>::Model> {
     /// The values of the listing's count statements, in order.
     pub counts: Vec<u64>,
-    state: Chunks<E>,
+    state: Chunks<E, R>,
 }
 
 /// Where the reading of a page stands.
-struct Chunks<E: EntityTrait> {
+struct Chunks<E: EntityTrait, R> {
     db: Conn,
     listing: Listing<E>,
-    ready: VecDeque<E::Model>,
+    ready: VecDeque<R>,
     /// The sort key of the last row read, when more rows remain.
     after: Option<Vec<Value>>,
     /// Rows of the page not read yet.
@@ -60,34 +86,31 @@ struct Chunks<E: EntityTrait> {
 
 /// Reads the first chunk of `listing`; `None` when the page is empty (the
 /// caller then tells "past the end" from "parent missing").
-pub async fn open<E>(db: &Conn, listing: Listing<E>) -> Result<Option<Rows<E>>, Error>
+pub async fn open<E, R>(db: &Conn, listing: Listing<E>) -> Result<Option<Rows<E, R>>, Error>
 where
     E: EntityTrait,
-    E::Model: FromQueryResult,
+    R: Listed<E>,
 {
     let left = listing.limit;
     let mut state = Chunks { db: db.clone(), listing, ready: VecDeque::new(), after: None, left };
-    let first = match state.fetch_whole_page().await? {
-        Some(first) => first,
+    let counts = match state.fetch_whole_page().await? {
+        Some(counts) => counts,
         // Empty, or larger than a chunk: read it in chunks.
         None => match state.fetch(true).await? {
-            Some(first) => first,
+            Some(counts) => counts,
             None => return Ok(None),
         },
     };
-    let counts = (0..state.listing.counts.len())
-        .map(|i| Ok(count_value(first.try_get::<i64>("", &format!("count_{i}"))?)))
-        .collect::<Result<_, Error>>()?;
     Ok(Some(Rows { counts, state }))
 }
 
-impl<E> Rows<E>
+impl<E, R> Rows<E, R>
 where
     E: EntityTrait,
-    E::Model: FromQueryResult + Send + Sync + 'static,
+    R: Listed<E>,
 {
     /// The rows, read a chunk at a time as they are asked for.
-    pub fn into_stream(self) -> impl Stream<Item = Result<E::Model, Error>> + Send + 'static {
+    pub fn into_stream(self) -> impl Stream<Item = Result<R, Error>> + Send + 'static {
         stream::unfold(Some(self.state), |state| async move {
             let mut state = state?;
             if state.ready.is_empty()
@@ -107,16 +130,24 @@ const RUNNING_BYTES: &str = "running_bytes";
 const PAGE_ROWS: &str = "page_rows";
 const POSITION: &str = "position";
 
-impl<E> Chunks<E>
+impl<E, R> Chunks<E, R>
 where
     E: EntityTrait,
-    E::Model: FromQueryResult,
+    R: Listed<E>,
 {
+    /// The values of the listing's count statements, as the first row of
+    /// a first chunk carries them.
+    fn counts(&self, first: &QueryResult) -> Result<Vec<u64>, Error> {
+        (0..self.listing.counts.len())
+            .map(|i| Ok(count_value(first.try_get::<i64>("", &format!("count_{i}"))?)))
+            .collect()
+    }
+
     /// The usual case in one plain query: the whole page, when it holds rows
     /// and they fit in a chunk (the query itself checks, from the sizes of
-    /// the page's documents, before it reads any of them); the first row's
-    /// raw result then, else `None`.
-    async fn fetch_whole_page(&mut self) -> Result<Option<QueryResult>, Error> {
+    /// the page's documents, before it reads any of them); the listing's
+    /// counts then, else `None`.
+    async fn fetch_whole_page(&mut self) -> Result<Option<Vec<u64>>, Error> {
         let listing = &self.listing;
         let ordered = |mut select: Select<E>| {
             for (column, order) in &listing.order {
@@ -140,41 +171,45 @@ where
                 Alias::new(format!("count_{i}")),
             );
         }
-        let rows = self.db.query_all(&query).await?;
-        for row in &rows {
-            self.ready.push_back(E::Model::from_query_result(row, "")?);
+        let rows = self.db.reads().query_all(&query).await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let counts = self.counts(first)?;
+        for row in rows {
+            self.ready.push_back(R::read(row)?);
         }
-        Ok(rows.into_iter().next())
+        Ok(Some(counts))
     }
 
-    /// Reads the next chunk into `ready`; the first row's raw result when
-    /// there was one (it carries the counts of the first chunk).
-    async fn fetch(&mut self, first: bool) -> Result<Option<QueryResult>, Error> {
+    /// Reads the next chunk into `ready`; the listing's counts when there
+    /// was a row (from a first chunk: `first`).
+    async fn fetch(&mut self, first: bool) -> Result<Option<Vec<u64>>, Error> {
         let query = self.chunk_query(first);
-        let rows = self.db.query_all(&query).await?;
+        let rows = self.db.reads().query_all(&query).await?;
         let Some(head) = rows.first() else {
             self.after = None;
             return Ok(None);
         };
         let page_rows = head.try_get::<i64>("", PAGE_ROWS).map(count_value)?;
+        let counts = if first { self.counts(head)? } else { Vec::new() };
+        let read = rows.len() as u64;
         // The chunk comes unordered (sorting it in the database would copy
         // every document once more); its positions put it in order.
         let mut chunk = rows
-            .iter()
-            .map(|row| Ok((row.try_get::<i64>("", POSITION)?, E::Model::from_query_result(row, "")?)))
+            .into_iter()
+            .map(|row| Ok((row.try_get::<i64>("", POSITION)?, R::read(row)?)))
             .collect::<Result<Vec<_>, Error>>()?;
         chunk.sort_unstable_by_key(|(position, _)| *position);
-        self.ready.extend(chunk.into_iter().map(|(_, model)| model));
-        let read = rows.len() as u64;
+        self.ready.extend(chunk.into_iter().map(|(_, row)| row));
         self.left = self.left.saturating_sub(read);
         // Cut short by the size bound: continue after the last row.
         self.after = match self.ready.back() {
             Some(last) if read < page_rows && self.left > 0 => {
-                Some(self.listing.order.iter().map(|(column, _)| last.get(*column)).collect())
+                let columns: Vec<E::Column> = self.listing.order.iter().map(|(column, _)| *column).collect();
+                Some(last.key(&columns)?)
             }
             _ => None,
         };
-        Ok(rows.into_iter().next())
+        Ok(Some(counts))
     }
 
     /// The chunk's rows: the page is first read as keys and sizes only
@@ -271,19 +306,19 @@ fn after_key<C: ColumnTrait>(order: &[(C, Order)], key: &[Value]) -> Condition {
 }
 
 /// One page of a listing and the number of rows the listing has in all.
-pub struct Page<E: EntityTrait> {
+pub struct Page<E: EntityTrait, R = <E as EntityTrait>::Model> {
     pub total: u64,
     /// `None` when the page is empty.
-    pub rows: Option<Rows<E>>,
+    pub rows: Option<Rows<E, R>>,
 }
 
-impl<E> Page<E>
+impl<E, R> Page<E, R>
 where
     E: EntityTrait,
-    E::Model: FromQueryResult + Send + Sync + 'static,
+    R: Listed<E>,
 {
     /// The page's rows, as they are read.
-    pub fn into_stream(self) -> impl Stream<Item = Result<E::Model, Error>> + Send + 'static {
+    pub fn into_stream(self) -> impl Stream<Item = Result<R, Error>> + Send + 'static {
         use futures::StreamExt;
         match self.rows {
             Some(rows) => rows.into_stream().left_stream(),

@@ -21,10 +21,7 @@ use sea_orm::{
 };
 
 pub use self::children::ChildKey;
-use crate::error::Error;
-
-/// The tenant of every row until authentication maps API keys to tenants.
-pub const DEFAULT_TENANT: &str = "default";
+use crate::{db::Db, error::Error};
 
 /// Server time at the precision both backends store (microseconds).
 pub fn now() -> DateTime<Utc> {
@@ -45,31 +42,28 @@ fn insert_error(err: DbErr, missing_parent: impl FnOnce() -> Error, taken: impl 
 /// Runs an insert whose values may be large (documents of many MiB),
 /// holding as few copies of them as it can: the statement is built, its
 /// builder freed, and only then sent.
-async fn insert(db: &impl ConnectionTrait, insert: InsertStatement) -> Result<u64, DbErr> {
-    let statement = db.get_database_backend().build(&insert);
+async fn insert(db: &impl Db, insert: InsertStatement) -> Result<u64, DbErr> {
+    let statement = db.backend().build(&insert);
     drop(insert);
-    Ok(db.execute_raw(statement).await?.rows_affected())
+    Ok(db.writes().execute_raw(statement).await?.rows_affected())
 }
 
 /// Runs an update the same way and returns the rows it changed.
-async fn update_returning<E>(
-    db: &impl ConnectionTrait,
-    mut update: UpdateStatement,
-) -> Result<Vec<E::Model>, DbErr>
+async fn update_returning<E>(db: &impl Db, mut update: UpdateStatement) -> Result<Vec<E::Model>, DbErr>
 where
     E: EntityTrait,
     E::Model: FromQueryResult,
 {
     update.returning_all();
-    let statement = db.get_database_backend().build(&update);
+    let statement = db.backend().build(&update);
     drop(update);
-    let rows = db.query_all_raw(statement).await?;
+    let rows = db.writes().query_all_raw(statement).await?;
     rows.iter().map(|row| E::Model::from_query_result(row, "")).collect()
 }
 
 /// Runs a `SELECT COUNT(*) …` statement.
-async fn count(db: &impl ConnectionTrait, count: &SelectStatement) -> Result<u64, DbErr> {
-    let row = db.query_one(count).await?;
+async fn count(db: &impl Db, count: &SelectStatement) -> Result<u64, DbErr> {
+    let row = db.reads().query_one(count).await?;
     Ok(match row {
         Some(row) => count_value(row.try_get_by_index::<i64>(0)?),
         None => 0,

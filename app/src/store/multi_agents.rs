@@ -6,7 +6,6 @@ use entity::{
     JsonText,
     multi_agent::{Column, Entity, Model},
 };
-use sea_orm::ConnectionTrait;
 
 use super::{
     ChildKey,
@@ -14,12 +13,12 @@ use super::{
     now,
     version::{self, Expected},
 };
-use crate::error::Error;
+use crate::{db::Db, error::Error};
 
 session_child!(Entity, "multi-agent state", MultiAgentId, [State]);
 
 /// Inserts a state; 404 when the session is missing, 409 when the id is taken.
-pub async fn create(db: &impl ConnectionTrait, key: ChildKey<'_>, state: JsonText) -> Result<Model, Error> {
+pub async fn create(db: &impl Db, key: ChildKey<'_>, state: JsonText) -> Result<Model, Error> {
     let now = now();
     let row = Model {
         tenant_id: key.tenant.to_owned(),
@@ -36,7 +35,7 @@ pub async fn create(db: &impl ConnectionTrait, key: ChildKey<'_>, state: JsonTex
 /// Replaces the state of an existing row (never creates), in one
 /// statement, if it is at an `expected` version.
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &impl Db,
     key: ChildKey<'_>,
     expected: Expected<'_>,
     state: JsonText,

@@ -12,8 +12,9 @@ use sea_orm::{
     sea_query::{Alias, Expr, ExprTrait, InsertStatement, Query, SelectStatement, SimpleExpr},
 };
 
-/// The longest TTL: 100 years (so `expires_at` always fits 64 bits).
-pub const MAX_TTL_SECONDS: u64 = 100 * 365 * 24 * 3600;
+use crate::db::Db;
+
+use crate::domain::MAX_TTL_SECONDS;
 
 /// `t` in microseconds since the Unix epoch.
 pub fn micros(t: DateTime<Utc>) -> i64 {
@@ -80,8 +81,8 @@ pub fn insert_alive(
 /// Deletes up to `batch` lapsed sessions (and, by cascade, their rows);
 /// how many. Replicas sweeping at once skip each other's rows on
 /// PostgreSQL (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
-pub async fn sweep(db: &impl ConnectionTrait, batch: u64) -> Result<u64, DbErr> {
-    let backend = db.get_database_backend();
+pub async fn sweep(db: &impl Db, batch: u64) -> Result<u64, DbErr> {
+    let backend = db.backend();
     let now = micros(Utc::now());
     let batch = i64::try_from(batch).unwrap_or(i64::MAX);
     let sql = match backend {
@@ -94,14 +95,16 @@ pub async fn sweep(db: &impl ConnectionTrait, batch: u64) -> Result<u64, DbErr> 
              WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2)"
         }
     };
-    let result =
-        db.execute_raw(Statement::from_sql_and_values(backend, sql, [now.into(), batch.into()])).await?;
+    let result = db
+        .writes()
+        .execute_raw(Statement::from_sql_and_values(backend, sql, [now.into(), batch.into()]))
+        .await?;
     Ok(result.rows_affected())
 }
 
 /// Deletes the session `(tenant, session_id)` if it has lapsed, so that a
 /// new session may take its id before the sweeper comes; whether it did.
-pub async fn purge_lapsed(db: &impl ConnectionTrait, tenant: &str, session_id: &str) -> Result<bool, DbErr> {
+pub async fn purge_lapsed(db: &impl Db, tenant: &str, session_id: &str) -> Result<bool, DbErr> {
     use sea_orm::{EntityTrait, QueryFilter};
     let lapsed = Condition::all()
         .add(session::Column::ExpiresAt.is_not_null())
@@ -110,7 +113,7 @@ pub async fn purge_lapsed(db: &impl ConnectionTrait, tenant: &str, session_id: &
         .filter(session::Column::TenantId.eq(tenant))
         .filter(session::Column::SessionId.eq(session_id))
         .filter(lapsed)
-        .exec(db)
+        .exec(&db.writes())
         .await?;
     Ok(deleted.rows_affected > 0)
 }

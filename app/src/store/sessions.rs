@@ -6,8 +6,7 @@ use entity::{
     session::{Column, Entity, Model},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
-    QueryTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, QueryTrait,
     sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement},
 };
 
@@ -17,7 +16,10 @@ use super::{
     update_returning,
     version::{self, Expected},
 };
-use crate::{db::Conn, error::Error};
+use crate::{
+    db::{Conn, Db},
+    error::Error,
+};
 
 /// What a new session is made of.
 #[derive(Debug)]
@@ -46,7 +48,7 @@ fn not_found(session_id: &str) -> Error {
 
 /// Inserts a session; 409 when the id is taken (by a session that has not
 /// lapsed: a lapsed one gives its id up at once).
-pub async fn create(db: &impl ConnectionTrait, tenant: &str, new: NewSession) -> Result<Model, Error> {
+pub async fn create(db: &impl Db, tenant: &str, new: NewSession) -> Result<Model, Error> {
     let now = now();
     let updated_at = new.updated_at.unwrap_or(now);
     let ttl_seconds = retention::stored_ttl(new.ttl_seconds);
@@ -77,10 +79,10 @@ pub async fn create(db: &impl ConnectionTrait, tenant: &str, new: NewSession) ->
 }
 
 /// Reads one session.
-pub async fn get(db: &impl ConnectionTrait, tenant: &str, session_id: &str) -> Result<Model, Error> {
+pub async fn get(db: &impl Db, tenant: &str, session_id: &str) -> Result<Model, Error> {
     Entity::find_by_id((tenant.to_owned(), session_id.to_owned()))
         .filter(unexpired())
-        .one(db)
+        .one(&db.reads())
         .await?
         .ok_or_else(|| not_found(session_id))
 }
@@ -88,7 +90,7 @@ pub async fn get(db: &impl ConnectionTrait, tenant: &str, session_id: &str) -> R
 /// Applies `changes`, bumps the version and `updated_at`, in one statement,
 /// if the session is at an `expected` version.
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &impl Db,
     tenant: &str,
     session_id: &str,
     expected: Expected<'_>,
@@ -129,12 +131,12 @@ pub async fn update(
 }
 
 /// Deletes a session; the foreign keys cascade to everything under it.
-pub async fn delete(db: &impl ConnectionTrait, tenant: &str, session_id: &str) -> Result<(), Error> {
+pub async fn delete(db: &impl Db, tenant: &str, session_id: &str) -> Result<(), Error> {
     let deleted = Entity::delete_many()
         .filter(Column::TenantId.eq(tenant))
         .filter(Column::SessionId.eq(session_id))
         .filter(unexpired())
-        .exec(db)
+        .exec(&db.writes())
         .await?;
     if deleted.rows_affected == 0 {
         return Err(not_found(session_id));
@@ -165,17 +167,13 @@ pub async fn list(db: &Conn, tenant: &str, offset: u64, limit: u64) -> Result<li
 }
 
 /// `Err(NotFound)` unless the session exists (for the rare empty-page path).
-pub(super) async fn ensure_exists(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    session_id: &str,
-) -> Result<(), Error> {
+pub(super) async fn ensure_exists(db: &impl Db, tenant: &str, session_id: &str) -> Result<(), Error> {
     Entity::find_by_id((tenant.to_owned(), session_id.to_owned()))
         .filter(unexpired())
         .select_only()
         .column(Column::SessionId)
         .into_tuple::<String>()
-        .one(db)
+        .one(&db.reads())
         .await?
         .map(drop)
         .ok_or_else(|| not_found(session_id))

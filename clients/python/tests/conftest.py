@@ -149,8 +149,8 @@ class ScriptedModel(Model):
 
     async def stream(
         self, messages: Any, tool_specs: Any = None, system_prompt: Any = None, **kwargs: Any
-    ) -> AsyncIterator[dict[str, Any]]:
-        blocks = self.turns.pop(0) if self.turns else [{"text": "(script ended)"}]
+    ) -> AsyncIterator[Any]:
+        blocks: list[dict[str, Any]] = self.turns.pop(0) if self.turns else [{"text": "(script ended)"}]
         yield {"messageStart": {"role": "assistant"}}
         for block in blocks:
             if "toolUse" in block:

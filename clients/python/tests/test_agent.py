@@ -7,11 +7,20 @@ from typing import Any
 
 from strands import Agent, tool
 from strands.agent.conversation_manager import SlidingWindowConversationManager
+from strands.types.content import Message
+from strands.types.session import SessionMessage
 
 from strands_session_backend import SessionBackendRepository, SessionBackendSessionManager
 
 
 @tool
+def manager_of(agent: Agent) -> SessionBackendSessionManager:
+    """The agent's session manager, which the tests gave it."""
+    manager = agent._session_manager
+    assert isinstance(manager, SessionBackendSessionManager)
+    return manager
+
+
 def add(a: int, b: int) -> int:
     """Add two numbers."""
     return a + b
@@ -77,13 +86,12 @@ def test_a_sliding_window_restores_from_the_removed_message_offset(url: str, sid
 
 def test_a_5000_message_history_restores_completely(url: str, sid: str, scripted: Any) -> None:
     first = agent_for(url, sid, scripted([]))
-    history = []
+    history: list[Message] = []
     for i in range(2500):
         history.append({"role": "user", "content": [{"text": f"question {i}"}]})
         history.append({"role": "assistant", "content": [{"text": f"answer {i}"}]})
     # Append through the session manager as the agent would, message by message.
-    repo = first._session_manager.repository  # type: ignore[attr-defined]
-    from strands.types.session import SessionMessage
+    repo = manager_of(first).repository
 
     for index, message in enumerate(history):
         repo.create_message(sid, "assistant", SessionMessage.from_message(message, index))
@@ -99,8 +107,8 @@ def test_a_5000_message_history_restores_completely(url: str, sid: str, scripted
 def test_redact_latest_message_persists_and_restores(url: str, sid: str, scripted: Any) -> None:
     first = agent_for(url, sid, scripted([[{"text": "a secret answer"}]]))
     first("tell me a secret")
-    redacted = {"role": "assistant", "content": [{"text": "[REDACTED]"}]}
-    first._session_manager.redact_latest_message(redacted, first)  # type: ignore[attr-defined]
+    redacted: Message = {"role": "assistant", "content": [{"text": "[REDACTED]"}]}
+    manager_of(first).redact_latest_message(redacted, first)
     second = agent_for(url, sid, scripted([]))
     assert second.messages[-1] == redacted
     assert second.messages[0] == first.messages[0]

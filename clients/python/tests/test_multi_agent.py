@@ -18,7 +18,7 @@ from strands_session_backend import SessionBackendRepository, SessionBackendSess
 class Crashing(ScriptedModel):
     """A model whose process "dies" mid-node."""
 
-    async def stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         raise RuntimeError("the process died")
         yield {}
 
@@ -30,7 +30,7 @@ class Counting(ScriptedModel):
         super().__init__(turns)
         self.name, self.calls = name, calls
 
-    async def stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         self.calls.append(self.name)
         async for event in super().stream(*args, **kwargs):
             yield event
@@ -70,7 +70,7 @@ def test_a_graph_cut_off_mid_run_resumes_at_the_node_that_did_not_finish(url: st
     assert "B done" in str(stored["node_results"]["b"])
 
 
-HANDOFF = [
+HANDOFF: list[list[dict[str, Any]]] = [
     [
         {
             "toolUse": {

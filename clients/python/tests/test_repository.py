@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import socket
 import threading
+import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
-import tomllib
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
 import strands_session_backend
 from strands_session_backend import SessionBackendError, SessionBackendRepository
+
+if TYPE_CHECKING:
+    from strands.multiagent.base import MultiAgentBase
 
 
 class Orchestrator:
@@ -81,10 +84,10 @@ def test_sessions_agents_messages_and_multi_agents_round_trip(url: str, sid: str
 
     graph = Orchestrator("graph-1", {"type": "graph", "status": "executing", "node_results": {}})
     assert repo.read_multi_agent(sid, "graph-1") is None
-    repo.create_multi_agent(sid, graph)
+    repo.create_multi_agent(sid, cast("MultiAgentBase", graph))
     assert repo.read_multi_agent(sid, "graph-1") == graph.state
     graph.state = {**graph.state, "status": "completed"}
-    repo.update_multi_agent(sid, graph)
+    repo.update_multi_agent(sid, cast("MultiAgentBase", graph))
     assert repo.read_multi_agent(sid, "graph-1") == graph.state
 
     assert sid in [s.session_id for s in repo.list_sessions()]

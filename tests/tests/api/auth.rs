@@ -1,12 +1,15 @@
 //! API keys and tenants: keys from a keys file, both headers, 401s with a
 //! challenge, rotation without a restart, per-tenant isolation on every
 //! route of the document, the rate limit.
+//!
+//! Over 400 lines: authentication crosses every route, and its tests share
+//! one keys file fixture; split by route they would repeat it.
 
 use std::{path::Path, time::Duration};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use session_backend::auth::keys::{self, Minted};
+use session_backend::domain::keys::{self, Minted};
 
 use crate::{
     both_backends,

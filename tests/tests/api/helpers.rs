@@ -6,6 +6,9 @@
 //! (`TEST_POSTGRES_IMAGE` overrides the image). Without either, PostgreSQL
 //! tests say so and pass, unless `REQUIRE_POSTGRES=1`. `TEST_LOG=1` shows
 //! the server's log of a failing test (`RUST_LOG` picks the level).
+//!
+//! Over 400 lines: it is every helper the API tests share (servers,
+//! databases, requests, assertions), kept in one place on purpose.
 
 use std::{
     net::SocketAddr,
@@ -18,12 +21,8 @@ use serde_json::Value;
 use session_backend::{Server, config::Config};
 use tokio::{sync::oneshot, task::JoinHandle};
 
-/// Which database a test runs against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+/// Which database a test runs against: the server's own notion of one.
+pub use session_backend::config::Backend;
 
 /// A running server and a client for it.
 pub struct TestApp {

@@ -208,15 +208,7 @@ async fn postgres_locks_and_slow_statements_are_prompt_503s_that_write_nothing()
 /// `database.acquire_timeout_ms` has passed, and counted as pool timeouts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_pool_exhaustion_is_a_prompt_counted_503() {
-    let Some(database) = helpers::fresh_postgres_schema().await else { return };
-    let mut config = helpers::test_config(&database.url);
-    let pool = config.database.max_connections as usize;
-    config.database.lock_timeout_ms = 3000;
-    config.database.statement_timeout_ms = 3000;
-    config.database.acquire_timeout_ms = 400;
-    config.server.request_timeout_ms = 8000;
-    let url = database.url.clone();
-    let app = helpers::start(config, Some(database)).await;
+    let Some((app, url, pool)) = app_with_a_short_pool_wait().await else { return };
     app.agent("s1", "a1").await;
     let path = TestApp::messages_path("s1", "a1");
     let mut holder = lock_messages(&url).await;
@@ -288,6 +280,55 @@ async fn postgres_a_locked_agent_holds_up_only_its_own_appends() {
         let listed = app.get(&format!("{}?offset=0", TestApp::messages_path("s1", agent))).await.expect(200);
         assert_eq!(listed["total"], 1, "{agent}: {listed}");
     }
+}
+
+/// Appends written together wait for a connection as a group: when none
+/// becomes free in time, every append of the group is answered 503 and
+/// counted as a pool timeout, once each, like a request on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_grouped_appends_count_their_pool_timeouts() {
+    let Some((app, url, pool)) = app_with_a_short_pool_wait().await else { return };
+    app.session("locked").await;
+    app.agent("free", "a").await;
+    // Every connection waits on a lock of session `locked`.
+    let mut holder = sea_orm::sqlx::PgConnection::connect(&url).await.expect("second connection");
+    holder.execute("BEGIN").await.expect("begin");
+    holder.execute("SELECT 1 FROM sessions WHERE session_id = 'locked' FOR UPDATE").await.expect("lock");
+    let blockers = futures::future::join_all((0..pool).map(|_| app.delete("/api/v1/sessions/locked")));
+    let counted = || async {
+        let report = app.get("/health/metrics").await.expect(200);
+        report["pool_acquire_timeouts_total"].as_u64().expect("counted")
+    };
+    let before = counted().await;
+    let appends = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        timed_appends(&app, &TestApp::messages_path("free", "a"), 6).await
+    };
+    let (blocked, appends) = tokio::join!(blockers, appends);
+    holder.execute("ROLLBACK").await.expect("unlock");
+    for reply in blocked {
+        reply.expect_error(503, "ServiceUnavailableError");
+    }
+    let sent = appends.len() as u64;
+    for (reply, took) in appends {
+        reply.expect_error(503, "ServiceUnavailableError");
+        assert!(took < Duration::from_millis(2500), "an append waited {took:?}");
+    }
+    assert_eq!(counted().await - before, sent, "each append's pool timeout counted once");
+}
+
+/// A server whose requests wait 400 ms for a connection and 3 s for a lock
+/// or a statement; its database URL and pool size.
+async fn app_with_a_short_pool_wait() -> Option<(TestApp, String, usize)> {
+    let database = helpers::fresh_postgres_schema().await?;
+    let mut config = helpers::test_config(&database.url);
+    let pool = config.database.max_connections as usize;
+    config.database.lock_timeout_ms = 3000;
+    config.database.statement_timeout_ms = 3000;
+    config.database.acquire_timeout_ms = 400;
+    config.server.request_timeout_ms = 8000;
+    let url = database.url.clone();
+    Some((helpers::start(config, Some(database)).await, url, pool))
 }
 
 /// A second connection holding `messages` locked until it rolls back.

@@ -135,7 +135,7 @@ async fn labels_stay_few_whatever_the_paths(backend: Backend) {
 }
 
 async fn metrics_are_for_operators_keys_unless_public(backend: Backend) {
-    use session_backend::auth::keys::mint;
+    use session_backend::domain::keys::mint;
     let (tenant, operator) = (mint().expect("key"), mint().expect("key"));
     let dir = tempfile::tempdir().expect("dir");
     let (api_keys, metrics_keys) = (dir.path().join("keys"), dir.path().join("metrics-keys"));

@@ -1,4 +1,6 @@
 //! `/api/v1/storage`: the byte store behind the SDK's `Storage` protocol.
+//!
+//! Over 400 lines by one: the whole protocol's contract, one test per rule.
 
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};

@@ -82,8 +82,13 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// Operations answered as expected.
+    pub fn count(&self) -> u64 {
+        self.latency.len()
+    }
+
     pub fn per_second(&self) -> f64 {
-        self.latency.len() as f64 / self.elapsed.as_secs_f64()
+        self.count() as f64 / self.elapsed.as_secs_f64()
     }
 }
 

@@ -66,6 +66,11 @@ struct Row {
     p99_ms: f64,
     errors: u64,
     cores: f64,
+    /// Server CPU milliseconds per operation.
+    server_cpu_ms: f64,
+    /// PostgreSQL's CPU milliseconds per operation (its processes on this
+    /// machine, over the same interval).
+    postgres_cpu_ms: Option<f64>,
     peak_rss_mib: f64,
     pgbench_tps: Option<f64>,
 }
@@ -113,10 +118,16 @@ pub fn run(args: &Args) -> Result<(), String> {
             }
             server.reset_peak();
             let cpu = server.cpu();
+            let postgres_cpu = (backend == Backend::Postgres).then(server::postgres_cpu).flatten();
             let duration = Duration::from_secs(args.seconds);
             let measured =
                 runtime.block_on(scenarios::run(scenario, server.addr, args.concurrency, duration));
-            let cores = (server.cpu() - cpu).as_secs_f64() / measured.elapsed.as_secs_f64();
+            let server_cpu = (server.cpu() - cpu).as_secs_f64();
+            let postgres_cpu = postgres_cpu
+                .zip(server::postgres_cpu())
+                .map(|(was, is)| server::postgres_cpu_between(&was, &is).as_secs_f64());
+            let cores = server_cpu / measured.elapsed.as_secs_f64();
+            let operations = measured.count().max(1) as f64;
             if let Some(error) = &measured.first_error {
                 eprintln!("  {} errors, the first: {error}", measured.errors);
             }
@@ -134,6 +145,8 @@ pub fn run(args: &Args) -> Result<(), String> {
                 p99_ms: measured.latency.value_at_quantile(0.99) as f64 / 1000.0,
                 errors: measured.errors,
                 cores,
+                server_cpu_ms: server_cpu * 1000.0 / operations,
+                postgres_cpu_ms: postgres_cpu.map(|cpu| cpu * 1000.0 / operations),
                 peak_rss_mib: server.peak_rss_mib(),
                 pgbench_tps,
             });
@@ -250,8 +263,8 @@ fn index_table(rows: &[(Backend, index::IndexRow)]) -> String {
 fn table(rows: &[Row], starts: &[(Backend, Duration, f64)], args: &Args) -> String {
     let mut out = format!(
         "\n{} connections, {} s per scenario\n\n\
-         | backend | scenario | req/s | p50 ms | p99 ms | errors | server CPU (cores) | peak RSS MiB | pgbench tps | server/pgbench |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | backend | scenario | req/s | p50 ms | p99 ms | errors | server CPU (cores) | server CPU ms/op | PostgreSQL CPU ms/op | peak RSS MiB | pgbench tps | server/pgbench |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         args.concurrency, args.seconds
     );
     for row in rows {
@@ -259,8 +272,9 @@ fn table(rows: &[Row], starts: &[(Backend, Duration, f64)], args: &Args) -> Stri
             Some(tps) => (format!("{tps:.0}"), format!("{:.2}", row.per_second / tps)),
             None => ("".into(), "".into()),
         };
+        let postgres_cpu = row.postgres_cpu_ms.map(|ms| format!("{ms:.3}")).unwrap_or_default();
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.2} | {:.1} | {tps} | {ratio} |\n",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.2} | {:.3} | {postgres_cpu} | {:.1} | {tps} | {ratio} |\n",
             row.backend,
             row.scenario.name(),
             row.per_second,
@@ -268,6 +282,7 @@ fn table(rows: &[Row], starts: &[(Backend, Duration, f64)], args: &Args) -> Stri
             row.p99_ms,
             row.errors,
             row.cores,
+            row.server_cpu_ms,
             row.peak_rss_mib,
         ));
     }

@@ -2,6 +2,7 @@
 //! CPU time and resident memory from `/proc`.
 
 use std::{
+    collections::HashMap,
     net::{SocketAddr, TcpListener, TcpStream},
     path::Path,
     process::{Child, Command, Stdio},
@@ -59,13 +60,7 @@ impl Process {
 
     /// User + system CPU time used so far.
     pub fn cpu(&self) -> Duration {
-        // Fields 14 and 15 of /proc/PID/stat, in clock ticks (100 a second
-        // on Linux), counted after the command name's closing parenthesis.
-        let stat = self.proc_file("stat");
-        let fields: Vec<&str> =
-            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        Duration::from_millis((ticks(11) + ticks(12)) * 10)
+        cpu_of(&self.proc_file("stat")).map_or(Duration::ZERO, |(_, cpu)| cpu)
     }
 
     fn status_kib(&self, field: &str) -> u64 {
@@ -95,6 +90,41 @@ impl Process {
         drop(Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status());
         drop(self.child.wait());
     }
+}
+
+/// The command name and user + system CPU time in a `/proc/PID/stat` line.
+fn cpu_of(stat: &str) -> Option<(&str, Duration)> {
+    // Fields 14 and 15, in clock ticks (100 a second on Linux), counted
+    // after the command name's closing parenthesis.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Some((name, Duration::from_millis((ticks(11) + ticks(12)) * 10)))
+}
+
+/// The CPU time used so far by each `postgres` process of this machine
+/// (the backends serving the run, and the server's own workers), by pid;
+/// None when there is none (PostgreSQL on another host).
+pub fn postgres_cpu() -> Option<HashMap<u32, Duration>> {
+    let mut by_pid = HashMap::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        if let Some(("postgres", cpu)) = cpu_of(&stat) {
+            by_pid.insert(pid, cpu);
+        }
+    }
+    (!by_pid.is_empty()).then_some(by_pid)
+}
+
+/// The CPU time `postgres` processes used between `before` and `after`
+/// (a process that ended meanwhile is not counted; one that started is,
+/// whole).
+pub fn postgres_cpu_between(before: &HashMap<u32, Duration>, after: &HashMap<u32, Duration>) -> Duration {
+    after.iter().map(|(pid, cpu)| cpu.saturating_sub(before.get(pid).copied().unwrap_or_default())).sum()
 }
 
 /// Whether `GET /health` answers 200.

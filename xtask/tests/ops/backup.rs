@@ -1,6 +1,9 @@
 //! Backup → wipe → restore with every row compared, on PostgreSQL and
 //! SQLite; a corrupted dump and a non-empty target are refused and change
 //! nothing.
+//!
+//! Over 400 lines: the round trip, refusals and the in-cluster path share
+//! one snapshot-and-compare fixture.
 
 use std::{path::Path, process::Command};
 
@@ -8,12 +11,12 @@ use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
 use serde_json::json;
 use session_backend::{Server, config::Config, db::Database};
 
-use crate::support::{POSTGRES_IMAGE, XTASK, drop_postgres_schema, have, image, postgres_schema, text};
+use crate::support::{POSTGRES_IMAGE, drop_postgres_schema, have, image, postgres_schema, text, xtask};
 
 /// Every row of every table, in key order, as comparable text.
 async fn snapshot(url: &str) -> Vec<String> {
     let db = Database::connect(&config(url)).await.expect("connect");
-    let conn = db.conn();
+    let conn = db.orm();
     let mut rows = Vec::new();
     let sessions = entity::session::Entity::find()
         .order_by_asc(entity::session::Column::SessionId)
@@ -103,8 +106,8 @@ async fn populate(url: &str) {
     running.await.expect("server task").expect("server stops");
 }
 
-fn xtask(args: &[&str]) -> std::process::Output {
-    Command::new(XTASK).args(args).output().expect("xtask runs")
+fn run_xtask(args: &[&str]) -> std::process::Output {
+    xtask().args(args).output().expect("xtask runs")
 }
 
 async fn round_trip(url: &str, wipe: impl AsyncFnOnce(), dir: &Path) {
@@ -112,7 +115,7 @@ async fn round_trip(url: &str, wipe: impl AsyncFnOnce(), dir: &Path) {
     let before = snapshot(url).await;
     assert_eq!(before.len(), 3 + 6 + 240 + 3);
     let out = dir.display().to_string();
-    let backup = xtask(&["backup", "--database-url", url, "--output", &out, "--name", "b1"]);
+    let backup = run_xtask(&["backup", "--database-url", url, "--output", &out, "--name", "b1"]);
     assert!(backup.status.success(), "{}", text(&backup.stderr));
     let manifest_path = dir.join("b1.manifest.json");
     let manifest: serde_json::Value =
@@ -127,7 +130,7 @@ async fn round_trip(url: &str, wipe: impl AsyncFnOnce(), dir: &Path) {
     let manifest_arg = manifest_path.display().to_string();
 
     // A non-empty target without --force: refused, untouched.
-    let refused = xtask(&["restore", "--manifest", &manifest_arg, "--database-url", url]);
+    let refused = run_xtask(&["restore", "--manifest", &manifest_arg, "--database-url", url]);
     assert!(!refused.status.success());
     assert!(text(&refused.stderr).contains("--force"), "{}", text(&refused.stderr));
     assert_eq!(snapshot(url).await, before);
@@ -142,17 +145,17 @@ async fn round_trip(url: &str, wipe: impl AsyncFnOnce(), dir: &Path) {
     let middle = corrupted.len() / 2;
     corrupted[middle] ^= 0xff;
     std::fs::write(&dump, &corrupted).expect("corrupt");
-    let refused = xtask(&["restore", "--manifest", &manifest_arg, "--database-url", url]);
+    let refused = run_xtask(&["restore", "--manifest", &manifest_arg, "--database-url", url]);
     assert!(!refused.status.success());
     assert!(text(&refused.stderr).contains("does not match its manifest"), "{}", text(&refused.stderr));
     assert!(snapshot_or_empty(url).await.is_empty());
     std::fs::write(&dump, &original).expect("restore the dump file");
 
-    let restored = xtask(&["restore", "--manifest", &manifest_arg, "--database-url", url]);
+    let restored = run_xtask(&["restore", "--manifest", &manifest_arg, "--database-url", url]);
     assert!(restored.status.success(), "{}", text(&restored.stderr));
     assert_eq!(snapshot(url).await, before, "every row must come back equal");
     // And --force replaces a non-empty target.
-    let forced = xtask(&["restore", "--manifest", &manifest_arg, "--database-url", url, "--force"]);
+    let forced = run_xtask(&["restore", "--manifest", &manifest_arg, "--database-url", url, "--force"]);
     assert!(forced.status.success(), "{}", text(&forced.stderr));
     assert_eq!(snapshot(url).await, before);
 }
@@ -160,7 +163,7 @@ async fn round_trip(url: &str, wipe: impl AsyncFnOnce(), dir: &Path) {
 /// Rows, or none when the tables are gone.
 async fn snapshot_or_empty(url: &str) -> Vec<String> {
     let db = Database::connect(&config(url)).await.expect("connect");
-    let counts = Database::table_counts(db.conn()).await.expect("counts");
+    let counts = Database::table_counts(db.orm()).await.expect("counts");
     db.close().await;
     if counts.values().all(|&n| n == 0) { vec![] } else { snapshot(url).await }
 }
@@ -308,8 +311,15 @@ async fn passwords_with_url_characters_reach_pg_dump_as_the_server_reads_them() 
         populate(&url).await;
         let before = snapshot(&url).await;
         let out = dir.path().join(format!("b{i}"));
-        let backup =
-            xtask(&["backup", "--database-url", &url, "--output", &out.display().to_string(), "--name", "b"]);
+        let backup = run_xtask(&[
+            "backup",
+            "--database-url",
+            &url,
+            "--output",
+            &out.display().to_string(),
+            "--name",
+            "b",
+        ]);
         assert!(backup.status.success(), "{password}: {}", text(&backup.stderr));
         assert!(
             !text(&backup.stderr).contains("a+b&c") && !text(&backup.stderr).contains("a%2B"),
@@ -319,7 +329,7 @@ async fn passwords_with_url_characters_reach_pg_dump_as_the_server_reads_them() 
         admin.execute_unprepared("DROP SCHEMA public CASCADE; CREATE SCHEMA public").await.expect("wipe");
         admin.close().await.expect("close");
         let manifest = out.join("b.manifest.json").display().to_string();
-        let restored = xtask(&["restore", "--manifest", &manifest, "--database-url", &url]);
+        let restored = run_xtask(&["restore", "--manifest", &manifest, "--database-url", &url]);
         assert!(restored.status.success(), "{password}: {}", text(&restored.stderr));
         assert_eq!(snapshot(&url).await, before, "{password}");
         let admin = sea_orm::Database::connect(&url).await.expect("admin");
@@ -363,7 +373,7 @@ async fn cluster_backup_streams_pg_dump_out_of_the_release_pod() {
     let log = dir.path().join("kubectl.log");
     let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
     let out = dir.path().join("backups").display().to_string();
-    let backup = Command::new(XTASK)
+    let backup = xtask()
         .args(["backup", "--release", "rel", "--namespace", "sessions", "--output", &out, "--name", "c1"])
         .env("PATH", &path)
         .env("SHIM_CONTAINER", &pg.name)
@@ -390,7 +400,7 @@ async fn cluster_backup_streams_pg_dump_out_of_the_release_pod() {
     admin.execute_unprepared("DROP SCHEMA public CASCADE; CREATE SCHEMA public").await.expect("wipe");
     admin.close().await.expect("close");
     let manifest_arg = manifest_path.display().to_string();
-    let restored = Command::new(XTASK)
+    let restored = xtask()
         .args(["restore", "--manifest", &manifest_arg, "--database-url", &url])
         .output()
         .expect("restore");
@@ -422,8 +432,15 @@ async fn forced_sqlite_restore_never_leaves_the_target_missing_or_partial() {
     running.await.expect("server task").expect("server stops");
     let before = snapshot(&big).await;
     let backups = dir.path().join("backups");
-    let backup =
-        xtask(&["backup", "--database-url", &big, "--output", &backups.display().to_string(), "--name", "b"]);
+    let backup = run_xtask(&[
+        "backup",
+        "--database-url",
+        &big,
+        "--output",
+        &backups.display().to_string(),
+        "--name",
+        "b",
+    ]);
     assert!(backup.status.success(), "{}", text(&backup.stderr));
     let dump_size = std::fs::metadata(backups.join("b.sqlite")).expect("dump").len();
 
@@ -445,7 +462,7 @@ async fn forced_sqlite_restore_never_leaves_the_target_missing_or_partial() {
         })
     };
     let manifest = backups.join("b.manifest.json").display().to_string();
-    let restored = xtask(&["restore", "--manifest", &manifest, "--database-url", &target, "--force"]);
+    let restored = run_xtask(&["restore", "--manifest", &manifest, "--database-url", &target, "--force"]);
     watching.store(false, std::sync::atomic::Ordering::Relaxed);
     let seen = watcher.join().expect("watcher");
     assert!(restored.status.success(), "{}", text(&restored.stderr));

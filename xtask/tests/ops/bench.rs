@@ -3,9 +3,7 @@
 //! each), with the debug binary the test build made. It checks that the
 //! benchmark runs and reports, not how fast anything is.
 
-use std::process::Command;
-
-use crate::support::{XTASK, have, root, text};
+use crate::support::{have, root, text, xtask};
 
 #[test]
 fn bench_runs_every_scenario_on_both_backends_and_prints_the_table() {
@@ -22,7 +20,7 @@ fn bench_runs_every_scenario_on_both_backends_and_prints_the_table() {
     }
     let binary = root().join("target/debug/session-backend");
     assert!(binary.exists(), "the test build makes {}", binary.display());
-    let out = Command::new(XTASK)
+    let out = xtask()
         .args(["bench", "--seconds", "1", "--concurrency", "2", "--database-url", &database_url])
         .arg("--binary")
         .arg(&binary)
@@ -34,8 +32,8 @@ fn bench_runs_every_scenario_on_both_backends_and_prints_the_table() {
     let rows: Vec<&str> =
         stdout.lines().filter(|l| l.starts_with("| PostgreSQL |") || l.starts_with("| SQLite |")).collect();
     let cells = |row: &str| -> Vec<String> { row.split('|').map(|c| c.trim().to_owned()).collect() };
-    // Load scenarios (10 columns), start-up lines (3), search-index sizes (6).
-    let load: Vec<&&str> = rows.iter().filter(|r| cells(r).len() == 12).collect();
+    // Load scenarios (12 columns), start-up lines (3), search-index sizes (6).
+    let load: Vec<&&str> = rows.iter().filter(|r| cells(r).len() == 14).collect();
     let index: Vec<&&str> = rows.iter().filter(|r| cells(r).len() == 8).collect();
     assert_eq!((load.len(), index.len(), rows.len()), (2 * 8, 2 * 3, 2 * (8 + 1 + 3)), "{stdout}");
     for row in load {
@@ -52,7 +50,7 @@ fn bench_runs_every_scenario_on_both_backends_and_prints_the_table() {
     }
     for scenario in ["append one message", "read a 100-message page"] {
         let row = rows.iter().find(|r| r.starts_with("| PostgreSQL |") && r.contains(scenario)).expect("row");
-        let ratio: f64 = row.split('|').map(str::trim).nth(10).and_then(|r| r.parse().ok()).unwrap_or(0.0);
+        let ratio: f64 = row.split('|').map(str::trim).nth(12).and_then(|r| r.parse().ok()).unwrap_or(0.0);
         assert!(ratio > 0.0, "pgbench ran beside {scenario}: {row}");
     }
 }

@@ -29,7 +29,7 @@ fn st() -> String {
 /// Runs the fuzzer against a server on `database_url`, with API keys on
 /// when `keyed`; the run's summary.
 async fn fuzz(database_url: &str, label: &str, keyed: bool) {
-    let key = session_backend::auth::keys::mint().expect("key");
+    let key = session_backend::domain::keys::mint().expect("key");
     let server = serve(database_url, keyed.then_some(&key)).await;
     let base = server.base.clone();
     let dir = tempfile::tempdir().expect("dir");

@@ -10,7 +10,7 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::support::{
-    BASE_IMAGE, BUILDER_IMAGE, Cleanup, POSTGRES_IMAGE, XTASK, answers_200, have, image, ok, root, run, text,
+    BASE_IMAGE, BUILDER_IMAGE, Cleanup, POSTGRES_IMAGE, answers_200, have, image, ok, root, run, text, xtask,
 };
 
 fn docker(args: &[&str]) -> String {
@@ -70,7 +70,7 @@ async fn image_from_the_prebuilt_binary_serves_read_only_as_non_root() {
         return;
     };
     let repository = "session-backend-ops-test";
-    let built = Command::new(XTASK)
+    let built = xtask()
         .args(["image", "--repository", repository])
         .args(["--base-image", &base])
         .args(["--builder-image", &builder])
@@ -227,7 +227,7 @@ async fn image_builds_from_source() {
         return;
     };
     let repository = "session-backend-ops-source-test";
-    let built = Command::new(XTASK)
+    let built = xtask()
         .args(["image", "--from-source", "--repository", repository, "--builder-image", &builder])
         .args(["--base-image", &base])
         .current_dir(root())

@@ -11,19 +11,21 @@
 //! probe paths of the manifest must answer 200. Passwords and database
 //! names are ordinary ones that are not text to a YAML or env parser
 //! (`123456`, `2024`, `true`).
+//!
+//! Over 400 lines: the simulated kubelet (environment, users, read-only
+//! root, probes) is one fixture that every test here needs.
 
 use std::{
     collections::BTreeMap,
     path::Path,
-    process::Command,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
 use crate::support::{
-    BASE_IMAGE, BUILDER_IMAGE, Cleanup, POSTGRES_IMAGE, XTASK, answers_200, documents, have, image, ok, root,
-    run, text,
+    BASE_IMAGE, BUILDER_IMAGE, Cleanup, POSTGRES_IMAGE, answers_200, documents, have, image, ok, root, run,
+    text, xtask,
 };
 
 const CHART: &str = "deploy/helm/session-backend";
@@ -414,7 +416,7 @@ async fn every_values_file_brings_up_its_pods_as_a_kubelet_would() {
         return;
     };
     // The chart's image as it names it: <repository>:<appVersion>.
-    let built = Command::new(XTASK)
+    let built = xtask()
         .args(["image", "--base-image", &base])
         .args(["--builder-image", &builder])
         .current_dir(root())
@@ -425,7 +427,7 @@ async fn every_values_file_brings_up_its_pods_as_a_kubelet_would() {
     run_release(None, &ordinary, &[], None).await;
     run_release(Some("values-development.yaml"), &ordinary, &[], None).await;
     // Production: API keys from a Secret the operator made.
-    let key = session_backend::auth::keys::mint().expect("key");
+    let key = session_backend::domain::keys::mint().expect("key");
     let keys_file = format!("# team a\nteam-a {}\n", key.hash);
     let production = [&ordinary[..], &["auth.existingSecret=sb-api-keys"]].concat();
     let secret = [("sb-api-keys", "keys", keys_file.as_str())];

@@ -9,7 +9,15 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// The `cargo xtask` binary under test.
-pub const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+/// `cargo xtask`, running the server binary built beside it (by `cargo
+/// test --workspace`) for the commands it passes on to the binary.
+pub fn xtask() -> Command {
+    let mut command = Command::new(XTASK);
+    command.env("SESSION_BACKEND_BIN", std::path::Path::new(XTASK).with_file_name("session-backend"));
+    command
+}
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
@@ -207,7 +215,7 @@ pub struct Running {
 
 /// Starts the server on `database_url`; with `key`, it requires that key
 /// (of the tenant `ops`) on the API.
-pub async fn serve(database_url: &str, key: Option<&session_backend::auth::keys::Minted>) -> Running {
+pub async fn serve(database_url: &str, key: Option<&session_backend::domain::keys::Minted>) -> Running {
     let mut config = session_backend::config::Config::for_database(database_url);
     config.server.port = 0;
     let keys = tempfile::tempdir().expect("dir");

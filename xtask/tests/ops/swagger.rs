@@ -154,7 +154,7 @@ async fn swagger_ui_authorize_sends_the_key() {
         return;
     }
     let dir = tempfile::tempdir().expect("dir");
-    let key = session_backend::auth::keys::mint().expect("key");
+    let key = session_backend::domain::keys::mint().expect("key");
     let server =
         serve(&format!("sqlite://{}?mode=rwc", dir.path().join("ui.db").display()), Some(&key)).await;
     let base = server.base.clone();

@@ -5,7 +5,10 @@
 use sea_orm::{ConnectionTrait, DatabaseBackend, Value};
 
 use super::{BlobKey, Head, Range, Timing, lock, release, statement};
-use crate::{db::Conn, error::Error};
+use crate::{
+    db::{Conn, Db},
+    error::Error,
+};
 
 /// Keys deleted per transaction by a prefix delete: each holds a lock
 /// (PostgreSQL's lock table has room for about 64 per transaction).
@@ -16,7 +19,7 @@ pub async fn delete(db: &Conn, blob: BlobKey<'_>, timing: Timing) -> Result<(), 
     let txn = db.begin().await?;
     lock(&txn, blob).await?;
     let sql = "DELETE FROM blobs WHERE tenant_id = $1 AND key = $2 RETURNING version, size";
-    let gone = txn.query_one_raw(statement(txn.get_database_backend(), sql, blob.values([]))).await?;
+    let gone = txn.query_one_raw(statement(txn.backend(), sql, blob.values([]))).await?;
     if let Some(row) = gone {
         let old = Head { version: row.try_get_by_index(0)?, size: row.try_get_by_index(1)? };
         release(&txn, blob, old, timing).await?;
@@ -32,7 +35,7 @@ pub async fn delete_prefix(db: &Conn, tenant: &str, prefix: &str, timing: Timing
     let mut after: Option<String> = None;
     loop {
         let txn = db.begin().await?;
-        let backend = txn.get_database_backend();
+        let backend = txn.backend();
         let keys = lock_batch(&txn, tenant, prefix, after.as_deref()).await?;
         let Some(last) = keys.last().cloned() else { break };
         // Exactly the keys locked: a key written meanwhile is not among
@@ -64,12 +67,12 @@ pub async fn delete_prefix(db: &Conn, tenant: &str, prefix: &str, timing: Timing
 /// locked for the transaction (in key order, so two prefix deletes cannot
 /// deadlock).
 async fn lock_batch(
-    txn: &impl ConnectionTrait,
+    txn: &impl Db,
     tenant: &str,
     prefix: &str,
     after: Option<&str>,
 ) -> Result<Vec<String>, Error> {
-    let backend = txn.get_database_backend();
+    let backend = txn.backend();
     let mut values: Vec<Value> = vec![tenant.into()];
     let mut keys =
         format!("SELECT key FROM blobs WHERE tenant_id = $1{}", Range::of(prefix).sql("key", &mut values));
@@ -85,6 +88,6 @@ async fn lock_batch(
         ),
         _ => keys,
     };
-    let rows = txn.query_all_raw(statement(backend, &sql, values)).await?;
+    let rows = txn.writes().query_all_raw(statement(backend, &sql, values)).await?;
     Ok(rows.iter().map(|r| r.try_get_by_index::<String>(0)).collect::<Result<_, _>>()?)
 }

@@ -30,7 +30,7 @@ pub use self::{
     search::search,
     write::{WriteLimits, write},
 };
-use crate::error::Error;
+use crate::{db::Db, error::Error};
 
 /// A value is stored in pieces of this size (the last one shorter).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
@@ -99,6 +99,18 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// The timing `config` sets: transfers bounded by
+    /// `storage.transfer_timeout_ms`, chunks kept for that plus what the
+    /// last statement may take (waiting for a connection, then running),
+    /// plus a second.
+    pub fn of(config: &crate::config::Config) -> Self {
+        let transfer = Duration::from_millis(config.storage.transfer_timeout_ms);
+        let db = &config.database;
+        let last_statement =
+            Duration::from_millis(db.acquire_timeout_ms.saturating_add(db.statement_timeout_ms));
+        Self { transfer, grace: transfer + last_statement + Duration::from_secs(1) }
+    }
+
     fn grace_micros(&self) -> i64 {
         i64::try_from(self.grace.as_micros()).unwrap_or(i64::MAX)
     }
@@ -129,8 +141,8 @@ fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Stateme
     }
 }
 
-async fn execute(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
-    let done = db.execute_raw(statement(db.get_database_backend(), sql, values)).await?;
+async fn execute(db: &impl Db, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
+    let done = db.writes().execute_raw(statement(db.backend(), sql, values)).await?;
     Ok(done.rows_affected())
 }
 
@@ -144,37 +156,37 @@ fn database_now(backend: DatabaseBackend) -> &'static str {
 }
 
 /// The key's current version and size, if it exists.
-pub async fn head(db: &impl ConnectionTrait, blob: BlobKey<'_>) -> Result<Option<Head>, Error> {
+pub async fn head(db: &impl Db, blob: BlobKey<'_>) -> Result<Option<Head>, Error> {
     Ok(read_head(db, blob).await?)
 }
 
-async fn read_head(db: &impl ConnectionTrait, blob: BlobKey<'_>) -> Result<Option<Head>, DbErr> {
+async fn read_head(db: &impl Db, blob: BlobKey<'_>) -> Result<Option<Head>, DbErr> {
     let sql = "SELECT version, size FROM blobs WHERE tenant_id = $1 AND key = $2";
-    let row = db.query_one_raw(statement(db.get_database_backend(), sql, blob.values([]))).await?;
+    let row = db.reads().query_one_raw(statement(db.backend(), sql, blob.values([]))).await?;
     row.map(|row| Ok(Head { version: row.try_get_by_index(0)?, size: row.try_get_by_index(1)? })).transpose()
 }
 
 /// Takes the key's lock for the rest of this transaction. On SQLite the
 /// transaction already holds the one write lock (it began `IMMEDIATE`).
-async fn lock(txn: &impl ConnectionTrait, blob: BlobKey<'_>) -> Result<(), DbErr> {
-    if txn.get_database_backend() == DatabaseBackend::Postgres {
+async fn lock(txn: &impl Db, blob: BlobKey<'_>) -> Result<(), DbErr> {
+    if txn.backend() == DatabaseBackend::Postgres {
         let sql = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 7))";
-        txn.query_all_raw(statement(DatabaseBackend::Postgres, sql, blob.values([]))).await?;
+        txn.writes().query_all_raw(statement(DatabaseBackend::Postgres, sql, blob.values([]))).await?;
     }
     Ok(())
 }
 
 /// Deletes the chunks and index segments of `version` of a key; how many
 /// bytes its chunks held.
-async fn drop_version(db: &impl ConnectionTrait, blob: BlobKey<'_>, version: i64) -> Result<u64, DbErr> {
-    let backend = db.get_database_backend();
+async fn drop_version(db: &impl Db, blob: BlobKey<'_>, version: i64) -> Result<u64, DbErr> {
+    let backend = db.backend();
     let values = || blob.values([version.into()]);
     let sizes = match backend {
         DatabaseBackend::Postgres => {
             let sql = "WITH words AS (DELETE FROM blob_text WHERE tenant_id = $1 AND key = $2 AND version = $3) \
                        DELETE FROM blob_chunks WHERE tenant_id = $1 AND key = $2 AND version = $3 \
                        RETURNING octet_length(data)::bigint";
-            db.query_all_raw(statement(backend, sql, values())).await?
+            db.writes().query_all_raw(statement(backend, sql, values())).await?
         }
         _ => {
             let rows = "SELECT id FROM blob_text WHERE tenant_id = $1 AND key = $2 AND version = $3";
@@ -183,7 +195,7 @@ async fn drop_version(db: &impl ConnectionTrait, blob: BlobKey<'_>, version: i64
                 .await?;
             let sql = "DELETE FROM blob_chunks WHERE tenant_id = $1 AND key = $2 AND version = $3 \
                        RETURNING length(data)";
-            db.query_all_raw(statement(backend, sql, values())).await?
+            db.writes().query_all_raw(statement(backend, sql, values())).await?
         }
     };
     sizes
@@ -194,12 +206,12 @@ async fn drop_version(db: &impl ConnectionTrait, blob: BlobKey<'_>, version: i64
 /// Lists `version` of a key to be reclaimed once `grace` has passed (or
 /// later, if it is listed already to go later).
 async fn list_garbage(
-    db: &impl ConnectionTrait,
+    db: &impl Db,
     blob: BlobKey<'_>,
     version: i64,
     grace_micros: i64,
 ) -> Result<u64, DbErr> {
-    let backend = db.get_database_backend();
+    let backend = db.backend();
     let later = match backend {
         DatabaseBackend::Postgres => "GREATEST",
         _ => "MAX",
@@ -217,12 +229,7 @@ async fn list_garbage(
 /// transaction that changed the key: a value read in one statement goes
 /// at once, a larger one after the grace period (a read may be streaming
 /// it).
-async fn release(
-    txn: &impl ConnectionTrait,
-    blob: BlobKey<'_>,
-    old: Head,
-    timing: Timing,
-) -> Result<(), DbErr> {
+async fn release(txn: &impl Db, blob: BlobKey<'_>, old: Head, timing: Timing) -> Result<(), DbErr> {
     if old.read_at_once() {
         drop_version(txn, blob, old.version).await?;
     } else {
@@ -268,7 +275,7 @@ impl Range {
 /// One page of keys: up to `limit` keys with `prefix` after `start_after`,
 /// ascending, and the key to continue after when there are more.
 pub async fn list(
-    db: &impl ConnectionTrait,
+    db: &impl Db,
     tenant: &str,
     prefix: &str,
     start_after: Option<&str>,
@@ -283,7 +290,7 @@ pub async fn list(
     }
     values.push(i64::try_from(limit + 1).unwrap_or(i64::MAX).into());
     sql.push_str(&format!(" ORDER BY key LIMIT ${}", values.len()));
-    let rows = db.query_all_raw(statement(db.get_database_backend(), &sql, values)).await?;
+    let rows = db.reads().query_all_raw(statement(db.backend(), &sql, values)).await?;
     let mut keys = rows.iter().map(|r| r.try_get_by_index::<String>(0)).collect::<Result<Vec<_>, _>>()?;
     let more = keys.len() as u64 > limit;
     keys.truncate(usize::try_from(limit).unwrap_or(usize::MAX));

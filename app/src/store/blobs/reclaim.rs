@@ -6,7 +6,7 @@
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr};
 
 use super::{BlobKey, database_now, drop_version, read_head, statement};
-use crate::db::Conn;
+use crate::db::{Conn, Db};
 
 /// Listed versions reclaimed per transaction.
 pub const BATCH: u64 = 16;
@@ -27,7 +27,7 @@ pub struct Reclaimed {
 /// its listing, so it is never reclaimed under it.
 pub async fn reclaim(db: &Conn) -> Result<Reclaimed, DbErr> {
     let txn = db.begin().await?;
-    let backend = txn.get_database_backend();
+    let backend = txn.backend();
     let skip_locked = if backend == DatabaseBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
         "DELETE FROM blob_garbage WHERE (tenant_id, key, version) IN (SELECT tenant_id, key, version \

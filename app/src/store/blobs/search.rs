@@ -18,7 +18,7 @@ use entity::search_text;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Value};
 
 use super::{Range, statement};
-use crate::error::Error;
+use crate::{db::Db, error::Error};
 
 /// Words of a search query that count; the rest are ignored.
 const MAX_TERMS: usize = 32;
@@ -33,7 +33,7 @@ pub struct Hit {
 /// The tenant's keys with `prefix` whose value contains any of the
 /// query's words, best first (ties by key); at most `limit`.
 pub async fn search(
-    db: &impl ConnectionTrait,
+    db: &impl Db,
     tenant: &str,
     query: &str,
     prefix: &str,
@@ -45,7 +45,7 @@ pub async fn search(
     if terms.is_empty() {
         return Ok(Vec::new());
     }
-    let backend = db.get_database_backend();
+    let backend = db.backend();
     let mut values: Vec<Value> = vec![tenant.into()];
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let sql = match backend {
@@ -83,7 +83,7 @@ pub async fn search(
             )
         }
     };
-    let rows = db.query_all_raw(statement(backend, &sql, values)).await?;
+    let rows = db.reads().query_all_raw(statement(backend, &sql, values)).await?;
     rows.iter()
         .map(|r| Ok(Hit { key: r.try_get_by_index(0)?, score: r.try_get_by_index(1)? }))
         .collect::<Result<_, DbErr>>()

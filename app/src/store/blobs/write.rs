@@ -18,7 +18,11 @@ use super::{
     BlobKey, CHUNK_BYTES, Head, Precondition, Timing, drop_version, execute, list_garbage, lock, release,
     stale, statement,
 };
-use crate::{db::Conn, error::Error, store::now};
+use crate::{
+    db::{Conn, Db},
+    error::Error,
+    store::now,
+};
 
 /// What a write may store, and how long it may take.
 #[derive(Clone, Copy, Debug)]
@@ -244,11 +248,7 @@ async fn switch(
             // Every chunk is there (a replica of the earlier release, during
             // a rolling upgrade, deletes all of a key's chunks).
             let sql = "SELECT COUNT(*) FROM blob_chunks WHERE tenant_id = $1 AND key = $2 AND version = $3";
-            let row = txn.query_one_raw(statement(
-                txn.get_database_backend(),
-                sql,
-                blob.values([head.version.into()]),
-            ));
+            let row = txn.query_one_raw(statement(txn.backend(), sql, blob.values([head.version.into()])));
             let stored: i64 = row.await?.map(|r| r.try_get_by_index(0)).transpose()?.unwrap_or(0);
             if stored != i64::from(head.chunks()) {
                 return Err(given_up());
@@ -277,7 +277,7 @@ async fn store_listed(
     data: Bytes,
     words: Segments,
 ) -> Result<bool, Error> {
-    if db.get_database_backend() == DatabaseBackend::Postgres {
+    if db.backend() == DatabaseBackend::Postgres {
         return Ok(store(db, blob, version, seq, data, words, true).await?);
     }
     let txn = db.begin().await?;
@@ -291,7 +291,7 @@ async fn store_listed(
 /// version's garbage listing stands, which it holds (`FOR KEY SHARE`) so
 /// the sweeper cannot take it meanwhile. Whether the chunk was stored.
 async fn store(
-    db: &impl ConnectionTrait,
+    db: &impl Db,
     blob: BlobKey<'_>,
     version: i64,
     seq: i32,
@@ -299,7 +299,7 @@ async fn store(
     words: Segments,
     listed: bool,
 ) -> Result<bool, DbErr> {
-    let backend = db.get_database_backend();
+    let backend = db.backend();
     let chunk = blob.values([version.into(), seq.into(), Vec::from(data).into()]);
     match backend {
         DatabaseBackend::Postgres => {
@@ -331,7 +331,7 @@ async fn store(
             }
             let mut values = chunk;
             values.extend([words.first.into(), literals.into()]);
-            let row = db.query_one_raw(statement(backend, &sql, values)).await?;
+            let row = db.writes().query_one_raw(statement(backend, &sql, values)).await?;
             Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) > 0)
         }
         _ => {
@@ -363,11 +363,10 @@ async fn store(
 }
 
 /// Points the key at `head`.
-async fn point(txn: &impl ConnectionTrait, blob: BlobKey<'_>, head: Head) -> Result<(), DbErr> {
+async fn point(txn: &impl Db, blob: BlobKey<'_>, head: Head) -> Result<(), DbErr> {
     // PostgreSQL's `search` is the earlier index's column, written only by
     // replicas of the earlier version during a rolling upgrade.
-    let clear_earlier_index =
-        if txn.get_database_backend() == DatabaseBackend::Postgres { ", search = NULL" } else { "" };
+    let clear_earlier_index = if txn.backend() == DatabaseBackend::Postgres { ", search = NULL" } else { "" };
     let sql = format!(
         "INSERT INTO blobs (tenant_id, key, version, size, updated_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (tenant_id, key) DO UPDATE SET version = excluded.version, size = excluded.size, \

@@ -108,19 +108,39 @@ def error_from(
     )
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a request is sent again: after a connection error, 429 or 502/503/504, at most ``retries``
+    more times, waiting the service's ``Retry-After`` (429, capped) or a full-jitter exponential backoff.
+
+    Every call of the clients is idempotent, so any of them may be retried. The synchronous and the
+    async client both ask this one policy.
+    """
+
+    retries: int = DEFAULT_RETRIES
+
+    def wait(self, attempt: int, response: httpx.Response | None) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None when this outcome stands.
+
+        ``response`` is None when the attempt failed to reach the service.
+        """
+        if attempt >= self.retries:
+            return None
+        if response is None:
+            return backoff(attempt)
+        if response.status_code not in RETRY_STATUSES:
+            return None
+        if response.status_code == 429:
+            try:
+                return min(RETRY_AFTER_CAP, max(0.0, float(response.headers.get("retry-after", ""))))
+            except ValueError:
+                pass
+        return backoff(attempt)
+
+
 def backoff(attempt: int) -> float:
     """Full-jitter exponential backoff: a random wait up to base * 2^attempt, capped."""
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
-
-
-def wait_before_retry(response: httpx.Response | None, attempt: int) -> float:
-    """Seconds to wait before the next attempt: the service's ``Retry-After`` (429), capped, else backoff."""
-    if response is not None and response.status_code == 429:
-        try:
-            return min(RETRY_AFTER_CAP, max(0.0, float(response.headers.get("retry-after", ""))))
-        except ValueError:
-            pass
-    return backoff(attempt)
 
 
 def headers(api_key: str | None) -> dict[str, str]:
@@ -130,23 +150,26 @@ def headers(api_key: str | None) -> dict[str, str]:
 
 @dataclass
 class Retrying:
-    """Sends requests with one pooled client, retrying connection errors, 429 and 502/503/504."""
+    """Sends requests with one pooled client, as the :class:`RetryPolicy` says."""
 
     client: httpx.Client
-    retries: int
+    policy: RetryPolicy
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The response to the request; the last one if every attempt was retried."""
         attempt = 0
         while True:
             response: httpx.Response | None = None
+            failure: httpx.TransportError | None = None
             try:
                 response = self.client.request(method, path, **kwargs)
             except httpx.TransportError as err:
-                if attempt >= self.retries:
-                    raise SessionBackendError(f"{method} {path}: {err}") from err
+                failure = err
+            wait = self.policy.wait(attempt, response)
+            if wait is not None:
+                time.sleep(wait)
+                attempt += 1
+            elif response is None:
+                raise SessionBackendError(f"{method} {path}: {failure}") from failure
             else:
-                if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
-                    return response
-            time.sleep(wait_before_retry(response, attempt))
-            attempt += 1
+                return response

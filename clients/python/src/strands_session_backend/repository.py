@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -12,6 +13,7 @@ from ._http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     Retrying,
+    RetryPolicy,
     SessionBackendError,
     error_from,
     headers,
@@ -50,13 +52,16 @@ class SessionBackendRepository(SessionRepository):
         retries: int = DEFAULT_RETRIES,
         client: httpx.Client | None = None,
     ) -> None:
-        self._client = client or httpx.Client(
-            base_url=base_url.rstrip("/"), headers=headers(api_key), timeout=timeout
-        )
-        self._http = Retrying(self._client, retries)
+        if client is None:
+            client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers(api_key), timeout=timeout)
+            # Agents never close their session manager: the client this
+            # repository made is closed when the repository is collected.
+            weakref.finalize(self, client.close)
+        self._client = client
+        self._http = Retrying(self._client, RetryPolicy(retries))
 
     def close(self) -> None:
-        """Closes the pooled connections."""
+        """Closes the pooled connections (also done when the repository is collected)."""
         self._client.close()
 
     def __enter__(self) -> SessionBackendRepository:

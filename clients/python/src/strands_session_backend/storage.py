@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -13,15 +14,31 @@ from strands.storage.storage import StorageSearchResult
 from ._http import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
-    RETRY_STATUSES,
+    RetryPolicy,
     SessionBackendStorageError,
     error_from,
     headers,
     key_path,
-    wait_before_retry,
 )
 
 ROOT = "/api/v1/storage"
+
+
+@dataclass
+class _LoopClient:
+    """The client of one event loop, and the task that closes it when the loop ends."""
+
+    client: httpx.AsyncClient
+    closer: asyncio.Task[None]
+
+
+async def _close_at_loop_end(client: httpx.AsyncClient) -> None:
+    """Waits until cancelled, as ``asyncio.run`` cancels what is left when its loop ends, then
+    closes ``client`` there, so its connections never outlive their loop unclosed."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await client.aclose()
 
 
 class SessionBackendStorage:
@@ -52,26 +69,28 @@ class SessionBackendStorage:
         self._base_url = base_url.rstrip("/")
         self._headers = headers(api_key)
         self._timeout = timeout
-        self._retries = retries
+        self._policy = RetryPolicy(retries)
         # An httpx.AsyncClient belongs to the event loop it was first used
-        # in; the SDK may run storage calls in more than one loop.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+        # in, and the SDK runs storage calls in more than one loop (a
+        # synchronous agent call runs each in a loop of its own).
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
         )
 
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
+        own = self._clients.get(loop)
+        if own is None:
             client = httpx.AsyncClient(base_url=self._base_url, headers=self._headers, timeout=self._timeout)
-            self._clients[loop] = client
-        return client
+            own = self._clients[loop] = _LoopClient(client, loop.create_task(_close_at_loop_end(client)))
+        return own.client
 
     async def aclose(self) -> None:
         """Closes the connections of the running event loop's client."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        own = self._clients.pop(asyncio.get_running_loop(), None)
+        if own is not None:
+            own.closer.cancel()
+            await own.client.aclose()
 
     async def _send(
         self, method: str, path: str, *, ok: tuple[int, ...], **kwargs: Any
@@ -80,20 +99,23 @@ class SessionBackendStorage:
         attempt = 0
         while True:
             response: httpx.Response | None = None
+            failure: httpx.TransportError | None = None
             try:
                 response = await self._client().request(method, path, **kwargs)
             except httpx.TransportError as err:
-                if attempt >= self._retries:
-                    raise SessionBackendStorageError(f"{method} {path}: {err}") from err
+                failure = err
+            wait = self._policy.wait(attempt, response)
+            if wait is not None:
+                await asyncio.sleep(wait)
+                attempt += 1
+            elif response is None:
+                raise SessionBackendStorageError(f"{method} {path}: {failure}") from failure
+            elif response.status_code in ok:
+                return response
+            elif response.status_code == 404:
+                return None
             else:
-                if response.status_code not in RETRY_STATUSES or attempt >= self._retries:
-                    if response.status_code in ok:
-                        return response
-                    if response.status_code == 404:
-                        return None
-                    raise error_from(response, SessionBackendStorageError)
-            await asyncio.sleep(wait_before_retry(response, attempt))
-            attempt += 1
+                raise error_from(response, SessionBackendStorageError)
 
     async def write(self, key: str, data: bytes) -> None:
         """Stores ``data`` under ``key``, overwriting."""

@@ -1,5 +1,10 @@
 //! An agent's messages, keyed by the client's 0-based index.
 
+pub mod insert;
+mod row;
+
+pub use self::row::MessageRow;
+
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -8,12 +13,16 @@ use entity::{
     message::{self, Column, Entity},
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, QueryFilter, QuerySelect, QueryTrait,
-    sea_query::{Expr, Func, OnConflict, Order, Query, SelectStatement},
+    ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
+    sea_query::{Expr, Func, Order, Query, SelectStatement},
 };
 
+use self::insert::Guard;
 use super::{ChildKey, children, count, insert_error, listing, now, retention, update_returning};
-use crate::{db::Conn, error::Error};
+use crate::{
+    db::{Conn, Db},
+    error::Error,
+};
 
 /// The agent a message belongs to.
 #[derive(Clone, Copy, Debug)]
@@ -66,7 +75,7 @@ pub struct Window {
 /// One listed slice and where it sits in the whole conversation.
 pub struct Listing {
     /// The slice's messages, as they arrive.
-    pub page: listing::Page<Entity>,
+    pub page: listing::Page<Entity, MessageRow>,
     /// Position (in listing order) of the first message of the slice.
     pub position: u64,
 }
@@ -110,52 +119,14 @@ pub(super) fn into_model(key: AgentKey<'_>, new: NewMessage, now: DateTime<Utc>)
     }
 }
 
-/// `INSERT … ON CONFLICT DO NOTHING` of `models` while the session is
-/// alive: taken ids are skipped, a missing agent fails the statement
-/// through the foreign key.
-async fn insert_new(
-    db: &impl ConnectionTrait,
-    key: AgentKey<'_>,
-    models: &[message::Model],
-) -> Result<u64, Error> {
-    let columns = [
-        Column::TenantId,
-        Column::SessionId,
-        Column::AgentId,
-        Column::MessageId,
-        Column::Message,
-        Column::RedactMessage,
-        Column::CreatedAt,
-        Column::UpdatedAt,
-    ];
-    let rows = models
-        .iter()
-        .map(|m| {
-            vec![
-                m.tenant_id.clone().into(),
-                m.session_id.clone().into(),
-                m.agent_id.clone().into(),
-                m.message_id.into(),
-                m.message.clone().into(),
-                m.redact_message.clone().into(),
-                m.created_at.into(),
-                m.updated_at.into(),
-            ]
-        })
-        .collect();
-    let columns = columns.into_iter().map(sea_orm::sea_query::IntoIden::into_iden).collect();
-    let mut insert =
-        retention::insert_alive(Entity, columns, rows, retention::alive(key.tenant, key.session_id))
-            .map_err(|e| {
-                tracing::error!(error = %e, "building the message insert");
-                Error::Internal
-            })?;
-    insert.on_conflict(
-        OnConflict::columns([Column::TenantId, Column::SessionId, Column::AgentId, Column::MessageId])
-            .do_nothing()
-            .to_owned(),
-    );
-    super::insert(db, insert).await.map_err(|e| insert_error(e, || agent_missing(key), || Error::Internal))
+/// Writes `models` while the session is alive: taken ids are skipped, a
+/// missing agent fails the statement through the foreign key; how many
+/// were written.
+async fn insert_new(db: &impl Db, key: AgentKey<'_>, models: &[message::Model]) -> Result<u64, Error> {
+    let written = insert::insert(db, models, Guard::Session(key))
+        .await
+        .map_err(|e| insert_error(e, || agent_missing(key), || Error::Internal))?;
+    Ok(written.len() as u64)
 }
 
 /// Whether a stored message holds the same content as a new one (by JSON
@@ -171,17 +142,13 @@ fn same_content(stored: &message::Model, new: &message::Model) -> bool {
 
 /// Appends one message in one statement. An identical replay of a stored
 /// message is `Replayed`; the same id with other content is a conflict.
-pub async fn append(
-    db: &impl ConnectionTrait,
-    key: AgentKey<'_>,
-    new: NewMessage,
-) -> Result<Appended, Error> {
+pub async fn append(db: &impl Db, key: AgentKey<'_>, new: NewMessage) -> Result<Appended, Error> {
     append_model(db, key, into_model(key, new, now())).await
 }
 
 /// [`append`] of a message already made into a row.
 pub(super) async fn append_model(
-    db: &impl ConnectionTrait,
+    db: &impl Db,
     key: AgentKey<'_>,
     model: message::Model,
 ) -> Result<Appended, Error> {
@@ -257,21 +224,17 @@ pub async fn append_batch(
 }
 
 /// Reads one message.
-pub async fn get(
-    db: &impl ConnectionTrait,
-    key: AgentKey<'_>,
-    message_id: i64,
-) -> Result<message::Model, Error> {
+pub async fn get(db: &impl Db, key: AgentKey<'_>, message_id: i64) -> Result<message::Model, Error> {
     by_agent(Entity::find(), key)
         .filter(Column::MessageId.eq(message_id))
-        .one(db)
+        .one(&db.reads())
         .await?
         .ok_or_else(|| not_found(key, message_id))
 }
 
 /// Applies `changes` and sets `updated_at`, in one statement.
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &impl Db,
     key: AgentKey<'_>,
     message_id: i64,
     changes: MessageChanges,
@@ -290,9 +253,11 @@ pub async fn update(
 }
 
 /// Deletes one message (the others keep their ids).
-pub async fn delete(db: &impl ConnectionTrait, key: AgentKey<'_>, message_id: i64) -> Result<(), Error> {
-    let deleted =
-        by_agent(Entity::delete_many(), key).filter(Column::MessageId.eq(message_id)).exec(db).await?;
+pub async fn delete(db: &impl Db, key: AgentKey<'_>, message_id: i64) -> Result<(), Error> {
+    let deleted = by_agent(Entity::delete_many(), key)
+        .filter(Column::MessageId.eq(message_id))
+        .exec(&db.writes())
+        .await?;
     if deleted.rows_affected == 0 {
         return Err(not_found(key, message_id));
     }
@@ -304,9 +269,9 @@ pub async fn delete(db: &impl ConnectionTrait, key: AgentKey<'_>, message_id: i6
 /// size (three on the rare empty page, which must tell a missing agent
 /// from the end of the list).
 ///
-/// The rows leave out the keys the caller gave (their `tenant_id`,
-/// `session_id` and `agent_id` are empty): the database then sends, and
-/// the server decodes, only what differs from row to row.
+/// The rows leave out the keys the caller gave ([`MessageRow`]): the
+/// database then sends, and the server reads, only what differs from row
+/// to row.
 pub async fn list(db: &Conn, key: AgentKey<'_>, window: Window) -> Result<Listing, Error> {
     let mut select = by_agent(Entity::find(), key).select_only().columns([
         Column::MessageId,
@@ -315,9 +280,6 @@ pub async fn list(db: &Conn, key: AgentKey<'_>, window: Window) -> Result<Listin
         Column::CreatedAt,
         Column::UpdatedAt,
     ]);
-    for known in [Column::TenantId, Column::SessionId, Column::AgentId] {
-        select = select.expr_as(Expr::cust("''"), known.as_str());
-    }
     let order = if window.descending { Order::Desc } else { Order::Asc };
     // Keyset start, and the query counting the messages ordered before it.
     let mut before_query = None;

@@ -1,0 +1,87 @@
+//! The HTTP application: the API and its documents under the middleware
+//! every request passes through.
+
+use std::{sync::Arc, time::Duration};
+
+use poem::{Endpoint, EndpointExt, Route, middleware::CatchPanic};
+
+use crate::{
+    api::{self, AppState},
+    auth::{self, Auth},
+    config::Config,
+    db::Database,
+    drain::Draining,
+    metrics::Metrics,
+    middleware, store,
+};
+
+/// The complete HTTP application: API, `/docs`, `/openapi.json`, middleware.
+pub fn app(
+    db: Database,
+    config: &Config,
+    auth: Arc<Auth>,
+    metrics: Arc<Metrics>,
+    draining: Draining,
+) -> impl Endpoint + 'static {
+    let appender = store::appender::Appender::start(db.conn().clone(), config.acquire_timeout());
+    let state = AppState {
+        db,
+        auth: auth.clone(),
+        appender,
+        metrics: metrics.clone(),
+        health_timeout: Duration::from_millis(config.database.health_timeout_ms),
+        storage: config.storage.clone(),
+        blob_timing: store::blobs::Timing::of(config),
+        body_stall: Duration::from_millis(config.server.body_timeout_ms),
+        draining: draining.clone(),
+        default_ttl_seconds: config.retention.default_ttl_seconds,
+    };
+    let document = bytes::Bytes::from(api::document(auth.enabled()));
+    let docs = api::swagger_ui(document.clone());
+    let spec = api::document_endpoint(document);
+    static ROUTES: std::sync::OnceLock<api::Routes> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| api::Routes::new(&["/openapi.json", "/docs", "/metrics"]));
+    let limits = middleware::BodyLimits {
+        max_bytes: config.server.body_limit_bytes,
+        stall: Duration::from_millis(config.server.body_timeout_ms),
+        large: Arc::new(tokio::sync::Semaphore::new(
+            config.server.large_bodies_in_flight_bytes.div_ceil(1024),
+        )),
+        room_kib: u32::try_from(config.server.large_bodies_in_flight_bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX),
+        turn_wait: Duration::from_millis(config.server.request_timeout_ms),
+        draining,
+    };
+    let deadline = Duration::from_millis(config.server.request_timeout_ms);
+    let exposition = {
+        let (metrics, db) = (metrics.clone(), state.db.clone());
+        poem::get(poem::endpoint::make_sync(move |_| {
+            poem::Response::builder()
+                .content_type("text/plain; version=0.0.4; charset=utf-8")
+                .body(metrics.render(db.pool_stats()))
+        }))
+    };
+    let (tenants, operators) = (auth.clone(), auth);
+    let tenant_routes = api::tenant_routes()
+        .around(move |ep, req| middleware::deadline(ep, req, deadline))
+        .around(move |ep, req| middleware::read_body(ep, req, limits.clone()))
+        .around({
+            let auth = tenants.clone();
+            move |ep, req| auth::tenants_only(ep, req, auth.clone())
+        });
+    let storage_routes = api::storage_routes()
+        .around(move |ep, req| middleware::deadline_unless_streaming(ep, req, deadline))
+        .around(move |ep, req| auth::tenants_only(ep, req, tenants.clone()));
+    let exposition = exposition.around(move |ep, req| auth::operators_only(ep, req, operators.clone()));
+    Route::new()
+        .nest_no_strip("/api/v1/storage", storage_routes)
+        .nest_no_strip("/api", tenant_routes)
+        .nest_no_strip("/health", api::health_routes())
+        .at("/metrics", exposition)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .data(state)
+        .with(CatchPanic::new().with_handler(middleware::PanicToEnvelope))
+        .around(move |ep, req| middleware::observe(ep, req, metrics.clone(), routes))
+        .before(|req| async move { Ok(middleware::key_as_one_segment(req)) })
+}
