@@ -198,7 +198,7 @@ impl AgentsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         body: JsonBody<CreateAgentRequest>,
     ) -> ApiResult<Created<Agent>, MissingOrDuplicate> {
@@ -221,7 +221,7 @@ impl AgentsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         agent_id: Path<Id>,
     ) -> ApiResult<Current<Agent>, Missing> {
@@ -243,7 +243,7 @@ impl AgentsApi {
     async fn update(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         /// An `ETag` this agent answered with (or a list of them, or `*`): 412
@@ -280,7 +280,7 @@ impl AgentsApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         agent_id: Path<Id>,
     ) -> ApiResult<Deleted, Missing> {
@@ -295,7 +295,7 @@ impl AgentsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         /// Page number, from 1.
         #[oai(

@@ -1,9 +1,9 @@
-//! The OpenAPI document as served: poem-openapi's, plus what authentication
-//! adds to it. Both security schemes (a bearer token, or the same key as
-//! `X-API-Key`) are always declared, and every `/api/` operation lists its
-//! 401 and 429 answers; a server with keys also requires one of the schemes
-//! on those operations, so Swagger UI's "Authorize" sends the key and a
-//! fuzzer knows to. Probes and docs never require one.
+//! The OpenAPI document as served. poem-openapi builds all of it: the
+//! security schemes and each operation's requirement come from the
+//! operations that take a [`Tenant`](crate::auth::Tenant), and their 401 and
+//! 429 answers from [`Failure`](super::errors::Failure). A server without keys
+//! requires none, so its document drops the requirement; probes and docs
+//! never have one.
 
 use std::sync::Arc;
 
@@ -12,53 +12,20 @@ use poem::{
     Endpoint, Response,
     endpoint::{make, make_sync},
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::OnceCell;
-
-const BEARER: &str = "bearerAuth";
-const API_KEY: &str = "apiKeyAuth";
 
 /// The document; `secured` when the server requires API keys.
 pub fn document(secured: bool) -> String {
-    let mut doc: Value = serde_json::from_str(&super::service().spec()).unwrap_or_default();
-    doc["components"]["securitySchemes"] = json!({
-        BEARER: {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "An API key (`sbk_…`) as a bearer token: `Authorization: Bearer <key>`.",
-        },
-        API_KEY: {
-            "type": "apiKey",
-            "in": "header",
-            "name": "X-API-Key",
-            "description": "The same API key in a header of its own.",
-        },
-    });
-    let envelope = |description: &str, header: (&str, &str, &str)| {
-        json!({
-            "description": description,
-            "headers": {header.0: {"description": header.1, "schema": {"type": header.2}}},
-            "content": {"application/json; charset=utf-8": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
-        })
-    };
-    let unauthorized = envelope(
-        "No API key, or one the server does not know (only when keys are configured).",
-        ("WWW-Authenticate", "`Bearer realm=\"session-backend\"`", "string"),
-    );
-    let limited = envelope(
-        "The tenant's request rate limit is used up (only when one is configured).",
-        ("Retry-After", "Seconds until a request is allowed again.", "integer"),
-    );
-    let paths = doc["paths"].as_object_mut().into_iter().flatten();
-    for (_, item) in paths.filter(|(path, _)| path.starts_with("/api/")) {
-        for (_, operation) in item.as_object_mut().into_iter().flatten() {
-            let Some(operation) = operation.as_object_mut() else { continue };
-            if secured {
-                operation.insert("security".into(), json!([{BEARER: []}, {API_KEY: []}]));
-            }
-            if let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) {
-                responses.insert("401".into(), unauthorized.clone());
-                responses.insert("429".into(), limited.clone());
+    let spec = super::service().spec();
+    if secured {
+        return spec;
+    }
+    let mut doc: Value = serde_json::from_str(&spec).unwrap_or_default();
+    for item in doc["paths"].as_object_mut().into_iter().flat_map(|paths| paths.values_mut()) {
+        for operation in item.as_object_mut().into_iter().flat_map(|item| item.values_mut()) {
+            if let Some(operation) = operation.as_object_mut() {
+                operation.remove("security");
             }
         }
     }

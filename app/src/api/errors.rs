@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 
 use poem_openapi::{
     ApiResponse, Object,
-    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
     types::{Example, Type},
 };
 
@@ -45,7 +45,7 @@ impl Example for ErrorEnvelope {
 }
 
 /// A set of error statuses an operation documents, beyond the ones every
-/// operation has (422, 503, 500).
+/// operation has (422, 401, 429, 503, 500).
 pub trait ErrorSet: Send + Sync + 'static {
     /// `(status, description)` pairs.
     const EXTRA: &'static [(u16, &'static str)];
@@ -119,29 +119,53 @@ impl<S> From<Failure<S>> for poem::Error {
 
 impl<S: ErrorSet> ApiResponse for Failure<S> {
     fn meta() -> MetaResponses {
-        let common_before = [(
+        let header = |name: &str, description: &str, schema| {
+            vec![MetaHeader {
+                name: name.into(),
+                description: Some(description.into()),
+                required: true,
+                deprecated: false,
+                schema,
+            }]
+        };
+        let unauthorized = (
+            401,
+            "No API key, or one the server does not know (only when keys are configured).",
+            header("WWW-Authenticate", "`Bearer realm=\"session-backend\"`", String::schema_ref()),
+        );
+        let limited = (
+            429,
+            "The tenant's request rate limit is used up (only when one is configured).",
+            header("Retry-After", "Seconds until a request is allowed again.", u64::schema_ref()),
+        );
+        let plain = |&(status, description): &(u16, &'static str)| (status, description, vec![]);
+        let responses = [(
             422,
             "The request is invalid: malformed JSON, wrong types, missing fields, bad ids or query values.",
-        )];
-        let common_after = [
-            (503, "The database is unavailable or did not answer in time; retry later."),
-            (500, "An unexpected error; details are logged under the request id."),
-        ];
-        let responses = common_before
+        )]
+        .iter()
+        .chain(S::EXTRA)
+        .map(plain)
+        .chain([unauthorized, limited])
+        .chain(
+            [
+                (503, "The database is unavailable or did not answer in time; retry later."),
+                (500, "An unexpected error; details are logged under the request id."),
+            ]
             .iter()
-            .chain(S::EXTRA)
-            .chain(common_after.iter())
-            .map(|&(status, description)| MetaResponse {
-                description,
-                status: Some(status),
-                status_range: None,
-                content: vec![MetaMediaType {
-                    content_type: "application/json; charset=utf-8",
-                    schema: ErrorEnvelope::schema_ref(),
-                }],
-                headers: vec![],
-            })
-            .collect();
+            .map(plain),
+        )
+        .map(|(status, description, headers)| MetaResponse {
+            description,
+            status: Some(status),
+            status_range: None,
+            content: vec![MetaMediaType {
+                content_type: "application/json; charset=utf-8",
+                schema: ErrorEnvelope::schema_ref(),
+            }],
+            headers,
+        })
+        .collect();
         MetaResponses { responses }
     }
 

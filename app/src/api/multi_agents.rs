@@ -137,7 +137,7 @@ impl MultiAgentsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         body: JsonBody<CreateMultiAgentRequest>,
     ) -> ApiResult<Created<MultiAgent>, MissingOrDuplicate> {
@@ -156,7 +156,7 @@ impl MultiAgentsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         multi_agent_id: Path<Id>,
     ) -> ApiResult<Current<MultiAgent>, Missing> {
@@ -176,7 +176,7 @@ impl MultiAgentsApi {
     async fn update(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         multi_agent_id: Path<Id>,
         /// An `ETag` this state answered with (or a list of them, or `*`): 412
@@ -202,7 +202,7 @@ impl MultiAgentsApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         multi_agent_id: Path<Id>,
     ) -> ApiResult<Deleted, Missing> {
@@ -222,7 +222,7 @@ impl MultiAgentsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         /// Page number, from 1.
         #[oai(

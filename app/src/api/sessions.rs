@@ -177,7 +177,7 @@ impl SessionsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         body: JsonBody<CreateSessionRequest>,
     ) -> ApiResult<Created<Session>, Duplicate> {
         let body = body.0;
@@ -201,7 +201,7 @@ impl SessionsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
     ) -> ApiResult<Current<Session>, Missing> {
         let model = store::sessions::get(state.db.conn(), tenant.as_str(), session_id.as_str()).await?;
@@ -216,7 +216,7 @@ impl SessionsApi {
     async fn update(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         /// An `ETag` this session answered with (or a list of them, or `*`):
         /// 412 unless it is still current. An empty list names no tag and so
@@ -249,7 +249,7 @@ impl SessionsApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
     ) -> ApiResult<Deleted, Missing> {
         store::sessions::delete(state.db.conn(), tenant.as_str(), session_id.as_str()).await?;
@@ -263,7 +263,7 @@ impl SessionsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         /// Page number, from 1.
         #[oai(
             default = "super::default_page",

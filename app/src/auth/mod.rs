@@ -12,6 +12,7 @@
 
 mod key_source;
 mod rate;
+mod scheme;
 
 use std::{sync::Arc, time::Duration};
 

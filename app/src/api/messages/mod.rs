@@ -87,7 +87,7 @@ impl MessagesApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         body: JsonBody<CreateMessageRequest>,
@@ -113,7 +113,7 @@ impl MessagesApi {
     async fn batch(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         body: JsonBody<BatchMessagesRequest>,
@@ -143,7 +143,7 @@ impl MessagesApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         #[oai(validator(minimum(value = "0")))] message_id: Path<i64>,
@@ -165,7 +165,7 @@ impl MessagesApi {
     async fn update(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         #[oai(validator(minimum(value = "0")))] message_id: Path<i64>,
@@ -192,7 +192,7 @@ impl MessagesApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         #[oai(validator(minimum(value = "0")))] message_id: Path<i64>,
@@ -222,7 +222,7 @@ impl MessagesApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         /// `asc` (default) or `desc`.

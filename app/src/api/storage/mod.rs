@@ -151,7 +151,7 @@ impl StorageApi {
     async fn write(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         key: Path<Key>,
         /// An `ETag` of this key (or a list of them), or `*`: 412 unless it
         /// still holds. An empty list names no tag and so matches nothing
@@ -191,16 +191,11 @@ impl StorageApi {
 
     /// Read a value
     #[oai(path = "/api/v1/storage/:key", method = "get", operation_id = "read_blob")]
-    async fn read(
-        &self,
-        state: Data<&AppState>,
-        tenant: Data<&Tenant>,
-        key: Path<Key>,
-    ) -> ApiResult<Read, Missing> {
+    async fn read(&self, state: Data<&AppState>, tenant: Tenant, key: Path<Key>) -> ApiResult<Read, Missing> {
         let blob = BlobKey { tenant: tenant.as_str(), key: &key.0.0 };
         let Opened { head, first } = found(blobs::open(state.db.conn(), blob).await?, &key.0.0)?;
         let deadline = tokio::time::Instant::now() + state.blob_timing.transfer;
-        let rest = rest_of(state.db.conn().clone(), (*tenant).clone(), key.0.0, head, deadline);
+        let rest = rest_of(state.db.conn().clone(), tenant.clone(), key.0.0, head, deadline);
         let chunks = stream::once(std::future::ready(Ok(first))).chain(rest);
         let body = Body::from_bytes_stream(crate::telemetry::in_current_span(chunks));
         Ok(Read::Ok(Binary(body), etag(head.version), head.size))
@@ -213,7 +208,7 @@ impl StorageApi {
     async fn head(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         key: Path<Key>,
     ) -> ApiResult<Headed, Missing> {
         let blob = BlobKey { tenant: tenant.as_str(), key: &key.0.0 };
@@ -228,7 +223,7 @@ impl StorageApi {
     async fn delete(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         key: Path<Key>,
     ) -> ApiResult<Deleted, Plain> {
         let blob = BlobKey { tenant: tenant.as_str(), key: &key.0.0 };
@@ -248,7 +243,7 @@ impl StorageApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         /// Only keys starting with this (normalised like a key, a trailing `/` kept).
         prefix: Query<Option<Prefix>>,
         /// Continue after this key.
@@ -278,7 +273,7 @@ impl StorageApi {
     async fn delete_prefix(
         &self,
         state: Data<&AppState>,
-        tenant: Data<&Tenant>,
+        tenant: Tenant,
         /// Keys starting with this are deleted (normalised like a key, a trailing `/` kept).
         prefix: Query<SomePrefix>,
     ) -> ApiResult<JsonBody<DeletedCount>, Plain> {
