@@ -170,8 +170,9 @@ async fn swagger_ui_authorize_sends_the_key() {
 
     // Authorize with the key as a bearer token, then the same call again.
     browser.click(".auth-wrapper .authorize").await;
-    browser.type_into(".modal-ux .auth-container input", &key.key).await;
-    browser.click(".modal-ux .auth-container .btn.modal-btn.auth.authorize").await;
+    let bearer = ".modal-ux .auth-container:has(input[aria-label=auth-bearer-value])";
+    browser.type_into(&format!("{bearer} input"), &key.key).await;
+    browser.click(&format!("{bearer} .btn.modal-btn.auth.authorize")).await;
     browser.click(".modal-ux .btn-done").await;
     browser.click(&format!("{operation} .execute")).await;
     browser.text_when(&status, |t| t.starts_with("200")).await;
