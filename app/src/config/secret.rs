@@ -37,22 +37,7 @@ impl Serialize for Secret {
 #[serde(transparent)]
 pub struct DatabaseUrl(String);
 
-/// The database systems the service runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    /// `sqlite` or `postgres`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres => "postgres",
-        }
-    }
-}
+pub use db_backend::Backend;
 
 impl DatabaseUrl {
     /// Wraps a URL.
@@ -67,13 +52,7 @@ impl DatabaseUrl {
 
     /// Which database system the URL names, if it is one we speak.
     pub fn backend(&self) -> Option<Backend> {
-        if self.0.starts_with("sqlite:") {
-            Some(Backend::Sqlite)
-        } else if self.0.starts_with("postgres://") || self.0.starts_with("postgresql://") {
-            Some(Backend::Postgres)
-        } else {
-            None
-        }
+        Backend::of_url(&self.0)
     }
 
     /// The URL with any password replaced by `***`.

@@ -15,6 +15,8 @@ use std::{
 };
 
 pub use self::scenarios::Scenario;
+pub use db_backend::Backend;
+
 use self::server::Process;
 use crate::run::{cargo, cmd, output, workspace_root};
 
@@ -40,21 +42,6 @@ pub struct Args {
     /// Use this binary instead of building the release one.
     #[arg(long)]
     pub binary: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
-
-impl std::fmt::Display for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Postgres => "PostgreSQL",
-            Self::Sqlite => "SQLite",
-        })
-    }
 }
 
 /// One line of the table.
