@@ -17,7 +17,10 @@ pub mod version;
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
     ConnectionTrait, DbErr, EntityTrait, FromQueryResult, SqlErr,
-    sea_query::{InsertStatement, SelectStatement, UpdateStatement},
+    sea_query::{
+        DeleteStatement, Expr, ExprTrait, InsertStatement, IntoColumnRef, IntoTableRef, LockBehavior,
+        LockType, Order, Query, SelectStatement, SimpleExpr, UpdateStatement,
+    },
 };
 
 pub use self::children::ChildKey;
@@ -26,6 +29,32 @@ use crate::{db::Db, error::Error};
 /// Server time at the precision both backends store (microseconds).
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
+}
+
+/// Deletes a batch of the rows of `table` that are `due`: up to `batch`
+/// of them, earliest by `order` first, named by their `key` columns.
+/// Replicas deleting at once skip each other's rows on PostgreSQL
+/// (`FOR UPDATE SKIP LOCKED`; SQLite's builder leaves the lock out, it has
+/// one writer anyway).
+fn delete_due<C, const N: usize>(
+    table: impl IntoTableRef + Clone,
+    key: [C; N],
+    due: SimpleExpr,
+    order: C,
+    batch: u64,
+) -> DeleteStatement
+where
+    C: IntoColumnRef + Copy,
+{
+    let rows = Query::select()
+        .columns(key)
+        .from(table.clone())
+        .and_where(due)
+        .order_by(order, Order::Asc)
+        .limit(batch)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .to_owned();
+    Query::delete().from_table(table).and_where(Expr::tuple(key.map(Expr::col)).in_subquery(rows)).to_owned()
 }
 
 /// Maps a failed insert: a missing parent (foreign key) and a taken key

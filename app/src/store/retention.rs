@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use entity::session;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DbErr,
     sea_query::{Alias, Expr, ExprTrait, InsertStatement, Query, SelectStatement, SimpleExpr},
 };
 
@@ -82,23 +82,16 @@ pub fn insert_alive(
 /// how many. Replicas sweeping at once skip each other's rows on
 /// PostgreSQL (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
 pub async fn sweep(db: &impl Db, batch: u64) -> Result<u64, DbErr> {
-    let backend = db.backend();
-    let now = micros(Utc::now());
-    let batch = i64::try_from(batch).unwrap_or(i64::MAX);
-    let sql = match backend {
-        DatabaseBackend::Postgres => {
-            "DELETE FROM sessions WHERE (tenant_id, session_id) IN (SELECT tenant_id, session_id FROM sessions \
-             WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-        }
-        _ => {
-            "DELETE FROM sessions WHERE (tenant_id, session_id) IN (SELECT tenant_id, session_id FROM sessions \
-             WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2)"
-        }
-    };
-    let result = db
-        .writes()
-        .execute_raw(Statement::from_sql_and_values(backend, sql, [now.into(), batch.into()]))
-        .await?;
+    let lapsed =
+        session::Column::ExpiresAt.is_not_null().and(session::Column::ExpiresAt.lte(micros(Utc::now())));
+    let delete = super::delete_due(
+        session::Entity,
+        [session::Column::TenantId, session::Column::SessionId],
+        lapsed,
+        session::Column::ExpiresAt,
+        batch,
+    );
+    let result = db.writes().execute_raw(db.backend().build(&delete)).await?;
     Ok(result.rows_affected())
 }
 

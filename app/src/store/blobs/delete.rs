@@ -2,9 +2,15 @@
 //! switch, so a delete and a write of one key take effect one after the
 //! other. The deleted values go as a replaced one does ([`super::release`]).
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend,
+    sea_query::{Alias, Expr, ExprTrait, Query},
+};
 
-use super::{BlobKey, Head, Range, Timing, lock, release, statement};
+use super::{
+    BlobKey, Head, Timing, keys, lock, release,
+    tables::{Column, Table},
+};
 use crate::{
     db::{Conn, Db},
     error::Error,
@@ -18,8 +24,12 @@ const BATCH: u64 = 64;
 pub async fn delete(db: &Conn, blob: BlobKey<'_>, timing: Timing) -> Result<(), Error> {
     let txn = db.begin().await?;
     lock(&txn, blob).await?;
-    let sql = "DELETE FROM blobs WHERE tenant_id = $1 AND key = $2 RETURNING version, size";
-    let gone = txn.query_one_raw(statement(txn.backend(), sql, blob.values([]))).await?;
+    let delete = Query::delete()
+        .from_table(Table::Blobs)
+        .cond_where(blob.rows())
+        .returning(Query::returning().columns([Column::Version, Column::Size]))
+        .to_owned();
+    let gone = txn.query_one_raw(txn.backend().build(&delete)).await?;
     if let Some(row) = gone {
         let old = Head { version: row.try_get_by_index(0)?, size: row.try_get_by_index(1)? };
         release(&txn, blob, old, timing).await?;
@@ -40,14 +50,13 @@ pub async fn delete_prefix(db: &Conn, tenant: &str, prefix: &str, timing: Timing
         let Some(last) = keys.last().cloned() else { break };
         // Exactly the keys locked: a key written meanwhile is not among
         // them, and its write comes after this batch.
-        let listed: Vec<String> = (2..keys.len() + 2).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "DELETE FROM blobs WHERE tenant_id = $1 AND key IN ({}) RETURNING key, version, size",
-            listed.join(", ")
-        );
-        let values: Vec<Value> =
-            std::iter::once(tenant.into()).chain(keys.iter().map(|k| Value::from(k.clone()))).collect();
-        let gone = txn.query_all_raw(statement(backend, &sql, values)).await?;
+        let delete = Query::delete()
+            .from_table(Table::Blobs)
+            .and_where(Expr::col(Column::TenantId).eq(tenant))
+            .and_where(Expr::col(Column::Key).is_in(keys.iter().map(String::as_str)))
+            .returning(Query::returning().columns([Column::Key, Column::Version, Column::Size]))
+            .to_owned();
+        let gone = txn.query_all_raw(backend.build(&delete)).await?;
         for row in &gone {
             let key: String = row.try_get_by_index(0)?;
             let old = Head { version: row.try_get_by_index(1)?, size: row.try_get_by_index(2)? };
@@ -73,21 +82,19 @@ async fn lock_batch(
     after: Option<&str>,
 ) -> Result<Vec<String>, Error> {
     let backend = txn.backend();
-    let mut values: Vec<Value> = vec![tenant.into()];
-    let mut keys =
-        format!("SELECT key FROM blobs WHERE tenant_id = $1{}", Range::of(prefix).sql("key", &mut values));
-    if let Some(after) = after {
-        values.push(after.into());
-        keys.push_str(&format!(" AND key > ${}", values.len()));
-    }
-    values.push(i64::try_from(BATCH).unwrap_or(i64::MAX).into());
-    keys.push_str(&format!(" ORDER BY key LIMIT ${}", values.len()));
-    let sql = match backend {
-        DatabaseBackend::Postgres => format!(
-            "SELECT k.key, pg_advisory_xact_lock(hashtextextended($1 || '/' || k.key, 7)) FROM ({keys}) k"
-        ),
+    let keys = keys(tenant, prefix, after, BATCH);
+    let select = match backend {
+        DatabaseBackend::Postgres => {
+            let k = Alias::new("k");
+            let lock = "pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 7))";
+            Query::select()
+                .column((k.clone(), Column::Key))
+                .expr(Expr::cust_with_exprs(lock, [Expr::val(tenant), Expr::col((k.clone(), Column::Key))]))
+                .from_subquery(keys, k)
+                .to_owned()
+        }
         _ => keys,
     };
-    let rows = txn.writes().query_all_raw(statement(backend, &sql, values)).await?;
+    let rows = txn.writes().query_all_raw(backend.build(&select)).await?;
     Ok(rows.iter().map(|r| r.try_get_by_index::<String>(0)).collect::<Result<_, _>>()?)
 }

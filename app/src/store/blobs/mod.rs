@@ -18,12 +18,17 @@ mod delete;
 mod read;
 pub mod reclaim;
 mod search;
+mod tables;
 mod write;
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DbErr, Statement, Value,
+    sea_query::{Alias, Condition, Expr, ExprTrait, Func, IntoColumnRef, OnConflict, Order, Query},
+};
 
+use self::tables::{Column, Table, database_now, postgres, sqlite};
 pub use self::{
     delete::{delete, delete_prefix},
     read::{Opened, chunk, open},
@@ -124,7 +129,8 @@ pub struct BlobKey<'a> {
 }
 
 impl BlobKey<'_> {
-    /// The key's values, then `more`, as statement values `$1, $2, …`.
+    /// The key's values, then `more`: placeholders 1, 2, … of a statement
+    /// written in an engine's own SQL.
     fn values(&self, more: impl IntoIterator<Item = Value>) -> Vec<Value> {
         let mut values = vec![self.tenant.into(), self.key.into()];
         values.extend(more);
@@ -132,27 +138,9 @@ impl BlobKey<'_> {
     }
 }
 
-/// SQL written with `$1`-style parameters, as the backend wants it
-/// (SQLite reads `?1` as "parameter 1").
-fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
-    match backend {
-        DatabaseBackend::Postgres => Statement::from_sql_and_values(backend, sql, values),
-        _ => Statement::from_sql_and_values(backend, sql.replace('$', "?"), values),
-    }
-}
-
-async fn execute(db: &impl Db, sql: &str, values: Vec<Value>) -> Result<u64, DbErr> {
-    let done = db.writes().execute_raw(statement(db.backend(), sql, values)).await?;
-    Ok(done.rows_affected())
-}
-
-/// The database's clock in microseconds since the epoch, as SQL: every
-/// age of a chunk is judged by it, never by a replica's clock.
-fn database_now(backend: DatabaseBackend) -> &'static str {
-    match backend {
-        DatabaseBackend::Postgres => "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
-        _ => "CAST(unixepoch('subsec') * 1000000 AS INTEGER)",
-    }
+/// Runs a write; how many rows it changed.
+async fn execute(db: &impl Db, statement: Statement) -> Result<u64, DbErr> {
+    Ok(db.writes().execute_raw(statement).await?.rows_affected())
 }
 
 /// The key's current version and size, if it exists.
@@ -161,8 +149,12 @@ pub async fn head(db: &impl Db, blob: BlobKey<'_>) -> Result<Option<Head>, Error
 }
 
 async fn read_head(db: &impl Db, blob: BlobKey<'_>) -> Result<Option<Head>, DbErr> {
-    let sql = "SELECT version, size FROM blobs WHERE tenant_id = $1 AND key = $2";
-    let row = db.reads().query_one_raw(statement(db.backend(), sql, blob.values([]))).await?;
+    let select = Query::select()
+        .columns([Column::Version, Column::Size])
+        .from(Table::Blobs)
+        .cond_where(blob.rows())
+        .to_owned();
+    let row = db.reads().query_one_raw(db.backend().build(&select)).await?;
     row.map(|row| Ok(Head { version: row.try_get_by_index(0)?, size: row.try_get_by_index(1)? })).transpose()
 }
 
@@ -171,7 +163,7 @@ async fn read_head(db: &impl Db, blob: BlobKey<'_>) -> Result<Option<Head>, DbEr
 async fn lock(txn: &impl Db, blob: BlobKey<'_>) -> Result<(), DbErr> {
     if txn.backend() == DatabaseBackend::Postgres {
         let sql = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 7))";
-        txn.writes().query_all_raw(statement(DatabaseBackend::Postgres, sql, blob.values([]))).await?;
+        txn.writes().query_all_raw(postgres(sql, blob.values([]))).await?;
     }
     Ok(())
 }
@@ -186,16 +178,16 @@ async fn drop_version(db: &impl Db, blob: BlobKey<'_>, version: i64) -> Result<u
             let sql = "WITH words AS (DELETE FROM blob_text WHERE tenant_id = $1 AND key = $2 AND version = $3) \
                        DELETE FROM blob_chunks WHERE tenant_id = $1 AND key = $2 AND version = $3 \
                        RETURNING octet_length(data)::bigint";
-            db.writes().query_all_raw(statement(backend, sql, values())).await?
+            db.writes().query_all_raw(postgres(sql, values())).await?
         }
         _ => {
-            let rows = "SELECT id FROM blob_text WHERE tenant_id = $1 AND key = $2 AND version = $3";
-            execute(db, &format!("DELETE FROM blob_words WHERE rowid IN ({rows})"), values()).await?;
-            execute(db, "DELETE FROM blob_text WHERE tenant_id = $1 AND key = $2 AND version = $3", values())
-                .await?;
-            let sql = "DELETE FROM blob_chunks WHERE tenant_id = $1 AND key = $2 AND version = $3 \
+            let rows = "SELECT id FROM blob_text WHERE tenant_id = ?1 AND key = ?2 AND version = ?3";
+            execute(db, sqlite(&format!("DELETE FROM blob_words WHERE rowid IN ({rows})"), values())).await?;
+            let sql = "DELETE FROM blob_text WHERE tenant_id = ?1 AND key = ?2 AND version = ?3";
+            execute(db, sqlite(sql, values())).await?;
+            let sql = "DELETE FROM blob_chunks WHERE tenant_id = ?1 AND key = ?2 AND version = ?3 \
                        RETURNING length(data)";
-            db.writes().query_all_raw(statement(backend, sql, values())).await?
+            db.writes().query_all_raw(sqlite(sql, values())).await?
         }
     };
     sizes
@@ -212,17 +204,28 @@ async fn list_garbage(
     grace_micros: i64,
 ) -> Result<u64, DbErr> {
     let backend = db.backend();
-    let later = match backend {
-        DatabaseBackend::Postgres => "GREATEST",
-        _ => "MAX",
-    };
-    let sql = format!(
-        "INSERT INTO blob_garbage (tenant_id, key, version, reclaim_after) \
-         VALUES ($1, $2, $3, {} + $4) ON CONFLICT (tenant_id, key, version) \
-         DO UPDATE SET reclaim_after = {later}(blob_garbage.reclaim_after, excluded.reclaim_after)",
-        database_now(backend)
-    );
-    execute(db, &sql, blob.values([version.into(), grace_micros.into()])).await
+    let excluded = Alias::new("excluded");
+    let later = Func::greatest([
+        Expr::col((Table::BlobGarbage, Column::ReclaimAfter)),
+        Expr::col((excluded, Column::ReclaimAfter)),
+    ]);
+    let insert = Query::insert()
+        .into_table(Table::BlobGarbage)
+        .columns([Column::TenantId, Column::Key, Column::Version, Column::ReclaimAfter])
+        .values([
+            Expr::val(blob.tenant),
+            Expr::val(blob.key),
+            Expr::val(version),
+            database_now(backend).add(grace_micros),
+        ])
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .on_conflict(
+            OnConflict::columns([Column::TenantId, Column::Key, Column::Version])
+                .value(Column::ReclaimAfter, later)
+                .to_owned(),
+        )
+        .to_owned();
+    execute(db, backend.build(&insert)).await
 }
 
 /// Lets go of a version the key no longer points at, within the
@@ -260,13 +263,24 @@ impl Range {
         Self { from: prefix.to_owned(), to }
     }
 
-    /// `AND key >= $n AND key < $n+1`, its values appended to `values`.
-    fn sql(&self, column: &str, values: &mut Vec<Value>) -> String {
+    /// `column` within the range.
+    fn condition(&self, column: impl IntoColumnRef + Copy) -> Condition {
+        let within = Condition::all().add(Expr::col(column).gte(self.from.as_str()));
+        match &self.to {
+            Some(to) => within.add(Expr::col(column).lt(to.as_str())),
+            None => within,
+        }
+    }
+
+    /// ` AND column >= ·n AND column < ·n+1` for a statement in an engine's
+    /// own SQL whose placeholders are `mark` (`$` or `?`) and a number; the
+    /// values are appended to `values`.
+    fn sql(&self, column: &str, values: &mut Vec<Value>, mark: char) -> String {
         values.push(self.from.clone().into());
-        let mut sql = format!(" AND {column} >= ${}", values.len());
+        let mut sql = format!(" AND {column} >= {mark}{}", values.len());
         if let Some(to) = &self.to {
             values.push(to.clone().into());
-            sql.push_str(&format!(" AND {column} < ${}", values.len()));
+            sql.push_str(&format!(" AND {column} < {mark}{}", values.len()));
         }
         sql
     }
@@ -281,21 +295,29 @@ pub async fn list(
     start_after: Option<&str>,
     limit: u64,
 ) -> Result<(Vec<String>, Option<String>), Error> {
-    let mut values: Vec<Value> = vec![tenant.into()];
-    let mut sql = String::from("SELECT key FROM blobs WHERE tenant_id = $1");
-    sql.push_str(&Range::of(prefix).sql("key", &mut values));
-    if let Some(after) = start_after {
-        values.push(after.into());
-        sql.push_str(&format!(" AND key > ${}", values.len()));
-    }
-    values.push(i64::try_from(limit + 1).unwrap_or(i64::MAX).into());
-    sql.push_str(&format!(" ORDER BY key LIMIT ${}", values.len()));
-    let rows = db.reads().query_all_raw(statement(db.backend(), &sql, values)).await?;
+    let rows =
+        db.reads().query_all_raw(db.backend().build(&keys(tenant, prefix, start_after, limit + 1))).await?;
     let mut keys = rows.iter().map(|r| r.try_get_by_index::<String>(0)).collect::<Result<Vec<_>, _>>()?;
     let more = keys.len() as u64 > limit;
     keys.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next = if more { keys.last().cloned() } else { None };
     Ok((keys, next))
+}
+
+/// `SELECT key FROM blobs`: up to `limit` of the tenant's keys with
+/// `prefix` after `after`, ascending.
+fn keys(tenant: &str, prefix: &str, after: Option<&str>, limit: u64) -> sea_orm::sea_query::SelectStatement {
+    let mut select = Query::select();
+    select
+        .column(Column::Key)
+        .from(Table::Blobs)
+        .and_where(Expr::col(Column::TenantId).eq(tenant))
+        .cond_where(Range::of(prefix).condition(Column::Key));
+    if let Some(after) = after {
+        select.and_where(Expr::col(Column::Key).gt(after));
+    }
+    select.order_by(Column::Key, Order::Asc).limit(limit);
+    select
 }
 
 #[cfg(test)]

@@ -5,9 +5,15 @@
 //! always finds them.
 
 use bytes::Bytes;
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{
+    ConnectionTrait, DbErr,
+    sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Query},
+};
 
-use super::{BlobKey, Head, statement};
+use super::{
+    BlobKey, Head,
+    tables::{Column, Table},
+};
 use crate::{db::Db, error::Error};
 
 /// A value found: its head and its first chunk (empty for an empty value).
@@ -19,10 +25,22 @@ pub struct Opened {
 
 /// The key's head and first chunk, read together, if it exists.
 pub async fn open(db: &impl Db, blob: BlobKey<'_>) -> Result<Option<Opened>, Error> {
-    let sql = "SELECT b.version, b.size, c.data FROM blobs b LEFT JOIN blob_chunks c \
-               ON c.tenant_id = b.tenant_id AND c.key = b.key AND c.version = b.version AND c.seq = 0 \
-               WHERE b.tenant_id = $1 AND b.key = $2";
-    let Some(row) = db.reads().query_one_raw(statement(db.backend(), sql, blob.values([]))).await? else {
+    let (b, c) = (Alias::new("b"), Alias::new("c"));
+    let same = |column: Column| Expr::col((c.clone(), column)).equals((b.clone(), column));
+    let first_chunk = Condition::all()
+        .add(same(Column::TenantId))
+        .add(same(Column::Key))
+        .add(same(Column::Version))
+        .add(Expr::col((c.clone(), Column::Seq)).eq(0));
+    let select = Query::select()
+        .columns([(b.clone(), Column::Version), (b.clone(), Column::Size)])
+        .column((c.clone(), Column::Data))
+        .from_as(Table::Blobs, b.clone())
+        .join_as(JoinType::LeftJoin, Table::BlobChunks, c, first_chunk)
+        .and_where(Expr::col((b.clone(), Column::TenantId)).eq(blob.tenant))
+        .and_where(Expr::col((b, Column::Key)).eq(blob.key))
+        .to_owned();
+    let Some(row) = db.reads().query_one_raw(db.backend().build(&select)).await? else {
         return Ok(None);
     };
     let head = Head { version: row.try_get_by_index(0)?, size: row.try_get_by_index(1)? };
@@ -42,11 +60,12 @@ pub async fn open(db: &impl Db, blob: BlobKey<'_>) -> Result<Option<Opened>, Err
 /// Chunk `seq` of `version`; `None` if it is not there (a read that took
 /// longer than the transfer bound, or a damaged value).
 pub async fn chunk(db: &impl Db, blob: BlobKey<'_>, version: i64, seq: i32) -> Result<Option<Bytes>, Error> {
-    let sql = "SELECT data FROM blob_chunks WHERE tenant_id = $1 AND key = $2 AND version = $3 AND seq = $4";
-    let row = db
-        .reads()
-        .query_one_raw(statement(db.backend(), sql, blob.values([version.into(), seq.into()])))
-        .await?;
+    let select = Query::select()
+        .column(Column::Data)
+        .from(Table::BlobChunks)
+        .cond_where(blob.rows_of(version).add(Expr::col(Column::Seq).eq(seq)))
+        .to_owned();
+    let row = db.reads().query_one_raw(db.backend().build(&select)).await?;
     Ok(row
         .map(|row| row.try_get_by_index::<Vec<u8>>(0))
         .transpose()

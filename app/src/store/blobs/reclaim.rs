@@ -3,9 +3,15 @@
 //! database's clock (uploads given up or cut off by a crash, values
 //! replaced or deleted), a bounded batch per short transaction.
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr};
+use sea_orm::{
+    ConnectionTrait, DbErr,
+    sea_query::{Expr, ExprTrait, Query},
+};
 
-use super::{BlobKey, database_now, drop_version, read_head, statement};
+use super::{
+    BlobKey, drop_version, read_head,
+    tables::{Column, Table, database_now},
+};
 use crate::db::{Conn, Db};
 
 /// Listed versions reclaimed per transaction.
@@ -28,15 +34,12 @@ pub struct Reclaimed {
 pub async fn reclaim(db: &Conn) -> Result<Reclaimed, DbErr> {
     let txn = db.begin().await?;
     let backend = txn.backend();
-    let skip_locked = if backend == DatabaseBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-    let sql = format!(
-        "DELETE FROM blob_garbage WHERE (tenant_id, key, version) IN (SELECT tenant_id, key, version \
-         FROM blob_garbage WHERE reclaim_after <= {} ORDER BY reclaim_after LIMIT $1{skip_locked}) \
-         RETURNING tenant_id, key, version",
-        database_now(backend)
-    );
-    let batch = i64::try_from(BATCH).unwrap_or(i64::MAX);
-    let due = txn.query_all_raw(statement(backend, &sql, vec![batch.into()])).await?;
+    let listing = [Column::TenantId, Column::Key, Column::Version];
+    let due = Expr::col(Column::ReclaimAfter).lte(database_now(backend));
+    let delete = crate::store::delete_due(Table::BlobGarbage, listing, due, Column::ReclaimAfter, BATCH)
+        .returning(Query::returning().columns(listing))
+        .to_owned();
+    let due = txn.query_all_raw(backend.build(&delete)).await?;
     let mut reclaimed = Reclaimed::default();
     for row in due {
         let (tenant, key): (String, String) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);

@@ -17,7 +17,10 @@ use std::collections::HashMap;
 use entity::search_text;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Value};
 
-use super::{Range, statement};
+use super::{
+    Range,
+    tables::{postgres, sqlite},
+};
 use crate::{db::Db, error::Error};
 
 /// Words of a search query that count; the rest are ignored.
@@ -48,42 +51,44 @@ pub async fn search(
     let backend = db.backend();
     let mut values: Vec<Value> = vec![tenant.into()];
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let sql = match backend {
+    let statement = match backend {
         DatabaseBackend::Postgres => {
             let any: Vec<String> = terms.iter().map(|t| lexeme(t)).collect();
             values.push(any.join(" | ").into());
-            let range = Range::of(prefix).sql("t.key", &mut values);
+            let range = Range::of(prefix).sql("t.key", &mut values, '$');
             values.push(limit.into());
-            format!(
+            let sql = format!(
                 "SELECT t.key, sum(ts_rank(t.words, q))::float8 AS score FROM blob_text t \
                  JOIN blobs b ON b.tenant_id = t.tenant_id AND b.key = t.key AND b.version = t.version, \
                  CAST($2 AS tsquery) AS q \
                  WHERE t.tenant_id = $1 AND t.words @@ q{range} \
                  GROUP BY t.key ORDER BY score DESC, t.key LIMIT ${}",
                 values.len()
-            )
+            );
+            postgres(&sql, values)
         }
         _ => {
             let first = values.len() + 1;
             values.extend(terms.into_iter().map(Value::from));
-            let placeholders: Vec<String> = (first..=values.len()).map(|n| format!("${n}")).collect();
-            let range = Range::of(prefix).sql("t.key", &mut values);
+            let placeholders: Vec<String> = (first..=values.len()).map(|n| format!("?{n}")).collect();
+            let range = Range::of(prefix).sql("t.key", &mut values, '?');
             values.push(limit.into());
             // A plain SELECT (no CTE), so it runs on the read pool.
-            format!(
+            let sql = format!(
                 "SELECT key, sum(n * 2.2 / (n + 1.2)) AS score FROM \
                  (SELECT t.key AS key, sum(hits.n) AS n FROM \
                  (SELECT doc, term, count(*) AS n FROM blob_word_instances WHERE term IN ({}) GROUP BY doc, term) hits \
                  JOIN blob_text t ON t.id = hits.doc \
                  JOIN blobs b ON b.tenant_id = t.tenant_id AND b.key = t.key AND b.version = t.version \
-                 WHERE t.tenant_id = $1{range} GROUP BY t.key, hits.term) \
-                 GROUP BY key ORDER BY score DESC, key LIMIT ${}",
+                 WHERE t.tenant_id = ?1{range} GROUP BY t.key, hits.term) \
+                 GROUP BY key ORDER BY score DESC, key LIMIT ?{}",
                 placeholders.join(", "),
                 values.len()
-            )
+            );
+            sqlite(&sql, values)
         }
     };
-    let rows = db.reads().query_all_raw(statement(backend, &sql, values)).await?;
+    let rows = db.reads().query_all_raw(statement).await?;
     rows.iter()
         .map(|r| Ok(Hit { key: r.try_get_by_index(0)?, score: r.try_get_by_index(1)? }))
         .collect::<Result<_, DbErr>>()

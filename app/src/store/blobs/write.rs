@@ -11,12 +11,16 @@ use std::{pin::Pin, time::Duration};
 use bytes::{Bytes, BytesMut};
 use entity::search_text::{self, Indexer};
 use futures::{Stream, StreamExt};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DbErr,
+    sea_query::{Asterisk, Expr, Func, OnConflict, Query},
+};
 use tokio::time::Instant;
 
 use super::{
     BlobKey, CHUNK_BYTES, Head, Precondition, Timing, drop_version, execute, list_garbage, lock, release,
-    stale, statement,
+    stale,
+    tables::{Column, Table, postgres, sqlite},
 };
 use crate::{
     db::{Conn, Db},
@@ -241,14 +245,17 @@ async fn switch(
     }
     match content {
         Content::Uploaded => {
-            let claim = "DELETE FROM blob_garbage WHERE tenant_id = $1 AND key = $2 AND version = $3";
-            if execute(&txn, claim, blob.values([head.version.into()])).await? == 0 {
+            if execute(&txn, unlist(&txn, blob, head.version)).await? == 0 {
                 return Err(given_up());
             }
             // Every chunk is there (a replica of the earlier release, during
             // a rolling upgrade, deletes all of a key's chunks).
-            let sql = "SELECT COUNT(*) FROM blob_chunks WHERE tenant_id = $1 AND key = $2 AND version = $3";
-            let row = txn.query_one_raw(statement(txn.backend(), sql, blob.values([head.version.into()])));
+            let count = Query::select()
+                .expr(Func::count(Expr::col(Asterisk)))
+                .from(Table::BlobChunks)
+                .cond_where(blob.rows_of(head.version))
+                .to_owned();
+            let row = txn.query_one_raw(txn.backend().build(&count));
             let stored: i64 = row.await?.map(|r| r.try_get_by_index(0)).transpose()?.unwrap_or(0);
             if stored != i64::from(head.chunks()) {
                 return Err(given_up());
@@ -331,31 +338,31 @@ async fn store(
             }
             let mut values = chunk;
             values.extend([words.first.into(), literals.into()]);
-            let row = db.writes().query_one_raw(statement(backend, &sql, values)).await?;
+            let row = db.writes().query_one_raw(postgres(&sql, values)).await?;
             Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) > 0)
         }
         _ => {
             let guard = if listed {
-                "WHERE EXISTS (SELECT 1 FROM blob_garbage WHERE tenant_id = $1 AND key = $2 AND version = $3)"
+                "WHERE EXISTS (SELECT 1 FROM blob_garbage WHERE tenant_id = ?1 AND key = ?2 AND version = ?3)"
             } else {
                 ""
             };
             let sql = format!(
-                "INSERT INTO blob_chunks (tenant_id, key, version, seq, data) SELECT $1, $2, $3, $4, $5 {guard}"
+                "INSERT INTO blob_chunks (tenant_id, key, version, seq, data) SELECT ?1, ?2, ?3, ?4, ?5 {guard}"
             );
-            if execute(db, &sql, chunk).await? == 0 {
+            if execute(db, sqlite(&sql, chunk)).await? == 0 {
                 return Ok(false);
             }
             let prefix = search_text::tenant_prefix(blob.tenant);
             for (n, segment) in (words.first..).zip(words.words) {
                 let row = blob.values([version.into(), n.into()]);
-                let sql = "INSERT INTO blob_text (tenant_id, key, version, seq) VALUES ($1, $2, $3, $4)";
-                execute(db, sql, row.clone()).await?;
-                let sql = "INSERT INTO blob_words (rowid, words) SELECT id, $5 FROM blob_text \
-                           WHERE tenant_id = $1 AND key = $2 AND version = $3 AND seq = $4";
+                let sql = "INSERT INTO blob_text (tenant_id, key, version, seq) VALUES (?1, ?2, ?3, ?4)";
+                execute(db, sqlite(sql, row.clone())).await?;
+                let sql = "INSERT INTO blob_words (rowid, words) SELECT id, ?5 FROM blob_text \
+                           WHERE tenant_id = ?1 AND key = ?2 AND version = ?3 AND seq = ?4";
                 let mut values = row;
                 values.push(search_text::tenant_terms(&prefix, &segment).into());
-                execute(db, sql, values).await?;
+                execute(db, sqlite(sql, values)).await?;
             }
             Ok(true)
         }
@@ -364,15 +371,22 @@ async fn store(
 
 /// Points the key at `head`.
 async fn point(txn: &impl Db, blob: BlobKey<'_>, head: Head) -> Result<(), DbErr> {
-    // PostgreSQL's `search` is the earlier index's column, written only by
-    // replicas of the earlier version during a rolling upgrade.
-    let clear_earlier_index = if txn.backend() == DatabaseBackend::Postgres { ", search = NULL" } else { "" };
-    let sql = format!(
-        "INSERT INTO blobs (tenant_id, key, version, size, updated_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (tenant_id, key) DO UPDATE SET version = excluded.version, size = excluded.size, \
-         updated_at = excluded.updated_at{clear_earlier_index}"
-    );
-    execute(txn, &sql, blob.values([head.version.into(), head.size.into(), now().into()])).await?;
+    let backend = txn.backend();
+    let mut on_conflict = OnConflict::columns([Column::TenantId, Column::Key]);
+    on_conflict.update_columns([Column::Version, Column::Size, Column::UpdatedAt]);
+    if backend == DatabaseBackend::Postgres {
+        // `search` is the earlier index's column, written only by replicas
+        // of the earlier version during a rolling upgrade.
+        on_conflict.value(Column::Search, Expr::cust("NULL"));
+    }
+    let insert = Query::insert()
+        .into_table(Table::Blobs)
+        .columns([Column::TenantId, Column::Key, Column::Version, Column::Size, Column::UpdatedAt])
+        .values(blob.values([head.version.into(), head.size.into(), now().into()]).into_iter().map(Expr::val))
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .on_conflict(on_conflict)
+        .to_owned();
+    execute(txn, backend.build(&insert)).await?;
     Ok(())
 }
 
@@ -382,8 +396,7 @@ async fn point(txn: &impl Db, blob: BlobKey<'_>, head: Head) -> Result<(), DbErr
 async fn abandon(db: &Conn, blob: BlobKey<'_>, version: i64) {
     let removed = async {
         let txn = db.begin().await?;
-        let unlist = "DELETE FROM blob_garbage WHERE tenant_id = $1 AND key = $2 AND version = $3";
-        if execute(&txn, unlist, blob.values([version.into()])).await? > 0 {
+        if execute(&txn, unlist(&txn, blob, version)).await? > 0 {
             drop_version(&txn, blob, version).await?;
         }
         txn.commit().await
@@ -391,4 +404,10 @@ async fn abandon(db: &Conn, blob: BlobKey<'_>, version: i64) {
     if let Err(err) = removed.await {
         tracing::warn!(error = %err, "could not remove the chunks of a failed blob write; the sweeper will");
     }
+}
+
+/// Takes `version` of the key off the garbage list.
+fn unlist(db: &impl Db, blob: BlobKey<'_>, version: i64) -> sea_orm::Statement {
+    db.backend()
+        .build(&Query::delete().from_table(Table::BlobGarbage).cond_where(blob.rows_of(version)).to_owned())
 }
