@@ -1,6 +1,7 @@
 //! The database connection: pool set-up per backend, migrations under a
 //! lock, and the probes behind the health endpoints.
 
+pub mod clock;
 mod conn;
 mod failure;
 pub mod groups;

@@ -4,8 +4,8 @@
 //! kind only says which of its columns play which part.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, IntoActiveModel, Iterable, QueryFilter,
-    QuerySelect, QueryTrait, Value,
+    ActiveModelTrait, ColumnTrait, DatabaseBackend, EntityTrait, FromQueryResult, IntoActiveModel, Iterable,
+    QueryFilter, QuerySelect, QueryTrait, Value,
     sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement},
 };
 
@@ -64,12 +64,12 @@ fn not_found<E: SessionChild>(key: ChildKey<'_>) -> Error {
     Error::NotFound(format!("{} `{}` not found in session `{}`", E::NOUN, key.id, key.session_id))
 }
 
-fn by_key<E: SessionChild, Q: QueryFilter>(query: Q, key: ChildKey<'_>) -> Q {
+fn by_key<E: SessionChild, Q: QueryFilter>(backend: DatabaseBackend, query: Q, key: ChildKey<'_>) -> Q {
     query
         .filter(E::TENANT_ID.eq(key.tenant))
         .filter(E::SESSION_ID.eq(key.session_id))
         .filter(E::ID.eq(key.id))
-        .filter(retention::alive(key.tenant, key.session_id))
+        .filter(retention::alive(backend, key.tenant, key.session_id))
 }
 
 /// Inserts `row` and returns it; 404 when the session is missing (or has
@@ -90,7 +90,7 @@ where
         E::default(),
         columns,
         vec![values],
-        retention::alive(key.tenant, key.session_id),
+        retention::alive(db.backend(), key.tenant, key.session_id),
     )
     .map_err(|e| {
         tracing::error!(error = %e, "building an insert");
@@ -114,12 +114,12 @@ where
 
 /// Reads one row.
 pub async fn get<E: SessionChild>(db: &impl Db, key: ChildKey<'_>) -> Result<E::Model, Error> {
-    by_key::<E, _>(E::find(), key).one(&db.reads()).await?.ok_or_else(|| not_found::<E>(key))
+    by_key::<E, _>(db.backend(), E::find(), key).one(&db.reads()).await?.ok_or_else(|| not_found::<E>(key))
 }
 
 /// `Err(NotFound)` unless the row exists, reading nothing else of it.
 pub async fn ensure_exists<E: SessionChild>(db: &impl Db, key: ChildKey<'_>) -> Result<(), Error> {
-    let found = by_key::<E, _>(E::find(), key)
+    let found = by_key::<E, _>(db.backend(), E::find(), key)
         .select_only()
         .column(E::ID)
         .into_tuple::<String>()
@@ -136,7 +136,7 @@ pub async fn update<E: SessionChild>(
     expected: Expected<'_>,
     changes: Vec<(E::Column, Value)>,
 ) -> Result<E::Model, Error> {
-    let mut update = by_key::<E, _>(E::update_many(), key)
+    let mut update = by_key::<E, _>(db.backend(), E::update_many(), key)
         .col_expr(E::VERSION, Expr::col(E::VERSION).add(1))
         .col_expr(E::UPDATED_AT, Expr::value(now()));
     if let Some(versions) = expected {
@@ -155,7 +155,7 @@ pub async fn update<E: SessionChild>(
 
 /// Deletes one row (and, through the foreign keys, what hangs below it).
 pub async fn delete<E: SessionChild>(db: &impl Db, key: ChildKey<'_>) -> Result<(), Error> {
-    let deleted = by_key::<E, _>(E::delete_many(), key).exec(&db.writes()).await?;
+    let deleted = by_key::<E, _>(db.backend(), E::delete_many(), key).exec(&db.writes()).await?;
     if deleted.rows_affected == 0 {
         return Err(not_found::<E>(key));
     }
@@ -176,13 +176,13 @@ pub async fn list<E: SessionChild>(
         .from(E::default())
         .and_where(E::TENANT_ID.eq(tenant))
         .and_where(E::SESSION_ID.eq(session_id))
-        .and_where(retention::alive(tenant, session_id))
+        .and_where(retention::alive(db.backend(), tenant, session_id))
         .to_owned();
     let page = listing::Listing {
         select: E::find()
             .filter(E::TENANT_ID.eq(tenant))
             .filter(E::SESSION_ID.eq(session_id))
-            .filter(retention::alive(tenant, session_id)),
+            .filter(retention::alive(db.backend(), tenant, session_id)),
         order: vec![(E::CREATED_AT, Order::Asc), (E::ID, Order::Asc)],
         payload: E::PAYLOAD.to_vec(),
         offset,

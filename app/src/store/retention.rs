@@ -8,11 +8,11 @@
 use chrono::{DateTime, Utc};
 use entity::session;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr,
     sea_query::{Alias, Expr, ExprTrait, InsertStatement, Query, SelectStatement, SimpleExpr},
 };
 
-use crate::db::Db;
+use crate::db::{Db, clock::now_micros};
 
 use crate::domain::MAX_TTL_SECONDS;
 
@@ -31,22 +31,29 @@ pub fn stored_ttl(ttl_seconds: u64) -> Option<i64> {
     i64::try_from(Ord::min(ttl_seconds, MAX_TTL_SECONDS)).ok().filter(|ttl| *ttl > 0)
 }
 
-/// `expires_at` of a row of `sessions` has not passed.
-pub fn unexpired() -> Condition {
-    let now = micros(Utc::now());
-    Condition::any().add(session::Column::ExpiresAt.is_null()).add(session::Column::ExpiresAt.gt(now))
+/// `expires_at` of a row of `sessions` has not passed by the database's
+/// clock.
+pub fn unexpired(backend: DatabaseBackend) -> Condition {
+    let expires_at = Expr::col((session::Entity, session::Column::ExpiresAt));
+    Condition::any().add(expires_at.clone().is_null()).add(expires_at.gt(now_micros(backend)))
+}
+
+/// `expires_at` of a row of `sessions` has passed by the database's clock.
+fn lapsed(backend: DatabaseBackend) -> Condition {
+    let expires_at = Expr::col((session::Entity, session::Column::ExpiresAt));
+    Condition::all().add(expires_at.clone().is_not_null()).add(expires_at.lte(now_micros(backend)))
 }
 
 /// The session `(tenant, session_id)` exists and has not lapsed: the
 /// condition every statement on rows under a session carries.
-pub fn alive(tenant: &str, session_id: &str) -> SimpleExpr {
+pub fn alive(backend: DatabaseBackend, tenant: &str, session_id: &str) -> SimpleExpr {
     Expr::exists(
         Query::select()
             .expr(Expr::val(1))
             .from(session::Entity)
             .and_where(Expr::col((session::Entity, session::Column::TenantId)).eq(tenant))
             .and_where(Expr::col((session::Entity, session::Column::SessionId)).eq(session_id))
-            .cond_where(unexpired())
+            .cond_where(unexpired(backend))
             .to_owned(),
     )
 }
@@ -82,12 +89,10 @@ pub fn insert_alive(
 /// how many. Replicas sweeping at once skip each other's rows on
 /// PostgreSQL (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
 pub async fn sweep(db: &impl Db, batch: u64) -> Result<u64, DbErr> {
-    let lapsed =
-        session::Column::ExpiresAt.is_not_null().and(session::Column::ExpiresAt.lte(micros(Utc::now())));
     let delete = super::delete_due(
         session::Entity,
         [session::Column::TenantId, session::Column::SessionId],
-        lapsed,
+        lapsed(db.backend()).into(),
         session::Column::ExpiresAt,
         batch,
     );
@@ -99,13 +104,10 @@ pub async fn sweep(db: &impl Db, batch: u64) -> Result<u64, DbErr> {
 /// new session may take its id before the sweeper comes; whether it did.
 pub async fn purge_lapsed(db: &impl Db, tenant: &str, session_id: &str) -> Result<bool, DbErr> {
     use sea_orm::{EntityTrait, QueryFilter};
-    let lapsed = Condition::all()
-        .add(session::Column::ExpiresAt.is_not_null())
-        .add(session::Column::ExpiresAt.lte(micros(Utc::now())));
     let deleted = session::Entity::delete_many()
         .filter(session::Column::TenantId.eq(tenant))
         .filter(session::Column::SessionId.eq(session_id))
-        .filter(lapsed)
+        .filter(lapsed(db.backend()))
         .exec(&db.writes())
         .await?;
     Ok(deleted.rows_affected > 0)

@@ -81,7 +81,7 @@ pub async fn create(db: &impl Db, tenant: &str, new: NewSession) -> Result<Model
 /// Reads one session.
 pub async fn get(db: &impl Db, tenant: &str, session_id: &str) -> Result<Model, Error> {
     Entity::find_by_id((tenant.to_owned(), session_id.to_owned()))
-        .filter(unexpired())
+        .filter(unexpired(db.backend()))
         .one(&db.reads())
         .await?
         .ok_or_else(|| not_found(session_id))
@@ -109,7 +109,7 @@ pub async fn update(
         .col_expr(Column::ExpiresAt, expires_at)
         .filter(Column::TenantId.eq(tenant))
         .filter(Column::SessionId.eq(session_id))
-        .filter(unexpired());
+        .filter(unexpired(db.backend()));
     if let Some(ttl) = new_ttl {
         update = update.col_expr(Column::TtlSeconds, Expr::value(ttl));
     }
@@ -135,7 +135,7 @@ pub async fn delete(db: &impl Db, tenant: &str, session_id: &str) -> Result<(), 
     let deleted = Entity::delete_many()
         .filter(Column::TenantId.eq(tenant))
         .filter(Column::SessionId.eq(session_id))
-        .filter(unexpired())
+        .filter(unexpired(db.backend()))
         .exec(&db.writes())
         .await?;
     if deleted.rows_affected == 0 {
@@ -150,10 +150,10 @@ pub async fn list(db: &Conn, tenant: &str, offset: u64, limit: u64) -> Result<li
         .expr(Func::count(Expr::col(Column::SessionId)))
         .from(Entity)
         .and_where(Column::TenantId.eq(tenant))
-        .cond_where(unexpired())
+        .cond_where(unexpired(db.backend()))
         .to_owned();
     let page = listing::Listing {
-        select: Entity::find().filter(Column::TenantId.eq(tenant)).filter(unexpired()),
+        select: Entity::find().filter(Column::TenantId.eq(tenant)).filter(unexpired(db.backend())),
         order: vec![(Column::CreatedAt, Order::Desc), (Column::SessionId, Order::Desc)],
         payload: vec![Column::Metadata],
         offset,
@@ -169,7 +169,7 @@ pub async fn list(db: &Conn, tenant: &str, offset: u64, limit: u64) -> Result<li
 /// `Err(NotFound)` unless the session exists (for the rare empty-page path).
 pub(super) async fn ensure_exists(db: &impl Db, tenant: &str, session_id: &str) -> Result<(), Error> {
     Entity::find_by_id((tenant.to_owned(), session_id.to_owned()))
-        .filter(unexpired())
+        .filter(unexpired(db.backend()))
         .select_only()
         .column(Column::SessionId)
         .into_tuple::<String>()

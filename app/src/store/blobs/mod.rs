@@ -28,14 +28,17 @@ use sea_orm::{
     sea_query::{Alias, Condition, Expr, ExprTrait, Func, IntoColumnRef, OnConflict, Order, Query},
 };
 
-use self::tables::{Column, Table, database_now, postgres, sqlite};
+use self::tables::{Column, Table, postgres, sqlite};
 pub use self::{
     delete::{delete, delete_prefix},
     read::{Opened, chunk, open},
     search::search,
     write::{WriteLimits, write},
 };
-use crate::{db::Db, error::Error};
+use crate::{
+    db::{Db, clock::now_micros},
+    error::Error,
+};
 
 /// A value is stored in pieces of this size (the last one shorter).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
@@ -216,7 +219,7 @@ async fn list_garbage(
             Expr::val(blob.tenant),
             Expr::val(blob.key),
             Expr::val(version),
-            database_now(backend).add(grace_micros),
+            now_micros(backend).add(grace_micros),
         ])
         .map_err(|e| DbErr::Custom(e.to_string()))?
         .on_conflict(

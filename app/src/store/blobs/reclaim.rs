@@ -10,9 +10,9 @@ use sea_orm::{
 
 use super::{
     BlobKey, drop_version, read_head,
-    tables::{Column, Table, database_now},
+    tables::{Column, Table},
 };
-use crate::db::{Conn, Db};
+use crate::db::{Conn, Db, clock::now_micros};
 
 /// Listed versions reclaimed per transaction.
 pub const BATCH: u64 = 16;
@@ -35,7 +35,7 @@ pub async fn reclaim(db: &Conn) -> Result<Reclaimed, DbErr> {
     let txn = db.begin().await?;
     let backend = txn.backend();
     let listing = [Column::TenantId, Column::Key, Column::Version];
-    let due = Expr::col(Column::ReclaimAfter).lte(database_now(backend));
+    let due = Expr::col(Column::ReclaimAfter).lte(now_micros(backend));
     let delete = crate::store::delete_due(Table::BlobGarbage, listing, due, Column::ReclaimAfter, BATCH)
         .returning(Query::returning().columns(listing))
         .to_owned();

@@ -46,15 +46,6 @@ impl BlobKey<'_> {
     }
 }
 
-/// The database's clock in microseconds since the epoch: every age of a
-/// chunk is judged by it, never by a replica's clock.
-pub fn database_now(backend: DatabaseBackend) -> Expr {
-    Expr::cust(match backend {
-        DatabaseBackend::Postgres => "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
-        _ => "CAST(unixepoch('subsec') * 1000000 AS INTEGER)",
-    })
-}
-
 /// A statement only PostgreSQL runs, with `$1`-style placeholders.
 pub fn postgres(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)

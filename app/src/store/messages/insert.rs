@@ -11,7 +11,7 @@ use entity::{
     session,
 };
 use sea_orm::{
-    ConnectionTrait, DbErr,
+    ConnectionTrait, DatabaseBackend, DbErr,
     sea_query::{
         Alias, Expr, ExprTrait, IntoIden, LockBehavior, LockType, OnConflict, Query, SelectStatement,
         ValueTuple,
@@ -59,7 +59,7 @@ pub async fn insert<'a>(
     rows: impl IntoIterator<Item = &'a message::Model>,
     guard: Guard<'_>,
 ) -> Result<HashSet<RowKey>, DbErr> {
-    let statement = db.backend().build(&statement(rows, guard)?);
+    let statement = db.backend().build(&statement(db.backend(), rows, guard)?);
     db.writes()
         .query_all_raw(statement)
         .await?
@@ -76,6 +76,7 @@ pub async fn insert<'a>(
 }
 
 fn statement<'a>(
+    backend: DatabaseBackend,
     rows: impl IntoIterator<Item = &'a message::Model>,
     guard: Guard<'_>,
 ) -> Result<sea_orm::sea_query::InsertStatement, DbErr> {
@@ -97,7 +98,7 @@ fn statement<'a>(
     select.exprs((1..=COLUMNS.len()).map(v)).from_values(values, Alias::new("v"));
     match guard {
         Guard::Session(key) => {
-            select.and_where(retention::alive(key.tenant, key.session_id));
+            select.and_where(retention::alive(backend, key.tenant, key.session_id));
         }
         Guard::EachAgentUnlocked => {
             let live_agent = Query::select()
@@ -115,7 +116,7 @@ fn statement<'a>(
                 .and_where(Expr::col((agent::Entity, agent::Column::TenantId)).eq(v(1)))
                 .and_where(Expr::col((agent::Entity, agent::Column::SessionId)).eq(v(2)))
                 .and_where(Expr::col((agent::Entity, agent::Column::AgentId)).eq(v(3)))
-                .cond_where(retention::unexpired())
+                .cond_where(retention::unexpired(backend))
                 .lock_with_behavior(LockType::KeyShare, LockBehavior::SkipLocked)
                 .to_owned();
             select.and_where(Expr::exists(live_agent));

@@ -13,7 +13,7 @@ use entity::{
     message::{self, Column, Entity},
 };
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
+    ColumnTrait, DatabaseBackend, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
     sea_query::{Expr, Func, Order, Query, SelectStatement},
 };
 
@@ -98,12 +98,12 @@ fn conflict(message_id: i64) -> Error {
     ))
 }
 
-fn by_agent<Q: QueryFilter>(query: Q, key: AgentKey<'_>) -> Q {
+fn by_agent<Q: QueryFilter>(backend: DatabaseBackend, query: Q, key: AgentKey<'_>) -> Q {
     query
         .filter(Column::TenantId.eq(key.tenant))
         .filter(Column::SessionId.eq(key.session_id))
         .filter(Column::AgentId.eq(key.agent_id))
-        .filter(retention::alive(key.tenant, key.session_id))
+        .filter(retention::alive(backend, key.tenant, key.session_id))
 }
 
 pub(super) fn into_model(key: AgentKey<'_>, new: NewMessage, now: DateTime<Utc>) -> message::Model {
@@ -200,7 +200,7 @@ pub async fn append_batch(
         unique.into_iter().map(|m| (m.message_id, m)).collect()
     } else {
         let ids: Vec<i64> = unique.iter().map(|m| m.message_id).collect();
-        let stored: HashMap<i64, message::Model> = by_agent(Entity::find(), key)
+        let stored: HashMap<i64, message::Model> = by_agent(db.backend(), Entity::find(), key)
             .filter(Column::MessageId.is_in(ids))
             .all(&txn)
             .await?
@@ -225,7 +225,7 @@ pub async fn append_batch(
 
 /// Reads one message.
 pub async fn get(db: &impl Db, key: AgentKey<'_>, message_id: i64) -> Result<message::Model, Error> {
-    by_agent(Entity::find(), key)
+    by_agent(db.backend(), Entity::find(), key)
         .filter(Column::MessageId.eq(message_id))
         .one(&db.reads())
         .await?
@@ -239,7 +239,7 @@ pub async fn update(
     message_id: i64,
     changes: MessageChanges,
 ) -> Result<message::Model, Error> {
-    let mut update = by_agent(Entity::update_many(), key)
+    let mut update = by_agent(db.backend(), Entity::update_many(), key)
         .filter(Column::MessageId.eq(message_id))
         .col_expr(Column::UpdatedAt, Expr::value(now()));
     if let Some(message) = changes.message {
@@ -254,7 +254,7 @@ pub async fn update(
 
 /// Deletes one message (the others keep their ids).
 pub async fn delete(db: &impl Db, key: AgentKey<'_>, message_id: i64) -> Result<(), Error> {
-    let deleted = by_agent(Entity::delete_many(), key)
+    let deleted = by_agent(db.backend(), Entity::delete_many(), key)
         .filter(Column::MessageId.eq(message_id))
         .exec(&db.writes())
         .await?;
@@ -273,7 +273,7 @@ pub async fn delete(db: &impl Db, key: AgentKey<'_>, message_id: i64) -> Result<
 /// database then sends, and the server reads, only what differs from row
 /// to row.
 pub async fn list(db: &Conn, key: AgentKey<'_>, window: Window) -> Result<Listing, Error> {
-    let mut select = by_agent(Entity::find(), key).select_only().columns([
+    let mut select = by_agent(db.backend(), Entity::find(), key).select_only().columns([
         Column::MessageId,
         Column::Message,
         Column::RedactMessage,
@@ -290,9 +290,9 @@ pub async fn list(db: &Conn, key: AgentKey<'_>, window: Window) -> Result<Listin
             (Column::MessageId.gt(after), Column::MessageId.lte(after))
         };
         select = select.filter(beyond);
-        before_query = Some(count_of(key, Some(before)));
+        before_query = Some(count_of(db.backend(), key, Some(before)));
     }
-    let mut counts = vec![count_of(key, None)];
+    let mut counts = vec![count_of(db.backend(), key, None)];
     counts.extend(before_query.clone());
     let page = listing::Listing {
         select,
@@ -313,13 +313,17 @@ pub async fn list(db: &Conn, key: AgentKey<'_>, window: Window) -> Result<Listin
                 Some(query) => count(db, query).await?,
                 None => 0,
             };
-            (count(db, &count_of(key, None)).await?, before, None)
+            (count(db, &count_of(db.backend(), key, None)).await?, before, None)
         }
     };
     Ok(Listing { page: listing::Page { total, rows }, position: before + window.offset })
 }
 
-fn count_of(key: AgentKey<'_>, extra: Option<sea_orm::sea_query::SimpleExpr>) -> SelectStatement {
+fn count_of(
+    backend: DatabaseBackend,
+    key: AgentKey<'_>,
+    extra: Option<sea_orm::sea_query::SimpleExpr>,
+) -> SelectStatement {
     let mut query = Query::select();
     query
         .expr(Func::count(Expr::col(Column::MessageId)))
@@ -327,7 +331,7 @@ fn count_of(key: AgentKey<'_>, extra: Option<sea_orm::sea_query::SimpleExpr>) ->
         .and_where(Column::TenantId.eq(key.tenant))
         .and_where(Column::SessionId.eq(key.session_id))
         .and_where(Column::AgentId.eq(key.agent_id))
-        .and_where(retention::alive(key.tenant, key.session_id));
+        .and_where(retention::alive(backend, key.tenant, key.session_id));
     if let Some(extra) = extra {
         query.and_where(extra);
     }
