@@ -2,8 +2,9 @@
 //! lapsed is decided by the database's clock (`app/src/db/clock.rs`), never
 //! by a replica's. Two servers share one PostgreSQL database and the second
 //! runs an hour ahead (libfaketime): a session the first writes with a TTL
-//! of half an hour is neither hidden nor swept by the second, and one whose
-//! TTL has run out is gone on both.
+//! of half an hour is neither hidden nor swept by the second, what the
+//! second writes lives its TTL from its `updated_at` on both, and a session
+//! whose TTL has run out is gone on both.
 //!
 //! PostgreSQL only (replicas share a database): runs when
 //! `TEST_DATABASE_URL` is set, and then needs libfaketime (`LIBFAKETIME`,
@@ -54,6 +55,21 @@ async fn replicas_with_clocks_an_hour_apart_agree_on_expiry() {
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(status(&on_time, "half-hour").await, 200, "the replica ahead swept a live session");
         assert_eq!(status(&ahead, "half-hour").await, 200);
+
+        // What the replica ahead writes lives its TTL from its `updated_at`,
+        // on every replica.
+        let written: Value = create(&ahead, json!({"session_id": "ahead-wrote", "ttl_seconds": 1800}))
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("json");
+        let at = |field: &str| {
+            chrono::DateTime::parse_from_rfc3339(written[field].as_str().expect("timestamp"))
+                .expect("rfc3339")
+        };
+        assert_eq!(at("expires_at") - at("updated_at"), chrono::TimeDelta::minutes(30));
+        assert_eq!((status(&on_time, "ahead-wrote").await, status(&ahead, "ahead-wrote").await), (200, 200));
 
         let brief = json!({"session_id": "brief", "ttl_seconds": 1});
         assert_eq!(create(&on_time, brief).await.expect("create").status(), 201);

@@ -64,7 +64,10 @@ impl<'a> ApiExtractor<'a> for Tenant {
         _body: &mut RequestBody,
         _options: ExtractParamOptions<()>,
     ) -> poem::Result<Self> {
-        // Only reachable without `tenants_only` by a routing mistake.
-        req.extensions().get::<Tenant>().cloned().ok_or_else(|| Error::Internal.into())
+        req.extensions().get::<Tenant>().cloned().ok_or_else(|| {
+            // Only a route mounted without `tenants_only` gets here.
+            tracing::error!(path = req.uri().path(), "an API operation without an admitted tenant");
+            Error::Internal.into()
+        })
     }
 }

@@ -1,6 +1,11 @@
 //! The database's clock. Whether a session has lapsed, and when a blob's
 //! chunks may go, is judged by it, never by a replica's clock, so replicas
 //! whose clocks disagree still agree.
+//!
+//! PostgreSQL's is the statement's start (`statement_timestamp()`): one
+//! value for the whole statement, which may then use an index on it. A
+//! statement that first waits for a row lock judges by the time it
+//! started, at most its statement timeout earlier.
 
 use sea_orm::{DatabaseBackend, sea_query::Expr};
 

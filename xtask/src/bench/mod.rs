@@ -33,7 +33,7 @@ pub struct Args {
     /// Seconds each scenario runs.
     #[arg(long, default_value_t = 15)]
     pub seconds: u64,
-    /// Backends to run on.
+    /// Backends to run on: `postgres`, `sqlite`.
     #[arg(long, value_delimiter = ',', default_values = ["postgres", "sqlite"])]
     pub backends: Vec<Backend>,
     /// Scenarios to run [default: all].
