@@ -14,6 +14,7 @@
 //! switch ([`write`]), listed as garbage until the switch claims them, so a
 //! crash mid-upload leaves nothing that is not reclaimed.
 
+mod chunks;
 mod delete;
 mod read;
 pub mod reclaim;
