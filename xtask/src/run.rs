@@ -44,6 +44,21 @@ pub fn cmd_owned(program: &str, args: &[String]) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
 }
 
+/// Like [`cmd`], with environment variables set (`Some`) or removed (`None`).
+pub fn cmd_env(program: &str, args: &[&str], env: &[(&str, Option<&str>)]) -> Result<(), String> {
+    let shown = format!("{program} {}", args.join(" "));
+    eprintln!("$ {shown}");
+    let mut command = Command::new(program);
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let status = command.args(args).status().map_err(|e| cannot_run(program, &e))?;
+    if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
+}
+
 /// Runs `program args…` and returns its standard output.
 pub fn output(program: &str, args: &[String]) -> Result<String, String> {
     let out = Command::new(program)

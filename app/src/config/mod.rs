@@ -24,8 +24,8 @@ pub use self::{
     logging::{LogConfig, LogFormat, LogLevel},
     secret::{Backend, DatabaseUrl, Secret},
     sections::{
-        AuthConfig, DatabaseConfig, KeyList, MetricsConfig, PostgresParts, RateLimitConfig, RetentionConfig,
-        ServerConfig, StorageConfig,
+        AuthConfig, DatabaseConfig, KeyList, MetricsConfig, Pooler, PostgresParts, RateLimitConfig,
+        RetentionConfig, ServerConfig, StorageConfig,
     },
 };
 
@@ -179,8 +179,25 @@ impl Config {
                     return fail("database.url", &format!("`{url}`: {e}"));
                 }
             }
+            Some(Backend::Sqlite) if db.pooler == Pooler::Transaction => {
+                return fail("database.pooler", "`transaction` is for PostgreSQL; database.url is SQLite");
+            }
             Some(Backend::Sqlite) => {}
             None => return fail("database.url", &format!("`{url}`: expected sqlite://… or postgres://…")),
+        }
+        if db.pooler == Pooler::Transaction && !self.has_direct_url() {
+            return fail(
+                "database.pooler",
+                "`transaction` needs the database past the pooler, for migrations and backups: \
+                 set database.direct_url (or database.postgres.direct_host)",
+            );
+        }
+        let direct = self.direct_database_url()?;
+        if direct.backend() != url.backend() {
+            return fail(
+                "database.direct_url",
+                &format!("`{direct}` is not the same kind of database as `{url}`"),
+            );
         }
         Ok(self)
     }
@@ -195,10 +212,15 @@ impl Config {
         if let Some(file) = &db.url_file {
             return secret::read_file(&env::describe("database.url_file"), file).map(DatabaseUrl::new);
         }
-        let Some(host) = &db.postgres.host else {
-            return Ok(DatabaseUrl::new(DEFAULT_DATABASE_URL));
-        };
-        let pg = &db.postgres;
+        match &db.postgres.host {
+            Some(host) => self.postgres_url_at(host, db.postgres.port, "database.postgres.host"),
+            None => Ok(DatabaseUrl::new(DEFAULT_DATABASE_URL)),
+        }
+    }
+
+    /// A PostgreSQL URL from the `postgres` parts, at `host:port`.
+    fn postgres_url_at(&self, host: &str, port: u16, setting: &str) -> Result<DatabaseUrl, ConfigError> {
+        let pg = &self.database.postgres;
         let password = match (&pg.password, &pg.password_file) {
             (Some(secret), _) => Some(secret.expose().to_owned()),
             (None, Some(file)) => {
@@ -209,14 +231,37 @@ impl Config {
         let mut url = url::Url::parse("postgres://localhost")
             .map_err(|e| ConfigError(format!("building the PostgreSQL URL: {e}")))?;
         let parts_ok = url.set_host(Some(host)).is_ok()
-            && url.set_port(Some(pg.port)).is_ok()
+            && url.set_port(Some(port)).is_ok()
             && url.set_username(&pg.user).is_ok()
             && url.set_password(password.as_deref()).is_ok();
         if !parts_ok {
-            return Err(ConfigError(format!("invalid {} `{host}`", env::describe("database.postgres.host"))));
+            return Err(ConfigError(format!("invalid {} `{host}`", env::describe(setting))));
         }
         url.set_path(&pg.db);
         Ok(DatabaseUrl::new(url.to_string()))
+    }
+
+    /// The URL of the database itself, past any pooler: `direct_url`,
+    /// else `direct_url_file`, else the `postgres` parts at `direct_host`,
+    /// else [`Self::database_url`].
+    pub fn direct_database_url(&self) -> Result<DatabaseUrl, ConfigError> {
+        let db = &self.database;
+        if let Some(url) = &db.direct_url {
+            return Ok(url.clone());
+        }
+        if let Some(file) = &db.direct_url_file {
+            return secret::read_file(&env::describe("database.direct_url_file"), file).map(DatabaseUrl::new);
+        }
+        if let Some(host) = &db.postgres.direct_host {
+            return self.postgres_url_at(host, db.postgres.direct_port, "database.postgres.direct_host");
+        }
+        self.database_url()
+    }
+
+    /// Whether a URL of the database past the pooler is configured.
+    fn has_direct_url(&self) -> bool {
+        let db = &self.database;
+        db.direct_url.is_some() || db.direct_url_file.is_some() || db.postgres.direct_host.is_some()
     }
 
     /// `host:port` for the listener.

@@ -196,6 +196,15 @@ pub struct DatabaseConfig {
     pub url_file: Option<String>,
     /// Parts of a PostgreSQL URL, used when no URL is given.
     pub postgres: PostgresParts,
+    /// `transaction` when the URL leads to a transaction-mode pooler
+    /// (PgBouncer, RDS Proxy, Supavisor…): statements then rely on no
+    /// session state. Needs `direct_url` (or `postgres.direct_host`).
+    pub pooler: Pooler,
+    /// The database itself, past the pooler: migrations, the start-up
+    /// schema check, backups and restores use it (default: `url`).
+    pub direct_url: Option<DatabaseUrl>,
+    /// A file holding `direct_url` (takes effect when it is unset).
+    pub direct_url_file: Option<String>,
     /// Pool size (SQLite: readers share it, writes take turns).
     pub max_connections: u32,
     /// How long a request waits for a connection (or, on SQLite, for the
@@ -219,6 +228,9 @@ impl Default for DatabaseConfig {
             url: None,
             url_file: None,
             postgres: PostgresParts::default(),
+            pooler: Pooler::None,
+            direct_url: None,
+            direct_url_file: None,
             max_connections: 10,
             acquire_timeout_ms: 1_500,
             health_timeout_ms: 2_000,
@@ -227,6 +239,18 @@ impl Default for DatabaseConfig {
             auto_migrate: true,
         }
     }
+}
+
+/// What stands between the service and PostgreSQL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooler {
+    /// Nothing: connections are the service's own.
+    #[default]
+    None,
+    /// A pooler that hands a server connection to a client for one
+    /// transaction at a time.
+    Transaction,
 }
 
 /// The earlier service's `POSTGRES_*` settings.
@@ -239,6 +263,11 @@ pub struct PostgresParts {
     pub user: String,
     pub password: Option<Secret>,
     pub password_file: Option<String>,
+    /// When `host` is a pooler: the database's own host, for the direct
+    /// URL built from the same parts.
+    pub direct_host: Option<String>,
+    /// The database's own port, with `direct_host`.
+    pub direct_port: u16,
 }
 
 impl Default for PostgresParts {
@@ -250,6 +279,8 @@ impl Default for PostgresParts {
             user: "postgres".into(),
             password: None,
             password_file: None,
+            direct_host: None,
+            direct_port: 5432,
         }
     }
 }

@@ -269,3 +269,41 @@ fn retention_settings_are_bounded() {
         );
     }
 }
+
+#[test]
+fn a_pooler_needs_the_database_past_it() {
+    let pooled = [
+        ("DATABASE_URL", "postgres://app:pw@pgbouncer:6432/s"),
+        ("SESSION_BACKEND_DATABASE__POOLER", "transaction"),
+    ];
+    let refusal = refused(&pooled);
+    assert!(refusal.contains("database.pooler") && refusal.contains("direct_url"), "{refusal}");
+    let direct =
+        [pooled[0], pooled[1], ("SESSION_BACKEND_DATABASE__DIRECT_URL", "postgres://app:pw@db:5432/s")];
+    let loaded = load(&direct);
+    assert_eq!(loaded.config.database.pooler, Pooler::Transaction);
+    assert_eq!(loaded.config.direct_database_url().expect("direct").expose(), "postgres://app:pw@db:5432/s");
+    assert_eq!(url(&loaded), "postgres://app:pw@pgbouncer:6432/s");
+    let sqlite = refused(&[("DATABASE_URL", "sqlite://x.db"), pooled[1], direct[2]]);
+    assert!(sqlite.contains("database.pooler"), "{sqlite}");
+    assert!(
+        refused(&[pooled[1], ("SESSION_BACKEND_DATABASE__POOLER", "session")]).contains("database.pooler")
+    );
+}
+
+#[test]
+fn the_chart_points_replicas_at_a_pooler_and_migrations_past_it() {
+    // What the Helm chart sets with pooler.enabled: the parts lead to the
+    // pooler, direct_host to the database, and an ordinary password stays whole.
+    let loaded = load(&[
+        ("POSTGRES_HOST", "pgbouncer"),
+        ("POSTGRES_PORT", "6432"),
+        ("POSTGRES_USER", "app"),
+        ("POSTGRES_PASSWORD", "p@ss/w:rd"),
+        ("SESSION_BACKEND_DATABASE__POOLER", "transaction"),
+        ("SESSION_BACKEND_DATABASE__POSTGRES__DIRECT_HOST", "postgres"),
+    ]);
+    assert_eq!(url(&loaded), "postgres://app:p%40ss%2Fw%3Ard@pgbouncer:6432/session_backend");
+    let direct = loaded.config.direct_database_url().expect("direct");
+    assert_eq!(direct.expose(), "postgres://app:p%40ss%2Fw%3Ard@postgres:5432/session_backend");
+}

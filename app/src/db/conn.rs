@@ -12,12 +12,16 @@ use std::future::Future;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult,
     RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Values,
-    sqlx::{self, AssertSqlSafe, Executor, postgres::PgConnection},
+    sqlx::{
+        self, AssertSqlSafe, Executor, IntoArguments,
+        postgres::{PgArguments, PgConnection},
+    },
 };
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
+    inline,
     pool::{Lease, Pool},
     sqlite_writer::Writer,
 };
@@ -278,40 +282,56 @@ impl ConnectionTrait for Txn {
     }
 }
 
-/// The statement as sqlx runs it, taking its values rather than copying
-/// them (they may be documents of many MiB).
-fn prepared(stmt: Statement) -> sqlx::query::Query<'static, sqlx::Postgres, SqlxValues> {
+/// The statement as sqlx runs it on `lease`'s connection. Direct, it is
+/// prepared (and cached) with its values bound, which are taken rather than
+/// copied (they may be documents of many MiB). Behind a pooler, it is text
+/// with its values inlined, sent by the simple query protocol after the
+/// lease's `SET LOCAL`s: one round trip, one implicit transaction.
+fn sent(lease: &Lease, stmt: Statement) -> Result<(AssertSqlSafe<String>, Option<PgArguments>), DbErr> {
     let Statement { sql, values, .. } = stmt;
-    sqlx::query_with(AssertSqlSafe(sql), SqlxValues(values.unwrap_or(Values(Vec::new()))))
+    let values = values.unwrap_or(Values(Vec::new()));
+    match lease.pooled_prefix() {
+        None => Ok((
+            AssertSqlSafe(sql),
+            Some(IntoArguments::<sqlx::Postgres>::into_arguments(SqlxValues(values))),
+        )),
+        Some(prefix) => Ok((AssertSqlSafe(format!("{prefix}{}", inline::statement(&sql, &values.0)?)), None)),
+    }
 }
 
 async fn execute(lease: &mut Lease, stmt: Statement) -> Result<ExecResult, DbErr> {
     let span = span("sea_orm.execute", "postgresql", &stmt.sql);
-    let query = prepared(stmt);
-    let run = lease.run(async |conn: &mut PgConnection| query.execute(conn).await);
-    traced(span, async { run.await.map(Into::into).map_err(exec_err) }).await
+    traced(span, async {
+        let query = sent(lease, stmt)?;
+        let run = lease.run(async |conn: &mut PgConnection| conn.execute(query).await);
+        run.await.map(Into::into).map_err(exec_err)
+    })
+    .await
 }
 
 async fn execute_unprepared(lease: &mut Lease, sql: &str) -> Result<ExecResult, DbErr> {
     let span = span("sea_orm.execute_unprepared", "postgresql", sql);
-    let run = lease.run(async |conn: &mut PgConnection| {
-        conn.execute(sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))).await
-    });
+    let sql = format!("{}{sql}", lease.pooled_prefix().unwrap_or_default());
+    let run =
+        lease.run(async |conn: &mut PgConnection| conn.execute(sqlx::raw_sql(AssertSqlSafe(sql))).await);
     traced(span, async { run.await.map(Into::into).map_err(exec_err) }).await
 }
 
 async fn query_one(lease: &mut Lease, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
     let span = span("sea_orm.query_one", "postgresql", &stmt.sql);
-    let query = prepared(stmt);
-    let run = lease.run(async |conn: &mut PgConnection| query.fetch_optional(conn).await);
-    traced(span, async { run.await.map(|row| row.map(Into::into)).map_err(query_err) }).await
+    traced(span, async {
+        let query = sent(lease, stmt)?;
+        let run = lease.run(async |conn: &mut PgConnection| conn.fetch_optional(query).await);
+        run.await.map(|row| row.map(Into::into)).map_err(query_err)
+    })
+    .await
 }
 
 async fn query_all(lease: &mut Lease, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
     let span = span("sea_orm.query_all", "postgresql", &stmt.sql);
-    let query = prepared(stmt);
-    let run = lease.run(async |conn: &mut PgConnection| query.fetch_all(conn).await);
     traced(span, async {
+        let query = sent(lease, stmt)?;
+        let run = lease.run(async |conn: &mut PgConnection| conn.fetch_all(query).await);
         run.await.map(|rows| rows.into_iter().map(Into::into).collect()).map_err(query_err)
     })
     .await

@@ -5,6 +5,7 @@ pub mod clock;
 mod conn;
 mod failure;
 pub mod groups;
+mod inline;
 mod pool;
 mod sqlite_writer;
 #[cfg(test)]
@@ -21,11 +22,12 @@ use sea_orm::{
     },
 };
 
+use self::pool::Sharing;
 pub use self::{
     conn::{Conn, Db, Statements, Txn},
     failure::Failure,
 };
-use crate::config::{Backend, Config, ConfigError, DatabaseUrl};
+use crate::config::{Backend, Config, ConfigError, DatabaseUrl, Pooler};
 
 /// Both halves of the `pg_advisory_xact_lock(int, int)` key that serialises
 /// migrations: a constant for this program and the hash of the schema, so
@@ -46,6 +48,7 @@ pub struct Database {
     /// What requests run on.
     conn: Conn,
     backend: Backend,
+    /// The database itself (past any pooler), for what goes wrong at start.
     url: DatabaseUrl,
 }
 
@@ -80,6 +83,7 @@ impl Database {
     /// open once it has idled for a while (it serves migrations at start).
     pub async fn connect(config: &Config) -> Result<Self, StartError> {
         let url = config.database_url()?;
+        let direct = config.direct_database_url()?;
         let backend = url
             .backend()
             .ok_or_else(|| ConfigError::from_message(format!("unsupported database.url `{url}`")))?;
@@ -87,7 +91,8 @@ impl Database {
         let wait = config.acquire_timeout();
         let timeouts = [db.statement_timeout_ms, db.lock_timeout_ms];
         let in_memory = url.expose().contains(":memory:") || url.expose().contains("mode=memory");
-        let mut options = ConnectOptions::new(url.expose());
+        let pooled = db.pooler == Pooler::Transaction;
+        let mut options = ConnectOptions::new(direct.expose());
         options
             .max_connections(db.max_connections)
             .acquire_timeout(wait)
@@ -152,6 +157,26 @@ impl Database {
             }
             let options = url.expose().parse::<PgConnectOptions>().map_err(|e| e.to_string())?;
             let limit = Duration::from_millis(db.statement_timeout_ms.max(db.lock_timeout_ms)) + wait;
+            if pooled {
+                // The pooler's connections carry no settings of ours, and
+                // PgBouncer refuses startup parameters it does not know.
+                let [statement, lock] = timeouts;
+                let settings = format!(
+                    "SET LOCAL statement_timeout = {statement}; SET LOCAL lock_timeout = {lock}; \
+                     SET LOCAL idle_in_transaction_session_timeout = {statement}; "
+                );
+                let options = options.extra_float_digits(None);
+                return pool::Pool::connect(
+                    options,
+                    Sharing::Pooled { settings },
+                    db.max_connections,
+                    wait,
+                    limit,
+                )
+                .await
+                .map(Some)
+                .map_err(|e| cause_of(&e));
+            }
             // Every statement a request sends names its tenant (and session
             // and agent) and reads through the same index whatever values are
             // bound: plan it once per connection. Left to choose, PostgreSQL
@@ -167,7 +192,7 @@ impl Database {
                 .options([("plan_cache_mode", "force_generic_plan")])
                 .options([("idle_in_transaction_session_timeout", db.statement_timeout_ms)])
                 .statement_cache_capacity(256);
-            pool::Pool::connect(options, db.max_connections, wait, limit)
+            pool::Pool::connect(options, Sharing::Private, db.max_connections, wait, limit)
                 .await
                 .map(Some)
                 .map_err(|e| cause_of(&e))
@@ -179,10 +204,10 @@ impl Database {
                 let cause = match backend {
                     // The pool only says it timed out; one plain connection
                     // attempt tells why (refused, bad password, no database…).
-                    Backend::Postgres => direct_connect_error(&url).await.unwrap_or_else(|| cause_of(&e)),
+                    Backend::Postgres => direct_connect_error(&direct).await.unwrap_or_else(|| cause_of(&e)),
                     Backend::Sqlite => cause_of(&e),
                 };
-                return Err(StartError::Connect { url, cause });
+                return Err(StartError::Connect { url: direct, cause });
             }
         };
         let pool = pool.map_err(|cause| StartError::Connect { url: url.clone(), cause })?;
@@ -191,7 +216,7 @@ impl Database {
         // writer and a transaction would each hold what the other waits for.
         let writer = (backend == Backend::Sqlite && !in_memory && db.max_connections >= 2)
             .then(|| sqlite_writer::Writer::start(orm.get_sqlite_connection_pool().clone(), wait));
-        Ok(Self { conn: Conn::new(orm.clone(), pool, writer), orm, backend, url })
+        Ok(Self { conn: Conn::new(orm.clone(), pool, writer), orm, backend, url: direct })
     }
 
     /// What every store function takes.
@@ -243,12 +268,14 @@ impl Database {
         Ok(())
     }
 
-    /// Runs `SELECT 1` within `timeout`; the round-trip time on success,
-    /// else a fixed sentence for the probe's answer. The cause (which may
-    /// name hosts and users) goes to the log only.
+    /// Runs `SELECT 1` within `timeout` the way writes run (through the
+    /// SQLite writer; behind a pooler, with the limits writes set), so it
+    /// fails when they would; the round-trip time on success, else a fixed
+    /// sentence for the probe's answer. The cause (which may name hosts and
+    /// users) goes to the log only.
     pub async fn ping(&self, timeout: Duration) -> Result<Duration, String> {
         let started = Instant::now();
-        match tokio::time::timeout(timeout, self.conn.execute_unprepared("SELECT 1")).await {
+        match tokio::time::timeout(timeout, self.conn.writes().execute_unprepared("SELECT 1")).await {
             Ok(Ok(_)) => Ok(started.elapsed()),
             Ok(Err(e)) => {
                 tracing::warn!(error = %cause_of(&e), "database probe failed");

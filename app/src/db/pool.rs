@@ -18,9 +18,17 @@
 //! own pool pings every connection it takes back. This module can go when
 //! sqlx's pool can take a connection back without a round trip (the
 //! release ping: <https://github.com/transact-rs/sqlx/issues/4349>,
-//! <https://github.com/transact-rs/sqlx/pull/4363>). Behind a
-//! transaction-mode pooler it will also need unnamed statements, which
-//! sqlx does not offer (<https://github.com/transact-rs/sqlx/issues/67>).
+//! <https://github.com/transact-rs/sqlx/pull/4363>).
+//!
+//! Behind a transaction-mode pooler ([`Sharing::Pooled`]) a connection is
+//! the pooler's, shared with other clients between transactions: nothing
+//! set on it survives a transaction, and sqlx's prepared statements, named
+//! or not, cost it a round trip of their own after which the server may be
+//! another (sqlx has no single-round-trip unnamed statement:
+//! <https://github.com/transact-rs/sqlx/issues/67>). There each statement
+//! goes as text with its values inlined ([`super::inline`]), its limits
+//! set by `SET LOCAL` in the same round trip; BENCHMARKS.md ("Behind a
+//! pooler") has the measurements that chose this.
 
 use std::{
     sync::{
@@ -33,7 +41,7 @@ use std::{
 use sea_orm::{
     ConnAcquireErr, DbErr, RuntimeErr,
     sqlx::{
-        self, ConnectOptions, Connection, Executor,
+        self, AssertSqlSafe, ConnectOptions, Connection, Executor,
         postgres::{PgConnectOptions, PgConnection},
     },
 };
@@ -54,9 +62,24 @@ pub struct Pool {
     shared: Arc<Shared>,
 }
 
+/// Whether the connections are this pool's own or a pooler's.
+#[derive(Clone, Debug)]
+pub enum Sharing {
+    /// Direct connections: settings made once when each opens (in
+    /// `PgConnectOptions`), statements prepared once and cached.
+    Private,
+    /// Connections through a transaction-mode pooler.
+    Pooled {
+        /// `SET LOCAL`s for the limits a statement runs under, sent before
+        /// each statement outside a transaction and at each `BEGIN`.
+        settings: String,
+    },
+}
+
 #[derive(Debug)]
 struct Shared {
     options: PgConnectOptions,
+    sharing: Sharing,
     max: u32,
     acquire_timeout: Duration,
     /// Longest a statement may take on our side: past it the database is
@@ -115,6 +138,7 @@ impl Pool {
     /// opened at once, so an unreachable database fails here.
     pub async fn connect(
         options: PgConnectOptions,
+        sharing: Sharing,
         max: u32,
         acquire_timeout: Duration,
         statement_limit: Duration,
@@ -123,6 +147,7 @@ impl Pool {
         let pool = Self {
             shared: Arc::new(Shared {
                 options: options.disable_statement_logging(),
+                sharing,
                 max,
                 acquire_timeout,
                 statement_limit,
@@ -295,9 +320,24 @@ impl Lease {
         result
     }
 
+    /// Behind a pooler, what to send before a statement's inlined text:
+    /// its `SET LOCAL`s outside a transaction, nothing inside one (they
+    /// were sent with `BEGIN`). `None` on a direct connection.
+    pub fn pooled_prefix(&self) -> Option<&str> {
+        match &self.pool.sharing {
+            Sharing::Private => None,
+            Sharing::Pooled { .. } if self.in_transaction => Some(""),
+            Sharing::Pooled { settings } => Some(settings),
+        }
+    }
+
     /// Starts a transaction on this connection.
     pub async fn begin(&mut self) -> Result<(), sqlx::Error> {
-        self.run(async |conn| conn.execute("BEGIN").await.map(drop)).await?;
+        let begin = match &self.pool.sharing {
+            Sharing::Private => "BEGIN".to_owned(),
+            Sharing::Pooled { settings } => format!("BEGIN; {settings}"),
+        };
+        self.run(async |conn| conn.execute(AssertSqlSafe(begin)).await.map(drop)).await?;
         self.in_transaction = true;
         Ok(())
     }

@@ -92,7 +92,7 @@ fn empty_manifest(backend: &str, source: String, file: &Path) -> Manifest {
 
 async fn from_url(url: &str, dir: &Path, name: &str) -> Result<(PathBuf, Manifest), String> {
     let config = Config::for_database(url);
-    let target = config.database_url().map_err(|e| e.to_string())?;
+    let target = config.direct_database_url().map_err(|e| e.to_string())?;
     let backend = target.backend().ok_or_else(|| format!("unsupported database URL `{target}`"))?;
     if backend == Backend::Sqlite && !manifest::sqlite_path(url).exists() {
         return Err(format!("no SQLite database at {}", manifest::sqlite_path(url).display()));

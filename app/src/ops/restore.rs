@@ -51,7 +51,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
         ));
     }
     let config = Config::for_database(&args.database_url);
-    let target = config.database_url().map_err(|e| e.to_string())?;
+    let target = config.direct_database_url().map_err(|e| e.to_string())?;
     let backend = target.backend().ok_or_else(|| format!("unsupported database URL `{target}`"))?;
     if backend.name() != manifest.backend {
         return Err(format!("this is a {} backup; the target is {}", manifest.backend, backend.name()));

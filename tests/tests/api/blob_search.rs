@@ -96,7 +96,7 @@ async fn values_indexed_before_the_upgrade_are_still_found(backend: Backend) {
     use migration::{Migrator, MigratorTrait};
     use sea_orm::ConnectionTrait;
     let Some(database) = fresh_database(backend).await else { return };
-    let db = direct(&database.url).await;
+    let db = direct(&database.direct_url()).await;
     // The schema of the previous release: every migration but the last.
     let previous = Migrator::migrations().len() as u32 - 1;
     Migrator::up(&db, Some(previous)).await.expect("the previous schema");

@@ -7,6 +7,13 @@
 //! tests say so and pass, unless `REQUIRE_POSTGRES=1`. `TEST_LOG=1` shows
 //! the server's log of a failing test (`RUST_LOG` picks the level).
 //!
+//! With `TEST_POOLER_URL` (a transaction-mode PgBouncer in front of
+//! `TEST_DATABASE_URL`'s server, as `.ci/pgbouncer.sh` starts one), the
+//! servers reach PostgreSQL through it (`database.pooler = "transaction"`,
+//! migrations on the direct URL). A pooler passes no startup options, so
+//! each test then gets a role of its own whose default `search_path` is
+//! its schema.
+//!
 //! Over 400 lines: it is every helper the API tests share (servers,
 //! databases, requests, assertions), kept in one place on purpose.
 
@@ -18,7 +25,10 @@ use std::{
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
-use session_backend::{Server, config::Config};
+use session_backend::{
+    Server,
+    config::{Config, DatabaseUrl, Pooler},
+};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// Which database a test runs against: the server's own notion of one.
@@ -207,6 +217,10 @@ impl Drop for TestApp {
 /// A configuration for tests: port 0, a small pool, the given database.
 pub fn test_config(database_url: &str) -> Config {
     let mut config = Config::for_database(database_url);
+    if let Some(direct) = past_the_pooler(database_url) {
+        config.database.pooler = Pooler::Transaction;
+        config.database.direct_url = Some(DatabaseUrl::new(direct));
+    }
     config.server.port = 0;
     config.database.max_connections = 5;
     config
@@ -232,17 +246,42 @@ pub struct Fresh {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
     schema: Option<(String, String)>,
+    /// The schema's name is also a role's, made for the test.
+    role: bool,
+}
+
+impl Fresh {
+    /// The URL of the database itself, past the pooler if there is one:
+    /// for looking inside it.
+    pub fn direct_url(&self) -> String {
+        past_the_pooler(&self.url).unwrap_or_else(|| self.url.clone())
+    }
+
+    /// A test configuration that reaches this database at `url` (a proxy
+    /// in front of it, say), through the pooler if there is one.
+    pub fn config_via(&self, url: &str) -> Config {
+        let mut config = test_config(url);
+        if self.role {
+            config.database.pooler = Pooler::Transaction;
+            config.database.direct_url = Some(DatabaseUrl::new(self.direct_url()));
+        }
+        config
+    }
 }
 
 impl Drop for Fresh {
     fn drop(&mut self) {
         let Some((base, schema)) = self.schema.take() else { return };
+        let role = self.role;
         // Drop cannot wait for async work: a thread of its own does it.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
                 let admin = sea_orm::Database::connect(&base).await.ok()?;
                 admin.execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.ok()?;
+                if role {
+                    admin.execute_unprepared(&format!("DROP ROLE IF EXISTS {schema}")).await.ok()?;
+                }
                 admin.close().await.ok()
             })
         });
@@ -256,7 +295,7 @@ pub async fn fresh_database(backend: Backend) -> Option<Fresh> {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-            Fresh { url, _dir: Some(dir), schema: None }
+            Fresh { url, _dir: Some(dir), schema: None, role: false }
         }
         Backend::Postgres => fresh_postgres_schema().await?,
     })
@@ -265,7 +304,7 @@ pub async fn fresh_database(backend: Backend) -> Option<Fresh> {
 /// Starts a server with exactly `config`; `database` lives as long as it.
 pub async fn start(config: Config, database: Option<Fresh>) -> TestApp {
     init_test_log();
-    let database_url = config.database_url().expect("database url").expose().to_owned();
+    let database_url = config.direct_database_url().expect("database url").expose().to_owned();
     let server = Server::start(config).await.expect("server start");
     let addr = server.local_addr();
     let (tx, rx) = oneshot::channel();
@@ -376,15 +415,55 @@ pub async fn fresh_postgres_schema() -> Option<Fresh> {
 }
 
 /// Creates a new schema in the database at `base`; its URL puts it first
-/// on the search path.
+/// on the search path (through the pooler, if there is one).
 pub async fn schema_in(base: &str) -> Fresh {
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let admin = sea_orm::Database::connect(base).await.expect("connecting to TEST_DATABASE_URL");
     admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
+    let pooler = pooler_url();
+    if pooler.is_some() {
+        admin
+            .execute_unprepared(&format!(
+                "CREATE ROLE {schema} LOGIN PASSWORD '{schema}'; \
+                 GRANT USAGE, CREATE ON SCHEMA {schema} TO {schema}; \
+                 ALTER ROLE {schema} SET search_path = {schema}"
+            ))
+            .await
+            .expect("create the test's role (TEST_DATABASE_URL's role needs CREATEROLE)");
+    }
     admin.close().await.ok();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-    Fresh { url, _dir: None, schema: Some((base.to_owned(), schema)) }
+    let url = match &pooler {
+        Some(pooler) => with_login(pooler, &schema),
+        None => {
+            let separator = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{separator}options=-c%20search_path%3D{schema}")
+        }
+    };
+    Fresh { url, _dir: None, schema: Some((base.to_owned(), schema)), role: pooler.is_some() }
+}
+
+/// `TEST_POOLER_URL`, if set.
+fn pooler_url() -> Option<String> {
+    std::env::var("TEST_POOLER_URL").ok().filter(|url| !url.is_empty())
+}
+
+/// `url` logging in as `role`, whose password is its name.
+fn with_login(url: &str, role: &str) -> String {
+    let mut url = url::Url::parse(url).expect("a PostgreSQL URL");
+    url.set_username(role).and_then(|()| url.set_password(Some(role))).expect("a URL with a login");
+    url.into()
+}
+
+/// For a URL of the pooler, the same login on the database itself.
+fn past_the_pooler(url: &str) -> Option<String> {
+    let (pooler, direct) = (url::Url::parse(&pooler_url()?).ok()?, std::env::var("TEST_DATABASE_URL").ok()?);
+    let (mut url, direct) = (url::Url::parse(url).ok()?, url::Url::parse(&direct).ok()?);
+    if (url.host_str(), url.port()) != (pooler.host_str(), pooler.port()) {
+        return None;
+    }
+    url.set_host(direct.host_str()).ok()?;
+    url.set_port(direct.port()).ok()?;
+    Some(url.into())
 }
 
 /// Runs a test body against SQLite and PostgreSQL: for each listed async

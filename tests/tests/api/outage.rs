@@ -34,7 +34,7 @@ async fn postgres_outage_answers_503_and_recovers() {
     let mut proxied = upstream.clone();
     proxied.set_host(Some("127.0.0.1")).expect("host");
     proxied.set_port(Some(proxy.addr.port())).expect("port");
-    let app = helpers::start(helpers::test_config(proxied.as_str()), Some(direct)).await;
+    let app = helpers::start(direct.config_via(proxied.as_str()), Some(direct)).await;
     app.session("before").await;
 
     proxy.cut();
@@ -172,7 +172,7 @@ async fn postgres_locks_and_slow_statements_are_prompt_503s_that_write_nothing()
         config.database.lock_timeout_ms = lock_ms;
         config.database.statement_timeout_ms = statement_ms;
         config.server.request_timeout_ms = 8000;
-        let url = database.url.clone();
+        let url = database.direct_url();
         let app = helpers::start(config, Some(database)).await;
         app.agent("s1", "a1").await;
         let path = TestApp::messages_path("s1", "a1");
@@ -246,7 +246,7 @@ async fn postgres_a_locked_agent_holds_up_only_its_own_appends() {
     config.database.statement_timeout_ms = 4000;
     config.database.acquire_timeout_ms = 500;
     config.server.request_timeout_ms = 9000;
-    let url = database.url.clone();
+    let url = database.direct_url();
     let app = helpers::start(config, Some(database)).await;
     let free: Vec<String> = (0..24).map(|i| format!("free-{i}")).collect();
     app.agent("s1", "locked").await;
@@ -327,7 +327,7 @@ async fn app_with_a_short_pool_wait() -> Option<(TestApp, String, usize)> {
     config.database.statement_timeout_ms = 3000;
     config.database.acquire_timeout_ms = 400;
     config.server.request_timeout_ms = 8000;
-    let url = database.url.clone();
+    let url = database.direct_url();
     Some((helpers::start(config, Some(database)).await, url, pool))
 }
 

@@ -42,11 +42,32 @@ pub struct Args {
     /// Use this binary instead of building the release one.
     #[arg(long)]
     pub binary: Option<PathBuf>,
+    /// Also run PostgreSQL through this transaction-mode pooler in front of
+    /// the same server (e.g. `postgres://user:pw@127.0.0.1:6432/db`, as
+    /// `.ci/pgbouncer.sh` starts one): the server with `database.pooler =
+    /// transaction`, pgbench through the same pooler. The run's role and
+    /// schema are made on the database URL (its role needs CREATEROLE).
+    #[arg(long)]
+    pub pooler_url: Option<String>,
+}
+
+/// What one pass of the run is served by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Target {
+    backend: Backend,
+    /// PostgreSQL reached through the pooler.
+    pooled: bool,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.pooled { write!(f, "{} via pooler", self.backend) } else { write!(f, "{}", self.backend) }
+    }
 }
 
 /// One line of the table.
 struct Row {
-    backend: Backend,
+    target: Target,
     scenario: Scenario,
     per_second: f64,
     p50_ms: f64,
@@ -81,23 +102,30 @@ pub fn run(args: &Args) -> Result<(), String> {
     let mut rows = Vec::new();
     let mut index_rows = Vec::new();
     let mut starts = Vec::new();
-    for &backend in &args.backends {
-        let database = Database::new(args, backend, &dir)?;
-        let server = Process::start(&binary, &database.url, &dir, &[])?;
+    let targets = args.backends.iter().flat_map(|&backend| {
+        let pooled = backend == Backend::Postgres && args.pooler_url.is_some();
+        [Target { backend, pooled: false }]
+            .into_iter()
+            .chain(pooled.then_some(Target { backend, pooled: true }))
+    });
+    for target in targets {
+        let backend = target.backend;
+        let database = Database::new(args, target, &dir)?;
+        let server = Process::start(&binary, &database.url, &dir, &database.env)?;
         std::thread::sleep(Duration::from_secs(1));
-        starts.push((backend, server.first_ok, server.rss_mib()));
+        starts.push((target, server.first_ok, server.rss_mib()));
         let seeded = runtime.block_on(scenarios::seed(server.addr, args.concurrency));
         if let Err(e) = seeded {
             server.stop();
             database.remove();
-            return Err(format!("seeding on {backend}: {e}"));
+            return Err(format!("seeding on {target}: {e}"));
         }
         for &scenario in &scenarios {
-            eprintln!("{backend}: {} …", scenario.name());
+            eprintln!("{target}: {} …", scenario.name());
             if scenario == Scenario::SearchIndex {
                 let budget = Duration::from_secs(args.seconds);
                 let measured = index::measure(&runtime, &binary, &database, &dir, budget);
-                index_rows.extend(measured?.into_iter().map(|row| (backend, row)));
+                index_rows.extend(measured?.into_iter().map(|row| (target, row)));
                 continue;
             }
             if let Err(e) = database.settle() {
@@ -119,13 +147,13 @@ pub fn run(args: &Args) -> Result<(), String> {
                 eprintln!("  {} errors, the first: {error}", measured.errors);
             }
             let pgbench_tps = match (&database.pgbench, pgbench::script(scenario)) {
-                (Some(direct), Some(script)) => {
-                    Some(pgbench::tps(direct, &script, args.concurrency, duration, &dir)?)
+                (Some(url), Some(script)) => {
+                    Some(pgbench::tps(url, target.pooled, &script, args.concurrency, duration, &dir)?)
                 }
                 _ => None,
             };
             rows.push(Row {
-                backend,
+                target,
                 scenario,
                 per_second: measured.per_second(),
                 p50_ms: measured.latency.value_at_quantile(0.5) as f64 / 1000.0,
@@ -145,25 +173,32 @@ pub fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Where one backend's data lives for the run.
+/// Where one pass's data lives.
 struct Database {
     /// What the server connects to.
     url: String,
+    /// The server's environment besides the URL.
+    env: Vec<(&'static str, String)>,
     /// What pgbench connects to (PostgreSQL only).
     pgbench: Option<String>,
     /// The server-level URL and the schema made for the run.
     schema: Option<(String, String)>,
+    /// The schema is also a role's, made for the run (through a pooler,
+    /// which passes no startup options, the role's default search path
+    /// selects the schema).
+    role: bool,
 }
 
 impl Database {
-    fn new(args: &Args, backend: Backend, dir: &Path) -> Result<Self, String> {
-        match backend {
+    fn new(args: &Args, target: Target, dir: &Path) -> Result<Self, String> {
+        match target.backend {
             Backend::Sqlite => {
                 let file = dir.join("bench.db");
                 for suffix in ["", "-wal", "-shm"] {
                     drop(std::fs::remove_file(format!("{}{suffix}", file.display())));
                 }
-                Ok(Self { url: format!("sqlite://{}?mode=rwc", file.display()), pgbench: None, schema: None })
+                let url = format!("sqlite://{}?mode=rwc", file.display());
+                Ok(Self { url, env: Vec::new(), pgbench: None, schema: None, role: false })
             }
             Backend::Postgres => {
                 let base = args
@@ -173,9 +208,25 @@ impl Database {
                     .unwrap_or_else(|| "postgres://postgres@localhost/postgres".into());
                 let schema = format!("bench_{}", std::process::id());
                 output("psql", &[base.clone(), "-qc".into(), format!("CREATE SCHEMA {schema}")])?;
-                let separator = if base.contains('?') { '&' } else { '?' };
-                let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-                Ok(Self { url: url.clone(), pgbench: Some(url), schema: Some((base, schema)) })
+                let schema_of_run = Some((base.clone(), schema.clone()));
+                let Some(pooler) = args.pooler_url.as_ref().filter(|_| target.pooled) else {
+                    let separator = if base.contains('?') { '&' } else { '?' };
+                    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+                    let pgbench = Some(url.clone());
+                    return Ok(Self { url, env: Vec::new(), pgbench, schema: schema_of_run, role: false });
+                };
+                let role = format!(
+                    "CREATE ROLE {schema} LOGIN PASSWORD '{schema}'; \
+                     GRANT USAGE, CREATE ON SCHEMA {schema} TO {schema}; \
+                     ALTER ROLE {schema} SET search_path = {schema}"
+                );
+                output("psql", &[base.clone(), "-qc".into(), role])?;
+                let (url, direct) = (with_login(pooler, &schema)?, with_login(&base, &schema)?);
+                let env = vec![
+                    ("SESSION_BACKEND_DATABASE__POOLER", "transaction".to_owned()),
+                    ("SESSION_BACKEND_DATABASE__DIRECT_URL", direct),
+                ];
+                Ok(Self { url: url.clone(), env, pgbench: Some(url), schema: schema_of_run, role: true })
             }
         }
     }
@@ -218,12 +269,24 @@ impl Database {
     /// Drops what the run made.
     fn remove(self) {
         if let Some((base, schema)) = self.schema {
-            drop(output("psql", &[base, "-qc".into(), format!("DROP SCHEMA {schema} CASCADE")]));
+            drop(output("psql", &[base.clone(), "-qc".into(), format!("DROP SCHEMA {schema} CASCADE")]));
+            if self.role {
+                drop(output("psql", &[base, "-qc".into(), format!("DROP ROLE {schema}")]));
+            }
         }
     }
 }
 
-fn index_table(rows: &[(Backend, index::IndexRow)]) -> String {
+/// `url` logging in as `role`, whose password is its name.
+fn with_login(url: &str, role: &str) -> Result<String, String> {
+    let mut url = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    url.set_username(role)
+        .and_then(|()| url.set_password(Some(role)))
+        .map_err(|()| "a URL without a host".to_owned())?;
+    Ok(url.into())
+}
+
+fn index_table(rows: &[(Target, index::IndexRow)]) -> String {
     if rows.is_empty() {
         return String::new();
     }
@@ -247,7 +310,7 @@ fn index_table(rows: &[(Backend, index::IndexRow)]) -> String {
     out
 }
 
-fn table(rows: &[Row], starts: &[(Backend, Duration, f64)], args: &Args) -> String {
+fn table(rows: &[Row], starts: &[(Target, Duration, f64)], args: &Args) -> String {
     let mut out = format!(
         "\n{} connections, {} s per scenario\n\n\
          | backend | scenario | req/s | p50 ms | p99 ms | errors | server CPU (cores) | server CPU ms/op | PostgreSQL CPU ms/op | peak RSS MiB | pgbench tps | server/pgbench |\n\
@@ -262,7 +325,7 @@ fn table(rows: &[Row], starts: &[(Backend, Duration, f64)], args: &Args) -> Stri
         let postgres_cpu = row.postgres_cpu_ms.map(|ms| format!("{ms:.3}")).unwrap_or_default();
         out.push_str(&format!(
             "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.2} | {:.3} | {postgres_cpu} | {:.1} | {tps} | {ratio} |\n",
-            row.backend,
+            row.target,
             row.scenario.name(),
             row.per_second,
             row.p50_ms,

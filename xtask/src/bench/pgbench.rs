@@ -1,4 +1,4 @@
-//! The database alone: pgbench (`-M prepared`, the same concurrency and
+//! The database alone: pgbench (`-M prepared`, or `extended` through a pooler; the same concurrency and
 //! time) running the SQL work the server does for an append and for a
 //! page read, against the rows the benchmark seeded. The statements are
 //! written out here after the ones the store issues (app/src/store):
@@ -45,9 +45,13 @@ pub fn script(scenario: super::Scenario) -> Option<String> {
 }
 
 /// Runs `script` on `database_url` (a URI libpq reads, schema in its
-/// options); transactions per second.
+/// options, or a pooler's, schema in its role's settings); transactions per
+/// second. Through a transaction-mode pooler the statements go unnamed
+/// (`-M extended`: parse, bind and execute in one round trip), since a
+/// prepared one would be left on a server connection others share.
 pub fn tps(
     database_url: &str,
+    pooled: bool,
     script: &str,
     concurrency: usize,
     duration: Duration,
@@ -58,7 +62,7 @@ pub fn tps(
     let args: Vec<String> = vec![
         "-n".into(),
         "-M".into(),
-        "prepared".into(),
+        if pooled { "extended" } else { "prepared" }.into(),
         "-c".into(),
         concurrency.to_string(),
         "-j".into(),

@@ -358,6 +358,84 @@ fn external_database_renders_no_statefulset_and_reads_the_existing_secret() {
 }
 
 #[test]
+fn a_pooler_serves_the_api_pods_and_migrations_go_past_it() {
+    let sets = ["networkPolicy.enabled=true", "pooler.enabled=true", "pooler.host=pgbouncer.db.svc"];
+    let Some(objects) = render(&[], &[sets[0], sets[1], sets[2], "pooler.podSelector.app=pgbouncer"]) else {
+        return;
+    };
+    assert_hardened_api(&objects);
+    let deployment = find(&objects, "Deployment", None);
+    let env_of = |container: &Value| {
+        let env = container["env"].as_array().expect("env").clone();
+        move |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone())
+    };
+    let api = env_of(container(deployment, "session-backend"));
+    assert_eq!(api("POSTGRES_HOST"), Some(json!("pgbouncer.db.svc")));
+    assert_eq!(api("POSTGRES_PORT"), Some(json!("6432")));
+    assert_eq!(api("SESSION_BACKEND_DATABASE__POOLER"), Some(json!("transaction")));
+    assert_eq!(
+        api("SESSION_BACKEND_DATABASE__POSTGRES__DIRECT_HOST"),
+        Some(json!("rel-session-backend-postgresql"))
+    );
+    assert_eq!(api("SESSION_BACKEND_DATABASE__POSTGRES__DIRECT_PORT"), Some(json!("5432")));
+    let init = &deployment["spec"]["template"]["spec"]["initContainers"][0];
+    let migrate = env_of(init);
+    assert_eq!(
+        migrate("POSTGRES_HOST"),
+        Some(json!("rel-session-backend-postgresql")),
+        "migrations skip the pooler"
+    );
+    assert_eq!(migrate("SESSION_BACKEND_DATABASE__POOLER"), None);
+    let policies: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "NetworkPolicy").collect();
+    let api_policy =
+        policies.iter().find(|p| p["metadata"]["name"] == "rel-session-backend").expect("API policy");
+    let to_pooler = api_policy["spec"]["egress"]
+        .as_array()
+        .expect("egress")
+        .iter()
+        .find(|rule| rule["ports"][0]["port"] == 6432);
+    assert_eq!(
+        to_pooler.expect("egress to the pooler")["to"][0]["podSelector"]["matchLabels"],
+        json!({"app": "pgbouncer"})
+    );
+    let pg_policy = policies
+        .iter()
+        .find(|p| p["metadata"]["name"] == "rel-session-backend-postgresql")
+        .expect("PG policy");
+    assert_eq!(
+        pg_policy["spec"]["ingress"][0]["from"][1]["podSelector"]["matchLabels"],
+        json!({"app": "pgbouncer"})
+    );
+    // The pods' pools no longer count against PostgreSQL, the pooler's does.
+    assert!(
+        render(
+            &[],
+            &[sets[1], sets[2], "sessionBackend.replicaCount=20", "sessionBackend.config.maxConnections=50"]
+        )
+        .is_some()
+    );
+    if have("helm", &["version"]) {
+        let too_many = run(
+            "helm",
+            &[
+                "template",
+                "rel",
+                CHART,
+                "--set",
+                sets[1],
+                "--set",
+                sets[2],
+                "--set",
+                "pooler.maxServerConnections=95",
+            ],
+        );
+        assert!(!too_many.status.success() && text(&too_many.stderr).contains("pooler.maxServerConnections"));
+        let no_host = run("helm", &["template", "rel", CHART, "--set", sets[1]]);
+        assert!(!no_host.status.success() && text(&no_host.stderr).contains("pooler.host"));
+    }
+}
+
+#[test]
 fn in_cluster_existing_secret_is_used_and_never_inlined() {
     let Some(objects) = render(
         &[],

@@ -7,6 +7,7 @@
 //! `TEST_DATABASE_URL` in a schema of each test's own; without it these
 //! tests say so and pass, unless `REQUIRE_POSTGRES=1` (CI).
 
+mod inline;
 mod pool;
 mod transactions;
 mod writer;

@@ -10,13 +10,16 @@ use sea_orm::{
 };
 
 use super::postgres_url;
-use crate::db::{Failure, pool::Pool};
+use crate::db::{
+    Failure,
+    pool::{Pool, Sharing},
+};
 
 const ACQUIRE: Duration = Duration::from_millis(300);
 
 async fn pool(max: u32) -> Option<Pool> {
     let options = postgres_url()?.parse::<PgConnectOptions>().expect("TEST_DATABASE_URL");
-    Some(Pool::connect(options, max, ACQUIRE, Duration::from_secs(10)).await.expect("pool"))
+    Some(Pool::connect(options, Sharing::Private, max, ACQUIRE, Duration::from_secs(10)).await.expect("pool"))
 }
 
 /// `sql`'s first column, as an integer, on a connection of `pool`.

@@ -114,6 +114,32 @@ app.kubernetes.io/component: postgresql
   value: {{ include "session-backend.database.host" . | quote }}
 - name: POSTGRES_PORT
   value: {{ include "session-backend.database.port" . | quote }}
+{{ include "session-backend.databaseLoginEnv" . }}
+{{- end }}
+
+{{/* The API pods' database: the pooler when there is one (in transaction
+     mode, with the database itself for the start-up schema check), else
+     the database. */}}
+{{- define "session-backend.apiDatabaseEnv" -}}
+{{- if .Values.pooler.enabled }}
+- name: POSTGRES_HOST
+  value: {{ required "pooler.host is required when pooler.enabled is true" .Values.pooler.host | quote }}
+- name: POSTGRES_PORT
+  value: {{ .Values.pooler.port | quote }}
+- name: SESSION_BACKEND_DATABASE__POOLER
+  value: transaction
+- name: SESSION_BACKEND_DATABASE__POSTGRES__DIRECT_HOST
+  value: {{ include "session-backend.database.host" . | quote }}
+- name: SESSION_BACKEND_DATABASE__POSTGRES__DIRECT_PORT
+  value: {{ include "session-backend.database.port" . | quote }}
+{{ include "session-backend.databaseLoginEnv" . }}
+{{- else }}
+{{- include "session-backend.databaseEnv" . }}
+{{- end }}
+{{- end }}
+
+{{/* Which database, as whom. */}}
+{{- define "session-backend.databaseLoginEnv" -}}
 - name: POSTGRES_DB
   value: {{ include "session-backend.database.name" . | quote }}
 - name: POSTGRES_USER
@@ -129,14 +155,22 @@ app.kubernetes.io/component: postgresql
      in-chart PostgreSQL: pods at most (the HPA's maximum or the replica
      count, plus one while rolling) x (pool size + the one connection a pod
      migrates on at start), plus 8 kept for the superuser and for backups,
-     must fit in its max_connections. */}}
+     must fit in its max_connections. Behind a pooler the pools are the
+     pooler's: its server connections, plus each pod's one direct one. */}}
 {{- define "session-backend.checkConnections" -}}
 {{- if .Values.postgresql.enabled }}
 {{- $pods := .Values.sessionBackend.replicaCount }}
 {{- if .Values.autoscaling.enabled }}{{ $pods = .Values.autoscaling.maxReplicas }}{{ end }}
+{{- if .Values.pooler.enabled }}
+{{- $needed := add (add $pods 1) .Values.pooler.maxServerConnections 8 }}
+{{- if gt (int $needed) (int .Values.postgresql.primary.maxConnections) }}
+{{- fail (printf "%d pods x 1 direct connection + pooler.maxServerConnections %d (+8 reserved) = %d connections exceed postgresql.primary.maxConnections %d" (add $pods 1) (int .Values.pooler.maxServerConnections) (int $needed) (int .Values.postgresql.primary.maxConnections)) }}
+{{- end }}
+{{- else }}
 {{- $needed := add (mul (add $pods 1) (add .Values.sessionBackend.config.maxConnections 1)) 8 }}
 {{- if gt (int $needed) (int .Values.postgresql.primary.maxConnections) }}
-{{- fail (printf "%d pods x (sessionBackend.config.maxConnections %d + 1) (+8 reserved) = %d connections exceed postgresql.primary.maxConnections %d: lower the pool, the replicas or raise max_connections" (add $pods 1) (int .Values.sessionBackend.config.maxConnections) (int $needed) (int .Values.postgresql.primary.maxConnections)) }}
+{{- fail (printf "%d pods x (sessionBackend.config.maxConnections %d + 1) (+8 reserved) = %d connections exceed postgresql.primary.maxConnections %d: lower the pool, the replicas or raise max_connections, or put a pooler in front (pooler.enabled)" (add $pods 1) (int .Values.sessionBackend.config.maxConnections) (int $needed) (int .Values.postgresql.primary.maxConnections)) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
