@@ -5,6 +5,7 @@
 //! time limits, a busy database → 503, anything else → 500); their text is
 //! logged, never returned.
 
+use chrono::{DateTime, Utc};
 use poem::{
     Response,
     http::{StatusCode, header},
@@ -38,6 +39,9 @@ pub enum Error {
     /// `If-Match` named a version the row no longer has.
     #[error("{0}")]
     PreconditionFailed(String),
+    /// The session's lease refuses the write.
+    #[error("{}", .0.message)]
+    Locked(LeaseRefusal),
     /// The body is larger than the configured limit.
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
@@ -62,6 +66,19 @@ pub enum Error {
     Internal,
 }
 
+/// Why a session's lease refused a write, and the lease that did.
+#[derive(Clone, Debug)]
+pub struct LeaseRefusal {
+    /// The write's token is not the current one (else: a live lease is
+    /// held and the write sent none).
+    pub lost: bool,
+    pub message: String,
+    pub holder: String,
+    pub expires_at: DateTime<Utc>,
+    /// Seconds until the lease lapses (`Retry-After`), for a held one.
+    pub retry_after: u64,
+}
+
 impl Error {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
@@ -73,6 +90,7 @@ impl Error {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::Locked(_) => StatusCode::LOCKED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -92,6 +110,8 @@ impl Error {
             Self::NotFound(_) => "NotFoundError",
             Self::Conflict(_) => "ConflictError",
             Self::PreconditionFailed(_) => "PreconditionFailedError",
+            Self::Locked(LeaseRefusal { lost: false, .. }) => "LeaseHeldError",
+            Self::Locked(LeaseRefusal { lost: true, .. }) => "LeaseLostError",
             Self::PayloadTooLarge(_) => "PayloadTooLargeError",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaTypeError",
             Self::RequestTimeout(_) => "RequestTimeoutError",
@@ -103,13 +123,20 @@ impl Error {
 
     /// The envelope for this error, tagged with the current request id.
     pub fn envelope(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut envelope = serde_json::json!({
             "detail": {
                 "error": self.kind(),
                 "message": self.to_string(),
                 "request_id": request_id::current(),
             }
-        })
+        });
+        if let Self::Locked(refusal) = self {
+            envelope["detail"]["lease"] = serde_json::json!({
+                "holder": refusal.holder,
+                "expires_at": refusal.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+            });
+        }
+        envelope
     }
 
     /// Maps any error poem or poem-openapi produced (parse errors, unknown
@@ -179,6 +206,9 @@ pub fn response(err: &Error) -> Response {
     match err {
         Error::Unauthorized(_) => resp = resp.header(header::WWW_AUTHENTICATE, WWW_AUTHENTICATE),
         Error::TooManyRequests(seconds) => resp = resp.header(header::RETRY_AFTER, seconds.to_string()),
+        Error::Locked(refusal) if !refusal.lost => {
+            resp = resp.header(header::RETRY_AFTER, refusal.retry_after.to_string());
+        }
         _ => {}
     }
     resp.body(err.envelope().to_string())

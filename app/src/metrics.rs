@@ -43,6 +43,36 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LeaseLabels {
+    event: &'static str,
+}
+
+/// What happened to a session's lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseEvent {
+    Granted,
+    Renewed,
+    /// A grant or renewal refused (423).
+    Refused,
+    /// A grant replaced a lease that lapsed without being released.
+    Expired,
+    /// An operator broke a live lease.
+    Broken,
+}
+
+impl LeaseEvent {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Granted => "granted",
+            Self::Renewed => "renewed",
+            Self::Refused => "refused",
+            Self::Expired => "expired",
+            Self::Broken => "broken",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
     backend: &'static str,
@@ -70,6 +100,7 @@ pub struct Metrics {
     keys: Gauge,
     keys_file_bad_lines: Gauge,
     key_reload_failures: Counter,
+    leases: Family<LeaseLabels, Counter>,
     resident_memory: Gauge,
     // For the JSON view: totals by status and the summed latency.
     by_status: Mutex<BTreeMap<u16, u64>>,
@@ -165,6 +196,12 @@ impl Metrics {
             "auth_keys_reload_failures",
             "Reloads of the keys file that could not read it or skipped bad lines",
         );
+        let leases = Family::<LeaseLabels, Counter>::default();
+        registry.register(
+            "session_lease_events",
+            "Session leases granted, renewed, refused, replaced after expiring, broken by force",
+            leases.clone(),
+        );
         let resident_memory = Gauge::default();
         registry.register_with_unit(
             "process_resident_memory",
@@ -199,10 +236,16 @@ impl Metrics {
             keys,
             keys_file_bad_lines,
             key_reload_failures,
+            leases,
             resident_memory,
             by_status: Mutex::new(BTreeMap::new()),
             latency_micros: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one event of a session's lease.
+    pub fn lease(&self, event: LeaseEvent) {
+        self.leases.get_or_create(&LeaseLabels { event: event.label() }).inc();
     }
 
     /// Counts a request being served until the guard is dropped.

@@ -9,6 +9,7 @@ mod m20261121_000001_create_tables;
 mod m20261122_000001_create_blobs;
 mod m20261201_000001_add_session_retention;
 mod m20261204_000001_index_and_reclaim_blobs;
+mod m20261205_000001_add_session_leases;
 
 /// Every migration of the project, in the order they apply.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_blobs::Migration),
             Box::new(m20261201_000001_add_session_retention::Migration),
             Box::new(m20261204_000001_index_and_reclaim_blobs::Migration),
+            Box::new(m20261205_000001_add_session_leases::Migration),
         ]
     }
 }

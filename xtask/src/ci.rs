@@ -17,6 +17,7 @@ pub const POOLED_TESTS: &[&str] = &[
     "--",
     "::postgres::",
     "outage::postgres",
+    "leases::postgres",
     "startup::",
     "--skip",
     "testcontainers",

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ApiTags, Paging,
-    errors::{ApiResult, Missing, MissingOrDuplicate, MissingOrStale},
+    errors::{ApiResult, Missing, MissingOrDuplicate, MissingOrLeased, MissingOrStale},
     fields::{Id, ObjectJson, Optional, Timestamp, json_text},
     listing,
     payload::{FIELDS, JsonBody, JsonSize, JsonStream},
@@ -25,6 +25,7 @@ use crate::{
         ChildKey,
         agents::{AgentChanges, NewAgent},
         children,
+        leases::Fence,
     },
 };
 
@@ -199,6 +200,10 @@ impl AgentsApi {
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// The session's lease token (`PUT …/lease`): required while a
+        /// lease is live, 423 when it is not the current one.
+        #[oai(name = "Lease-Token", validator(minimum(value = "1")))]
+        lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
         body: JsonBody<CreateAgentRequest>,
     ) -> ApiResult<Created<Agent>, MissingOrDuplicate> {
@@ -211,8 +216,13 @@ impl AgentsApi {
             created_at: body.created_at.into_option().map(|t| t.0),
             updated_at: body.updated_at.into_option().map(|t| t.0),
         };
-        let model =
-            store::agents::create(state.db.conn(), key(&tenant, &session_id, &body.agent_id), new).await?;
+        let model = store::agents::create(
+            state.db.conn(),
+            key(&tenant, &session_id, &body.agent_id),
+            new,
+            Fence(lease_token.0),
+        )
+        .await?;
         Ok(Created::of(model))
     }
 
@@ -240,10 +250,15 @@ impl AgentsApi {
         method = "put",
         operation_id = "update_agent"
     )]
+    #[expect(clippy::too_many_arguments, reason = "poem-openapi takes each part of a request as an argument")]
     async fn update(
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// The session's lease token (`PUT …/lease`): required while a
+        /// lease is live, 423 when it is not the current one.
+        #[oai(name = "Lease-Token", validator(minimum(value = "1")))]
+        lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         /// An `ETag` this agent answered with (or a list of them, or `*`): 412
@@ -265,7 +280,9 @@ impl AgentsApi {
         };
         let expected = versioned::if_match(if_match.0.as_deref());
         let key = key(&tenant, &session_id, &agent_id);
-        let model = store::agents::update(state.db.conn(), key, expected.as_deref(), changes).await?;
+        let model =
+            store::agents::update(state.db.conn(), key, expected.as_deref(), changes, Fence(lease_token.0))
+                .await?;
         Ok(Current::of(model))
     }
 
@@ -281,10 +298,15 @@ impl AgentsApi {
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// The session's lease token (`PUT …/lease`): required while a
+        /// lease is live, 423 when it is not the current one.
+        #[oai(name = "Lease-Token", validator(minimum(value = "1")))]
+        lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
-    ) -> ApiResult<Deleted, Missing> {
-        children::delete::<agent::Entity>(state.db.conn(), key(&tenant, &session_id, &agent_id)).await?;
+    ) -> ApiResult<Deleted, MissingOrLeased> {
+        let key = key(&tenant, &session_id, &agent_id);
+        children::delete::<agent::Entity>(state.db.conn(), key, Fence(lease_token.0)).await?;
         Ok(Deleted::Deleted)
     }
 

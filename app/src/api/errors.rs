@@ -22,7 +22,8 @@ pub struct ErrorEnvelope {
 #[derive(Debug, Object)]
 pub struct ErrorDetail {
     /// One of `ValidationError`, `NotFoundError`, `ConflictError`,
-    /// `PreconditionFailedError`, `PayloadTooLargeError`, `UnsupportedMediaTypeError`,
+    /// `PreconditionFailedError`, `LeaseHeldError`, `LeaseLostError`,
+    /// `PayloadTooLargeError`, `UnsupportedMediaTypeError`,
     /// `RequestTimeoutError`, `MethodNotAllowedError`,
     /// `ServiceUnavailableError`, `InternalServerError`.
     pub error: String,
@@ -30,6 +31,17 @@ pub struct ErrorDetail {
     pub message: String,
     /// The request's id, also in the `X-Request-Id` header and the logs.
     pub request_id: String,
+    /// With a 423: the session's lease that refused the write.
+    pub lease: Option<RefusingLease>,
+}
+
+/// The lease named by a 423.
+#[derive(Debug, Object)]
+pub struct RefusingLease {
+    /// Who holds it (empty once released).
+    pub holder: String,
+    /// When it lapses (or lapsed).
+    pub expires_at: String,
 }
 
 impl Example for ErrorEnvelope {
@@ -39,6 +51,7 @@ impl Example for ErrorEnvelope {
                 error: "NotFoundError".into(),
                 message: "session `chat-42` not found".into(),
                 request_id: "5f0c6b7e-2d7b-4f5e-9a43-1b2a3c4d5e6f".into(),
+                lease: None,
             },
         }
     }
@@ -54,6 +67,11 @@ pub trait ErrorSet: Send + Sync + 'static {
 const NOT_FOUND: (u16, &str) = (404, "The resource, or one of its parents, does not exist.");
 const CONFLICT: (u16, &str) = (409, "A resource with this id already exists (with other content).");
 const STALE: (u16, &str) = (412, "`If-Match` named a version the resource no longer has; nothing changed.");
+const LOCKED: (u16, &str) = (
+    423,
+    "The session's lease refuses the write; nothing changed. `LeaseHeldError` (a live lease, no \
+     `Lease-Token` sent; `Retry-After` says when it lapses) or `LeaseLostError` (not the current token).",
+);
 const TOO_LARGE: (u16, &str) = (413, "The request body exceeds the configured limit.");
 const NOT_JSON: (u16, &str) = (415, "The body is not JSON (`Content-Type` other than `application/json`).");
 const STALLED: (u16, &str) = (408, "The request body stopped arriving before it was complete.");
@@ -70,16 +88,28 @@ impl ErrorSet for Missing {
     const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND];
 }
 
-/// Updates.
+/// Deletes in a session's tree, and releasing its lease.
+pub struct MissingOrLeased;
+impl ErrorSet for MissingOrLeased {
+    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, LOCKED];
+}
+
+/// Updates of messages.
 pub struct MissingWithBody;
 impl ErrorSet for MissingWithBody {
-    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, TOO_LARGE, NOT_JSON];
+    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, LOCKED, TOO_LARGE, NOT_JSON];
 }
 
 /// Updates of versioned resources (sessions, agents, multi-agent states).
 pub struct MissingOrStale;
 impl ErrorSet for MissingOrStale {
-    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, STALE, TOO_LARGE, NOT_JSON];
+    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, STALE, LOCKED, TOO_LARGE, NOT_JSON];
+}
+
+/// Taking or renewing a session's lease.
+pub struct LeaseCall;
+impl ErrorSet for LeaseCall {
+    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, LOCKED, TOO_LARGE, NOT_JSON];
 }
 
 /// Writing a blob.
@@ -97,7 +127,8 @@ impl ErrorSet for Duplicate {
 /// Creating below a parent.
 pub struct MissingOrDuplicate;
 impl ErrorSet for MissingOrDuplicate {
-    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, CONFLICT, TOO_LARGE, NOT_JSON];
+    const EXTRA: &'static [(u16, &'static str)] =
+        &[NOT_FOUND, STALLED, CONFLICT, LOCKED, TOO_LARGE, NOT_JSON];
 }
 
 /// The error side of an operation's result; `S` says which statuses the

@@ -7,6 +7,7 @@ mod document;
 mod errors;
 mod fields;
 mod health;
+mod leases;
 mod listing;
 mod messages;
 mod multi_agents;
@@ -36,6 +37,8 @@ pub enum ApiTags {
     /// Multi-agent orchestrator state (Graph, Swarm).
     #[oai(rename = "Multi-agents")]
     MultiAgents,
+    /// One writer per session: leases with fencing tokens.
+    Leases,
     /// Byte values under keys, for the SDK's `Storage` (snapshots).
     Storage,
     /// Probes and counters; never behind authentication.
@@ -47,7 +50,16 @@ pub type TenantApis =
     (sessions::SessionsApi, agents::AgentsApi, messages::MessagesApi, multi_agents::MultiAgentsApi);
 
 /// Every API of the service.
-pub type Apis = (TenantApis, storage::StorageApi, health::HealthApi);
+pub type Apis = (TenantApis, leases::LeasesApi, storage::StorageApi, health::HealthApi);
+
+/// The lease routes, to be mounted (at [`LEASE_PATH`]) under
+/// authentication, body limits and the request deadline, but not the rate
+/// limit.
+pub fn lease_routes() -> OpenApiService<leases::LeasesApi, ()> {
+    routes(leases::LeasesApi)
+}
+
+pub use self::leases::PATH as LEASE_PATH;
 
 /// The tenant routes with JSON bodies, to be mounted (at `/api`) under
 /// authentication, body limits and the request deadline.
@@ -74,6 +86,7 @@ fn routes<T: OpenApi>(apis: T) -> OpenApiService<T, ()> {
 pub fn service() -> OpenApiService<Apis, ()> {
     routes((
         (sessions::SessionsApi, agents::AgentsApi, messages::MessagesApi, multi_agents::MultiAgentsApi),
+        leases::LeasesApi,
         storage::StorageApi,
         health::HealthApi,
     ))

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ApiTags, Paging,
-    errors::{ApiResult, Missing, MissingOrDuplicate, MissingOrStale},
+    errors::{ApiResult, Missing, MissingOrDuplicate, MissingOrLeased, MissingOrStale},
     fields::{Id, ObjectJson, Timestamp, json_text},
     listing,
     payload::{FIELDS, JsonBody, JsonSize, JsonStream},
@@ -21,7 +21,7 @@ use crate::{
     api::AppState,
     auth::Tenant,
     store,
-    store::{ChildKey, children},
+    store::{ChildKey, children, leases::Fence},
 };
 
 /// The state of a multi-agent orchestrator.
@@ -138,12 +138,17 @@ impl MultiAgentsApi {
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// The session's lease token (`PUT …/lease`): required while a
+        /// lease is live, 423 when it is not the current one.
+        #[oai(name = "Lease-Token", validator(minimum(value = "1")))]
+        lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
         body: JsonBody<CreateMultiAgentRequest>,
     ) -> ApiResult<Created<MultiAgent>, MissingOrDuplicate> {
         let body = body.0;
         let key = key(&tenant, &session_id, &body.multi_agent_id);
-        let model = store::multi_agents::create(state.db.conn(), key, body.state.0).await?;
+        let model =
+            store::multi_agents::create(state.db.conn(), key, body.state.0, Fence(lease_token.0)).await?;
         Ok(Created::of(model))
     }
 
@@ -173,10 +178,15 @@ impl MultiAgentsApi {
         method = "put",
         operation_id = "update_multi_agent"
     )]
+    #[expect(clippy::too_many_arguments, reason = "poem-openapi takes each part of a request as an argument")]
     async fn update(
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// The session's lease token (`PUT …/lease`): required while a
+        /// lease is live, 423 when it is not the current one.
+        #[oai(name = "Lease-Token", validator(minimum(value = "1")))]
+        lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
         multi_agent_id: Path<Id>,
         /// An `ETag` this state answered with (or a list of them, or `*`): 412
@@ -188,8 +198,14 @@ impl MultiAgentsApi {
     ) -> ApiResult<Current<MultiAgent>, MissingOrStale> {
         let key = key(&tenant, &session_id, &multi_agent_id);
         let expected = versioned::if_match(if_match.0.as_deref());
-        let model =
-            store::multi_agents::update(state.db.conn(), key, expected.as_deref(), body.0.state.0).await?;
+        let model = store::multi_agents::update(
+            state.db.conn(),
+            key,
+            expected.as_deref(),
+            body.0.state.0,
+            Fence(lease_token.0),
+        )
+        .await?;
         Ok(Current::of(model))
     }
 
@@ -203,11 +219,15 @@ impl MultiAgentsApi {
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// The session's lease token (`PUT …/lease`): required while a
+        /// lease is live, 423 when it is not the current one.
+        #[oai(name = "Lease-Token", validator(minimum(value = "1")))]
+        lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
         multi_agent_id: Path<Id>,
-    ) -> ApiResult<Deleted, Missing> {
-        children::delete::<multi_agent::Entity>(state.db.conn(), key(&tenant, &session_id, &multi_agent_id))
-            .await?;
+    ) -> ApiResult<Deleted, MissingOrLeased> {
+        let key = key(&tenant, &session_id, &multi_agent_id);
+        children::delete::<multi_agent::Entity>(state.db.conn(), key, Fence(lease_token.0)).await?;
         Ok(Deleted::Deleted)
     }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ApiTags, Paging,
-    errors::{ApiResult, Duplicate, Missing, MissingOrStale, Plain},
+    errors::{ApiResult, Duplicate, Missing, MissingOrLeased, MissingOrStale, Plain},
     fields::{Id, Nullable, ObjectJson, Optional, SessionType, Timestamp, TtlSeconds, json_text},
     listing,
     payload::{FIELDS, JsonBody, JsonSize, JsonStream},
@@ -21,7 +21,10 @@ use crate::{
     api::AppState,
     auth::Tenant,
     store,
-    store::sessions::{NewSession, SessionChanges},
+    store::{
+        leases::Fence,
+        sessions::{NewSession, SessionChanges},
+    },
 };
 
 /// A conversation session.
@@ -217,6 +220,10 @@ impl SessionsApi {
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// The session's lease token (`PUT …/lease`): required while a
+        /// lease is live, 423 when it is not the current one.
+        #[oai(name = "Lease-Token", validator(minimum(value = "1")))]
+        lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
         /// An `ETag` this session answered with (or a list of them, or `*`):
         /// 412 unless it is still current. An empty list names no tag and so
@@ -237,6 +244,7 @@ impl SessionsApi {
             session_id.as_str(),
             expected.as_deref(),
             changes,
+            Fence(lease_token.0),
         )
         .await?;
         Ok(Current::of(model))
@@ -250,9 +258,14 @@ impl SessionsApi {
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// The session's lease token (`PUT …/lease`): required while a
+        /// lease is live, 423 when it is not the current one.
+        #[oai(name = "Lease-Token", validator(minimum(value = "1")))]
+        lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
-    ) -> ApiResult<Deleted, Missing> {
-        store::sessions::delete(state.db.conn(), tenant.as_str(), session_id.as_str()).await?;
+    ) -> ApiResult<Deleted, MissingOrLeased> {
+        store::sessions::delete(state.db.conn(), tenant.as_str(), session_id.as_str(), Fence(lease_token.0))
+            .await?;
         Ok(Deleted::Deleted)
     }
 

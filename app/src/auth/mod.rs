@@ -207,16 +207,26 @@ fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     Ok(bearer.or_else(|| api_key.iter().next()?.to_str().ok().map(str::trim)))
 }
 
-/// Authenticates a request of the tenant API and applies the rate limit,
-/// before its body is read; the tenant goes into the request for
-/// handlers. Mounted on the trees of tenant routes.
+/// Whether a tree of tenant routes counts against the tenant's rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    Rate,
+    /// Never refused for the rate (session leases: a worker must be able
+    /// to renew and release whatever its tenant's traffic).
+    None,
+}
+
+/// Authenticates a request of the tenant API and applies the rate limit
+/// (per `limit`), before its body is read; the tenant goes into the
+/// request for handlers. Mounted on the trees of tenant routes.
 pub async fn tenants_only<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
     auth: Arc<Auth>,
+    limit: Limit,
 ) -> poem::Result<Response> {
     let admitted = auth.tenant_for(req.headers()).and_then(|tenant| {
-        if let Some(limiter) = &auth.limiter {
+        if let Some(limiter) = auth.limiter.as_ref().filter(|_| limit == Limit::Rate) {
             limiter
                 .take(&tenant)
                 .map_err(|wait| Error::TooManyRequests((wait.as_secs_f64().ceil() as u64).max(1)))?;

@@ -7,7 +7,7 @@ use poem::{Endpoint, EndpointExt, Route, middleware::CatchPanic};
 
 use crate::{
     api::{self, AppState},
-    auth::{self, Auth},
+    auth::{self, Auth, Limit},
     config::Config,
     db::Database,
     drain::Draining,
@@ -64,17 +64,28 @@ pub fn app(
     let (tenants, operators) = (auth.clone(), auth);
     let tenant_routes = api::tenant_routes()
         .around(move |ep, req| middleware::deadline(ep, req, deadline))
+        .around({
+            let limits = limits.clone();
+            move |ep, req| middleware::read_body(ep, req, limits.clone())
+        })
+        .around({
+            let auth = tenants.clone();
+            move |ep, req| auth::tenants_only(ep, req, auth.clone(), Limit::Rate)
+        });
+    let lease_routes = api::lease_routes()
+        .around(move |ep, req| middleware::deadline(ep, req, deadline))
         .around(move |ep, req| middleware::read_body(ep, req, limits.clone()))
         .around({
             let auth = tenants.clone();
-            move |ep, req| auth::tenants_only(ep, req, auth.clone())
+            move |ep, req| auth::tenants_only(ep, req, auth.clone(), Limit::None)
         });
     let storage_routes = api::storage_routes()
         .around(move |ep, req| middleware::deadline_unless_streaming(ep, req, deadline))
-        .around(move |ep, req| auth::tenants_only(ep, req, tenants.clone()));
+        .around(move |ep, req| auth::tenants_only(ep, req, tenants.clone(), Limit::Rate));
     let exposition = exposition.around(move |ep, req| auth::operators_only(ep, req, operators.clone()));
     Route::new()
         .nest_no_strip("/api/v1/storage", storage_routes)
+        .at(api::LEASE_PATH, lease_routes)
         .nest_no_strip("/api", tenant_routes)
         .nest_no_strip("/health", api::health_routes())
         .at("/metrics", exposition)

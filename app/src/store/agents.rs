@@ -11,6 +11,7 @@ use entity::{
 use super::{
     ChildKey,
     children::{self, session_child},
+    leases::Fence,
     now,
     version::{self, Expected},
 };
@@ -37,7 +38,7 @@ pub struct AgentChanges {
 }
 
 /// Inserts an agent; 404 when the session is missing, 409 when the id is taken.
-pub async fn create(db: &impl Db, key: ChildKey<'_>, new: NewAgent) -> Result<Model, Error> {
+pub async fn create(db: &impl Db, key: ChildKey<'_>, new: NewAgent, fence: Fence) -> Result<Model, Error> {
     let now = now();
     let row = Model {
         tenant_id: key.tenant.to_owned(),
@@ -50,7 +51,7 @@ pub async fn create(db: &impl Db, key: ChildKey<'_>, new: NewAgent) -> Result<Mo
         created_at: new.created_at.unwrap_or(now),
         updated_at: new.updated_at.unwrap_or(now),
     };
-    children::create::<Entity>(db, key, row).await
+    children::create::<Entity>(db, key, row, fence).await
 }
 
 /// Applies `changes`, bumps the version and `updated_at`, in one statement,
@@ -60,6 +61,7 @@ pub async fn update(
     key: ChildKey<'_>,
     expected: Expected<'_>,
     changes: AgentChanges,
+    fence: Fence,
 ) -> Result<Model, Error> {
     let set = [
         (Column::State, changes.state),
@@ -67,5 +69,5 @@ pub async fn update(
         (Column::InternalState, changes.internal_state),
     ];
     let set = set.into_iter().filter_map(|(column, value)| Some((column, value?.into()))).collect();
-    children::update::<Entity>(db, key, expected, set).await
+    children::update::<Entity>(db, key, expected, set, fence).await
 }

@@ -36,7 +36,7 @@ use crate::{
         groups::{Groups, Pending, Refused},
     },
     error::Error,
-    store::now,
+    store::{leases::Fence, now},
 };
 
 /// Rows one statement inserts at most.
@@ -54,15 +54,22 @@ const MAX_GROUPED_BYTES: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct Appender {
     conn: Conn,
-    groups: Groups<message::Model, Outcome>,
+    groups: Groups<Row, Outcome>,
+}
+
+/// One append's row and the lease it is written under.
+#[derive(Debug)]
+struct Row {
+    model: message::Model,
+    fence: Fence,
 }
 
 /// What a group did with an append.
 #[derive(Debug)]
 enum Outcome {
-    Inserted(message::Model),
+    Inserted(Row),
     /// Not inserted by the group: to be answered on its own.
-    Alone(message::Model),
+    Alone(Row),
     Failed(Error),
 }
 
@@ -78,16 +85,16 @@ impl Appender {
 
     /// Appends one message, as [`messages::append`] does, together with the
     /// appends that arrive at the same time.
-    pub async fn append(&self, key: AgentKey<'_>, new: NewMessage) -> Result<Appended, Error> {
+    pub async fn append(&self, key: AgentKey<'_>, new: NewMessage, fence: Fence) -> Result<Appended, Error> {
         let model = messages::into_model(key, new, now());
         let size =
             model.message.as_str().len() + model.redact_message.as_ref().map_or(0, |r| r.as_str().len());
         if size > MAX_GROUPED_BYTES {
-            return messages::append_model(&self.conn, key, model).await;
+            return messages::append_model(&self.conn, key, model, fence).await;
         }
-        match self.groups.submit(model).await {
-            Ok(Outcome::Inserted(model)) => Ok(Appended::Created(model)),
-            Ok(Outcome::Alone(model)) => messages::append_model(&self.conn, key, model).await,
+        match self.groups.submit(Row { model, fence }).await {
+            Ok(Outcome::Inserted(row)) => Ok(Appended::Created(row.model)),
+            Ok(Outcome::Alone(row)) => messages::append_model(&self.conn, key, row.model, fence).await,
             Ok(Outcome::Failed(e)) => Err(e),
             Err(Refused::TimedOut) => Err(Error::PoolTimeout),
             Err(Refused::Closed) => {
@@ -98,16 +105,17 @@ impl Appender {
 }
 
 /// Writes one group and answers each append in it.
-async fn write(conn: Conn, group: Vec<Pending<message::Model, Outcome>>) {
+async fn write(conn: Conn, group: Vec<Pending<Row, Outcome>>) {
     let mut keys = HashSet::with_capacity(group.len());
     let (mut rows, repeated): (Vec<_>, Vec<_>) =
-        group.into_iter().partition(|p| keys.insert(key_of(&p.item)));
+        group.into_iter().partition(|p| keys.insert(key_of(&p.item.model)));
     // In key order, so two groups over the same keys cannot deadlock.
-    rows.sort_unstable_by(|a, b| key_order(&a.item).cmp(&key_order(&b.item)));
+    rows.sort_unstable_by(|a, b| key_order(&a.item.model).cmp(&key_order(&b.item.model)));
     for pending in repeated {
         pending.answer(Outcome::Alone);
     }
-    let inserted = match insert::insert(&conn, rows.iter().map(|p| &p.item), Guard::EachAgentUnlocked).await {
+    let items = rows.iter().map(|p| (&p.item.model, p.item.fence));
+    let inserted = match insert::insert(&conn, items, Guard::EachAgentUnlocked).await {
         Ok(inserted) => inserted,
         Err(e) => {
             // The database unreachable: every append fails with it. The
@@ -129,8 +137,8 @@ async fn write(conn: Conn, group: Vec<Pending<message::Model, Outcome>>) {
         }
     };
     for pending in rows {
-        let written = inserted.contains(&key_of(&pending.item));
-        pending.answer(|model| if written { Outcome::Inserted(model) } else { Outcome::Alone(model) });
+        let written = inserted.contains(&key_of(&pending.item.model));
+        pending.answer(|row| if written { Outcome::Inserted(row) } else { Outcome::Alone(row) });
     }
 }
 
@@ -181,7 +189,9 @@ mod tests {
                 created_at: None,
                 updated_at: None,
             };
-            agents::create(conn, ChildKey { tenant: "t", session_id: "s", id }, agent).await.expect("agent");
+            agents::create(conn, ChildKey { tenant: "t", session_id: "s", id }, agent, Fence::default())
+                .await
+                .expect("agent");
         }
         let appender = Appender::start(conn.clone(), Duration::from_secs(2));
         let key = |agent_id| AgentKey { tenant: "t", session_id: "s", agent_id };
@@ -193,8 +203,10 @@ mod tests {
             (key("a2"), new(0, "something else")),
             (key("a1"), new(1, "again")),
         ];
-        let answers =
-            futures::future::join_all(appends.into_iter().map(|(k, m)| appender.append(k, m))).await;
+        let answers = futures::future::join_all(
+            appends.into_iter().map(|(k, m)| appender.append(k, m, Fence::default())),
+        )
+        .await;
         let outcome = |answer: &Result<Appended, Error>| match answer {
             Ok(Appended::Created(_)) => "created",
             Ok(Appended::Replayed(_)) => "replayed",

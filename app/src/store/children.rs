@@ -10,7 +10,9 @@ use sea_orm::{
 };
 
 use super::{
-    count, insert_error, listing, now, retention, sessions, update_returning,
+    count, insert_error,
+    leases::{self, Fence},
+    listing, now, retention, sessions, update_returning,
     version::{self, Expected},
 };
 use crate::{
@@ -65,16 +67,46 @@ fn not_found<E: SessionChild>(key: ChildKey<'_>) -> Error {
 }
 
 fn by_key<E: SessionChild, Q: QueryFilter>(backend: DatabaseBackend, query: Q, key: ChildKey<'_>) -> Q {
+    keyed::<E, Q>(query, key).filter(retention::alive(backend, key.tenant, key.session_id))
+}
+
+/// [`by_key`] for a write under `fence`.
+fn by_key_to_write<E: SessionChild, Q: QueryFilter>(
+    backend: DatabaseBackend,
+    query: Q,
+    key: ChildKey<'_>,
+    fence: Fence,
+) -> Q {
+    keyed::<E, Q>(query, key).filter(fence.guard(backend, key.tenant, key.session_id))
+}
+
+fn keyed<E: SessionChild, Q: QueryFilter>(query: Q, key: ChildKey<'_>) -> Q {
     query
         .filter(E::TENANT_ID.eq(key.tenant))
         .filter(E::SESSION_ID.eq(key.session_id))
         .filter(E::ID.eq(key.id))
-        .filter(retention::alive(backend, key.tenant, key.session_id))
+}
+
+/// Why a write under `fence` to the existing row `key` changed nothing: 404
+/// when the row is gone, 423 when the lease refuses it, else `otherwise`.
+async fn refused<E: SessionChild>(db: &impl Db, key: ChildKey<'_>, fence: Fence, otherwise: Error) -> Error {
+    if let Err(e) = ensure_exists::<E>(db, key).await {
+        return e;
+    }
+    match leases::check(db, key.tenant, key.session_id, fence).await {
+        Err(e) => e,
+        Ok(()) => otherwise,
+    }
 }
 
 /// Inserts `row` and returns it; 404 when the session is missing (or has
-/// lapsed), 409 when the id is taken.
-pub async fn create<E>(db: &impl Db, key: ChildKey<'_>, row: E::Model) -> Result<E::Model, Error>
+/// lapsed), 423 when its lease refuses the write, 409 when the id is taken.
+pub async fn create<E>(
+    db: &impl Db,
+    key: ChildKey<'_>,
+    row: E::Model,
+    fence: Fence,
+) -> Result<E::Model, Error>
 where
     E: SessionChild,
     E::Model: IntoActiveModel<E::ActiveModel> + Clone,
@@ -90,7 +122,7 @@ where
         E::default(),
         columns,
         vec![values],
-        retention::alive(db.backend(), key.tenant, key.session_id),
+        fence.guard(db.backend(), key.tenant, key.session_id),
     )
     .map_err(|e| {
         tracing::error!(error = %e, "building an insert");
@@ -107,6 +139,7 @@ where
         })
     })?;
     if inserted == 0 {
+        leases::check(db, key.tenant, key.session_id, fence).await?;
         return Err(missing());
     }
     Ok(row)
@@ -129,14 +162,16 @@ pub async fn ensure_exists<E: SessionChild>(db: &impl Db, key: ChildKey<'_>) -> 
 }
 
 /// Sets `changes`, bumps the version and `updated_at`, in one statement,
-/// if the row is at an `expected` version (412 if it is at another).
+/// if the lease lets the write through (423) and the row is at an
+/// `expected` version (412 if it is at another).
 pub async fn update<E: SessionChild>(
     db: &impl Db,
     key: ChildKey<'_>,
     expected: Expected<'_>,
     changes: Vec<(E::Column, Value)>,
+    fence: Fence,
 ) -> Result<E::Model, Error> {
-    let mut update = by_key::<E, _>(db.backend(), E::update_many(), key)
+    let mut update = by_key_to_write::<E, _>(db.backend(), E::update_many(), key, fence)
         .col_expr(E::VERSION, Expr::col(E::VERSION).add(1))
         .col_expr(E::UPDATED_AT, Expr::value(now()));
     if let Some(versions) = expected {
@@ -148,16 +183,17 @@ pub async fn update<E: SessionChild>(
     let changed = update_returning::<E>(db, update.into_query()).await?;
     match changed.into_iter().next() {
         Some(row) => Ok(row),
-        None if expected.is_none() => Err(not_found::<E>(key)),
-        None => Err(version::stale_or(ensure_exists::<E>(db, key).await)),
+        None if expected.is_none() => Err(refused::<E>(db, key, fence, not_found::<E>(key)).await),
+        None => Err(refused::<E>(db, key, fence, version::stale_or(Ok(()))).await),
     }
 }
 
 /// Deletes one row (and, through the foreign keys, what hangs below it).
-pub async fn delete<E: SessionChild>(db: &impl Db, key: ChildKey<'_>) -> Result<(), Error> {
-    let deleted = by_key::<E, _>(db.backend(), E::delete_many(), key).exec(&db.writes()).await?;
+pub async fn delete<E: SessionChild>(db: &impl Db, key: ChildKey<'_>, fence: Fence) -> Result<(), Error> {
+    let deleted =
+        by_key_to_write::<E, _>(db.backend(), E::delete_many(), key, fence).exec(&db.writes()).await?;
     if deleted.rows_affected == 0 {
-        return Err(not_found::<E>(key));
+        return Err(refused::<E>(db, key, fence, not_found::<E>(key)).await);
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use entity::{
 use super::{
     ChildKey,
     children::{self, session_child},
+    leases::Fence,
     now,
     version::{self, Expected},
 };
@@ -18,7 +19,7 @@ use crate::{db::Db, error::Error};
 session_child!(Entity, "multi-agent state", MultiAgentId, [State]);
 
 /// Inserts a state; 404 when the session is missing, 409 when the id is taken.
-pub async fn create(db: &impl Db, key: ChildKey<'_>, state: JsonText) -> Result<Model, Error> {
+pub async fn create(db: &impl Db, key: ChildKey<'_>, state: JsonText, fence: Fence) -> Result<Model, Error> {
     let now = now();
     let row = Model {
         tenant_id: key.tenant.to_owned(),
@@ -29,7 +30,7 @@ pub async fn create(db: &impl Db, key: ChildKey<'_>, state: JsonText) -> Result<
         created_at: now,
         updated_at: now,
     };
-    children::create::<Entity>(db, key, row).await
+    children::create::<Entity>(db, key, row, fence).await
 }
 
 /// Replaces the state of an existing row (never creates), in one
@@ -39,6 +40,7 @@ pub async fn update(
     key: ChildKey<'_>,
     expected: Expected<'_>,
     state: JsonText,
+    fence: Fence,
 ) -> Result<Model, Error> {
-    children::update::<Entity>(db, key, expected, vec![(Column::State, state.into())]).await
+    children::update::<Entity>(db, key, expected, vec![(Column::State, state.into())], fence).await
 }

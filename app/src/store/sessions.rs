@@ -11,7 +11,9 @@ use sea_orm::{
 };
 
 use super::{
-    count, insert_error, listing, now,
+    count, insert_error,
+    leases::{self, Fence},
+    listing, now,
     retention::{self, unexpired},
     update_returning,
     version::{self, Expected},
@@ -95,6 +97,7 @@ pub async fn update(
     session_id: &str,
     expected: Expected<'_>,
     changes: SessionChanges,
+    fence: Fence,
 ) -> Result<Model, Error> {
     let now = now();
     // The expiry counts from this update: with a new TTL, or the stored one
@@ -109,7 +112,8 @@ pub async fn update(
         .col_expr(Column::ExpiresAt, expires_at)
         .filter(Column::TenantId.eq(tenant))
         .filter(Column::SessionId.eq(session_id))
-        .filter(unexpired(db.backend()));
+        .filter(unexpired(db.backend()))
+        .filter(fence.admits(db.backend()));
     if let Some(ttl) = new_ttl {
         update = update.col_expr(Column::TtlSeconds, Expr::value(ttl));
     }
@@ -125,20 +129,29 @@ pub async fn update(
     let changed = update_returning::<Entity>(db, update.into_query()).await?;
     match changed.into_iter().next() {
         Some(row) => Ok(row),
-        None if expected.is_none() => Err(not_found(session_id)),
-        None => Err(version::stale_or(ensure_exists(db, tenant, session_id).await)),
+        None => {
+            // 404, else 423, else 412 (or a session deleted meanwhile).
+            leases::check(db, tenant, session_id, fence).await?;
+            match expected {
+                None => Err(not_found(session_id)),
+                Some(_) => Err(version::stale_or(Ok(()))),
+            }
+        }
     }
 }
 
-/// Deletes a session; the foreign keys cascade to everything under it.
-pub async fn delete(db: &impl Db, tenant: &str, session_id: &str) -> Result<(), Error> {
+/// Deletes a session (and its lease); the foreign keys cascade to
+/// everything under it.
+pub async fn delete(db: &impl Db, tenant: &str, session_id: &str, fence: Fence) -> Result<(), Error> {
     let deleted = Entity::delete_many()
         .filter(Column::TenantId.eq(tenant))
         .filter(Column::SessionId.eq(session_id))
         .filter(unexpired(db.backend()))
+        .filter(fence.admits(db.backend()))
         .exec(&db.writes())
         .await?;
     if deleted.rows_affected == 0 {
+        leases::check(db, tenant, session_id, fence).await?;
         return Err(not_found(session_id));
     }
     Ok(())

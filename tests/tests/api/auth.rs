@@ -169,6 +169,15 @@ fn foreign_calls() -> Vec<(&'static str, Method, &'static str, Option<Value>, u1
         ("update_session", Method::PUT, leak(s), Some(json!({"metadata": {"b": 1}})), 404),
         ("delete_session", Method::DELETE, leak(s), None, 404),
         (
+            "acquire_lease",
+            Method::PUT,
+            leak(&format!("{s}/lease")),
+            Some(json!({"holder": "b", "ttl_seconds": 60})),
+            404,
+        ),
+        ("get_lease", Method::GET, leak(&format!("{s}/lease")), None, 404),
+        ("release_lease", Method::DELETE, leak(&format!("{s}/lease?force=true")), None, 404),
+        (
             "create_agent",
             Method::POST,
             leak(&format!("{s}/agents")),
@@ -223,6 +232,7 @@ async fn everything(app: &TestApp, key: &str) -> Vec<Value> {
     for path in [
         "/api/v1/sessions",
         "/api/v1/sessions/s%3A1",
+        "/api/v1/sessions/s%3A1/lease",
         "/api/v1/sessions/s%3A1/agents",
         "/api/v1/sessions/s%3A1/agents/a1/messages",
         "/api/v1/sessions/s%3A1/multi-agents",
@@ -455,6 +465,26 @@ async fn rate_limit_answers_429_per_tenant(backend: Backend) {
     limited.expect_error(429, "TooManyRequestsError");
     // Another tenant has its own bucket, and probes are never limited.
     assert_eq!(send(&app, Method::GET, "/api/v1/sessions", Some(&key_b.key), None).await.status, 200);
+    // Nor are a session's lease calls: a worker renews whatever the traffic.
+    let create = json!({"session_id": "leased"});
+    let body = json!({"holder": "w", "ttl_seconds": 60});
+    let mut created = false;
+    for _ in 0..10 {
+        created =
+            send(&app, Method::POST, "/api/v1/sessions", Some(&key_a.key), Some(&create)).await.status == 201;
+        if created {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert!(created, "the session for the lease");
+    for _ in 0..6 {
+        let lease =
+            send(&app, Method::PUT, "/api/v1/sessions/leased/lease", Some(&key_a.key), Some(&body)).await;
+        assert!(matches!(lease.status.as_u16(), 200 | 423), "{}", lease.body);
+        let read = send(&app, Method::GET, "/api/v1/sessions/leased/lease", Some(&key_a.key), None).await;
+        assert_eq!(read.status, 200, "{}", read.body);
+    }
     for _ in 0..5 {
         assert_eq!(app.get("/health").await.status, 200);
     }

@@ -97,8 +97,11 @@ async fn values_indexed_before_the_upgrade_are_still_found(backend: Backend) {
     use sea_orm::ConnectionTrait;
     let Some(database) = fresh_database(backend).await else { return };
     let db = direct(&database.direct_url()).await;
-    // The schema of the previous release: every migration but the last.
-    let previous = Migrator::migrations().len() as u32 - 1;
+    // The schema of the release before the index: every migration before it.
+    let previous = Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261204_000001_index_and_reclaim_blobs")
+        .expect("the index's migration") as u32;
     Migrator::up(&db, Some(previous)).await.expect("the previous schema");
     let text = "Notes from before the upgrade: the zebra crossed the road.";
     let sql =

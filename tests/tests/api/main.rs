@@ -13,6 +13,7 @@ mod connections;
 mod edges;
 mod faults;
 mod http;
+mod leases;
 mod listings;
 mod messages;
 mod multi_agents;

@@ -5,12 +5,12 @@ mod bodies;
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Enum, OpenApi,
-    param::{Path, Query},
+    param::{Header, Path, Query},
 };
 
 use super::{
     ApiTags, Paging,
-    errors::{ApiResult, Missing, MissingOrDuplicate, MissingWithBody},
+    errors::{ApiResult, Missing, MissingOrDuplicate, MissingOrLeased, MissingWithBody},
     fields::{Id, MessageJson, Optional},
     listing,
     payload::{FIELDS, JsonBody, JsonSize, JsonStream},
@@ -20,7 +20,10 @@ use crate::{
     auth::Tenant,
     error::Error,
     store,
-    store::messages::{AgentKey, Appended, MessageChanges, NewMessage, Window},
+    store::{
+        leases::Fence,
+        messages::{AgentKey, Appended, MessageChanges, NewMessage, Window},
+    },
 };
 
 use self::bodies::MessageTail;
@@ -88,12 +91,16 @@ impl MessagesApi {
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// The session's lease token (`PUT …/lease`): required while a
+        /// lease is live, 423 when it is not the current one.
+        #[oai(name = "Lease-Token", validator(minimum(value = "1")))]
+        lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         body: JsonBody<CreateMessageRequest>,
     ) -> ApiResult<Appended201, MissingOrDuplicate> {
         let key = key(&tenant, &session_id, &agent_id);
-        Ok(match state.appender.append(key, body.0.into()).await? {
+        Ok(match state.appender.append(key, body.0.into(), Fence(lease_token.0)).await? {
             Appended::Created(m) => Appended201::Created(JsonBody(m.into())),
             Appended::Replayed(m) => Appended201::Replayed(JsonBody(m.into())),
         })
@@ -114,6 +121,10 @@ impl MessagesApi {
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// The session's lease token (`PUT …/lease`): required while a
+        /// lease is live, 423 when it is not the current one.
+        #[oai(name = "Lease-Token", validator(minimum(value = "1")))]
+        lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         body: JsonBody<BatchMessagesRequest>,
@@ -128,7 +139,7 @@ impl MessagesApi {
         }
         let batch = messages.into_iter().map(|m| NewMessage::from(m.0)).collect();
         let key = key(&tenant, &session_id, &agent_id);
-        let stored = store::messages::append_batch(state.db.conn(), key, batch).await?;
+        let stored = store::messages::append_batch(state.db.conn(), key, batch, Fence(lease_token.0)).await?;
         Ok(BatchCreated::Created(JsonBody(MessageBatch {
             messages: stored.into_iter().map(Message::from).collect(),
         })))
@@ -162,10 +173,15 @@ impl MessagesApi {
         method = "put",
         operation_id = "update_message"
     )]
+    #[expect(clippy::too_many_arguments, reason = "poem-openapi takes each part of a request as an argument")]
     async fn update(
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// The session's lease token (`PUT …/lease`): required while a
+        /// lease is live, 423 when it is not the current one.
+        #[oai(name = "Lease-Token", validator(minimum(value = "1")))]
+        lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         #[oai(validator(minimum(value = "0")))] message_id: Path<i64>,
@@ -179,7 +195,9 @@ impl MessagesApi {
         };
         let changes = MessageChanges { message: body.message.into_option().map(|m| m.0), redact_message };
         let key = key(&tenant, &session_id, &agent_id);
-        let model = store::messages::update(state.db.conn(), key, message_id.0, changes).await?;
+        let model =
+            store::messages::update(state.db.conn(), key, message_id.0, changes, Fence(lease_token.0))
+                .await?;
         Ok(JsonBody(model.into()))
     }
 
@@ -193,11 +211,16 @@ impl MessagesApi {
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// The session's lease token (`PUT …/lease`): required while a
+        /// lease is live, 423 when it is not the current one.
+        #[oai(name = "Lease-Token", validator(minimum(value = "1")))]
+        lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
         agent_id: Path<Id>,
         #[oai(validator(minimum(value = "0")))] message_id: Path<i64>,
-    ) -> ApiResult<Deleted, Missing> {
-        store::messages::delete(state.db.conn(), key(&tenant, &session_id, &agent_id), message_id.0).await?;
+    ) -> ApiResult<Deleted, MissingOrLeased> {
+        let key = key(&tenant, &session_id, &agent_id);
+        store::messages::delete(state.db.conn(), key, message_id.0, Fence(lease_token.0)).await?;
         Ok(Deleted::Deleted)
     }
 

@@ -4,6 +4,8 @@
 
 mod params;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use futures::{StreamExt, stream};
 use poem::{Body, web::Data};
@@ -284,13 +286,20 @@ impl StorageApi {
     }
 }
 
+/// How long a download waits for a busy database to give it its next chunk.
+const CHUNK_PATIENCE: Duration = Duration::from_secs(10);
+
 fn found<T>(found: Option<T>, key: &str) -> Result<T, Error> {
     found.ok_or_else(|| Error::NotFound(format!("key `{key}` not found")))
 }
 
 /// The chunks of `head` after the first, read one query at a time as the
 /// client takes them (no connection is held in between), none after
-/// `deadline`: a replaced value's chunks are kept only so long.
+/// `deadline`: a replaced value's chunks are kept only so long. The answer's
+/// head is out by then, so a database that is busy or briefly away (no
+/// connection free, a statement timed out) is waited for, up to
+/// [`CHUNK_PATIENCE`] a chunk (and the deadline), rather than cutting the
+/// value short at once.
 fn rest_of(
     db: crate::db::Conn,
     tenant: Tenant,
@@ -306,10 +315,21 @@ fn rest_of(
                     "the value took longer than storage.transfer_timeout_ms to send",
                 ));
             }
-            match blobs::chunk(&db, BlobKey { tenant: tenant.as_str(), key: &key }, head.version, seq).await {
-                Ok(Some(bytes)) => Ok(bytes),
-                Ok(None) => Err(std::io::Error::other("a chunk of the value is missing")),
-                Err(err) => Err(std::io::Error::other(err.to_string())),
+            let mut pause = Duration::from_millis(20);
+            let give_up = Ord::min(deadline, tokio::time::Instant::now() + CHUNK_PATIENCE);
+            loop {
+                let blob = BlobKey { tenant: tenant.as_str(), key: &key };
+                match blobs::chunk(&db, blob, head.version, seq).await {
+                    Ok(Some(bytes)) => return Ok(bytes),
+                    Ok(None) => return Err(std::io::Error::other("a chunk of the value is missing")),
+                    Err(Error::PoolTimeout | Error::Unavailable(_))
+                        if tokio::time::Instant::now() + pause < give_up =>
+                    {
+                        tokio::time::sleep(pause).await;
+                        pause = Ord::min(pause * 2, Duration::from_secs(1));
+                    }
+                    Err(err) => return Err(std::io::Error::other(err.to_string())),
+                }
             }
         }
     })

@@ -19,6 +19,7 @@ use crate::{
         self, ChildKey,
         agents::NewAgent,
         children,
+        leases::Fence,
         messages::{AgentKey, Appended, NewMessage},
         sessions::NewSession,
     },
@@ -251,7 +252,7 @@ impl Importer<'_> {
         let result = if self.dry_run {
             self.exists(children::get::<agent::Entity>(self.db, key).await)
         } else {
-            store::agents::create(self.db, key, new).await.map(|_| true)
+            store::agents::create(self.db, key, new, Fence::default()).await.map(|_| true)
         };
         tally(&mut done.agents, result, &path)?;
         let agent = AgentKey { tenant: self.tenant, session_id: sid, agent_id: &file.agent_id };
@@ -281,7 +282,7 @@ impl Importer<'_> {
         let result = if self.dry_run {
             self.exists(store::messages::get(self.db, agent, file.message_id).await)
         } else {
-            match store::messages::append(self.db, agent, new).await {
+            match store::messages::append(self.db, agent, new, Fence::default()).await {
                 Ok(Appended::Created(_)) => Ok(true),
                 Ok(Appended::Replayed(_)) => Ok(false),
                 // Another message under this id: the stored one stays.
@@ -303,7 +304,7 @@ impl Importer<'_> {
         let result = if self.dry_run {
             self.exists(children::get::<multi_agent::Entity>(self.db, key).await)
         } else {
-            store::multi_agents::create(self.db, key, state).await.map(|_| true)
+            store::multi_agents::create(self.db, key, state, Fence::default()).await.map(|_| true)
         };
         tally(&mut done.multi_agents, result, &path)
     }

@@ -19,16 +19,24 @@ use sea_orm::{
 };
 
 use super::AgentKey;
-use crate::{db::Db, store::retention};
+use crate::{
+    db::Db,
+    store::{
+        leases::{self, Fence},
+        retention,
+    },
+};
 
 /// What a row needs besides a free id to be written.
 #[derive(Clone, Copy, Debug)]
 pub enum Guard<'a> {
-    /// The session of this agent is alive; a missing agent fails the
-    /// statement through its foreign key.
-    Session(AgentKey<'a>),
-    /// Each row's own agent exists in a live session, and no other
-    /// transaction holds either locked (a delete under way): other rows are
+    /// The session of this agent is alive and its lease lets the write
+    /// through ([`Fence::guard`]); a missing agent fails the statement
+    /// through its foreign key.
+    Session(AgentKey<'a>, Fence),
+    /// Each row's own agent exists in a live session whose lease lets the
+    /// row's own fence through, and no other transaction holds agent or
+    /// session locked (a delete, a lease being granted): other rows are
     /// left out rather than waited for, so one agent's lock never holds up
     /// the rows of others. SQLite, with one writer, has no row locks.
     EachAgentUnlocked,
@@ -53,10 +61,11 @@ const COLUMNS: [Column; 8] = [
     Column::UpdatedAt,
 ];
 
-/// Writes `rows` (at least one) as `guard` allows; the keys written.
+/// Writes `rows` (at least one, each with the fence it is written under)
+/// as `guard` allows; the keys written.
 pub async fn insert<'a>(
     db: &impl Db,
-    rows: impl IntoIterator<Item = &'a message::Model>,
+    rows: impl IntoIterator<Item = (&'a message::Model, Fence)>,
     guard: Guard<'_>,
 ) -> Result<HashSet<RowKey>, DbErr> {
     let statement = db.backend().build(&statement(db.backend(), rows, guard)?);
@@ -77,11 +86,13 @@ pub async fn insert<'a>(
 
 fn statement<'a>(
     backend: DatabaseBackend,
-    rows: impl IntoIterator<Item = &'a message::Model>,
+    rows: impl IntoIterator<Item = (&'a message::Model, Fence)>,
     guard: Guard<'_>,
 ) -> Result<sea_orm::sea_query::InsertStatement, DbErr> {
     let v = |i: usize| Expr::col((Alias::new("v"), Alias::new(format!("column{i}"))));
-    let values = rows.into_iter().map(|m| {
+    // The row's columns, then its fence's token (not inserted).
+    let token = COLUMNS.len() + 1;
+    let values = rows.into_iter().map(|(m, fence)| {
         ValueTuple::Many(vec![
             m.tenant_id.clone().into(),
             m.session_id.clone().into(),
@@ -91,14 +102,15 @@ fn statement<'a>(
             m.redact_message.clone().into(),
             m.created_at.into(),
             m.updated_at.into(),
+            fence.0.into(),
         ])
     });
     let mut select = SelectStatement::new();
     // Both backends name the columns of a VALUES list column1, column2, …
     select.exprs((1..=COLUMNS.len()).map(v)).from_values(values, Alias::new("v"));
     match guard {
-        Guard::Session(key) => {
-            select.and_where(retention::alive(backend, key.tenant, key.session_id));
+        Guard::Session(key, fence) => {
+            select.and_where(fence.guard(backend, key.tenant, key.session_id));
         }
         Guard::EachAgentUnlocked => {
             let live_agent = Query::select()
@@ -117,6 +129,7 @@ fn statement<'a>(
                 .and_where(Expr::col((agent::Entity, agent::Column::SessionId)).eq(v(2)))
                 .and_where(Expr::col((agent::Entity, agent::Column::AgentId)).eq(v(3)))
                 .cond_where(retention::unexpired(backend))
+                .cond_where(leases::admits_token(backend, v(token)))
                 .lock_with_behavior(LockType::KeyShare, LockBehavior::SkipLocked)
                 .to_owned();
             select.and_where(Expr::exists(live_agent));

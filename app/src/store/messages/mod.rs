@@ -18,7 +18,11 @@ use sea_orm::{
 };
 
 use self::insert::Guard;
-use super::{ChildKey, children, count, insert_error, listing, now, retention, update_returning};
+use super::{
+    ChildKey, children, count, insert_error,
+    leases::{self, Fence},
+    listing, now, retention, update_returning,
+};
 use crate::{
     db::{Conn, Db},
     error::Error,
@@ -99,11 +103,37 @@ fn conflict(message_id: i64) -> Error {
 }
 
 fn by_agent<Q: QueryFilter>(backend: DatabaseBackend, query: Q, key: AgentKey<'_>) -> Q {
+    of_agent(query, key).filter(retention::alive(backend, key.tenant, key.session_id))
+}
+
+/// [`by_agent`] for a write under `fence`.
+fn by_agent_to_write<Q: QueryFilter>(
+    backend: DatabaseBackend,
+    query: Q,
+    key: AgentKey<'_>,
+    fence: Fence,
+) -> Q {
+    of_agent(query, key).filter(fence.guard(backend, key.tenant, key.session_id))
+}
+
+fn of_agent<Q: QueryFilter>(query: Q, key: AgentKey<'_>) -> Q {
     query
         .filter(Column::TenantId.eq(key.tenant))
         .filter(Column::SessionId.eq(key.session_id))
         .filter(Column::AgentId.eq(key.agent_id))
-        .filter(retention::alive(backend, key.tenant, key.session_id))
+}
+
+/// Why a write under `fence` changed nothing: 404 when the agent is
+/// missing, 423 when the lease refuses it, else `otherwise`.
+async fn refused(db: &impl Db, key: AgentKey<'_>, fence: Fence, otherwise: Error) -> Error {
+    let agent = ChildKey { tenant: key.tenant, session_id: key.session_id, id: key.agent_id };
+    if let Err(e) = children::ensure_exists::<entity::agent::Entity>(db, agent).await {
+        return e;
+    }
+    match leases::check(db, key.tenant, key.session_id, fence).await {
+        Err(e) => e,
+        Ok(()) => otherwise,
+    }
 }
 
 pub(super) fn into_model(key: AgentKey<'_>, new: NewMessage, now: DateTime<Utc>) -> message::Model {
@@ -119,11 +149,16 @@ pub(super) fn into_model(key: AgentKey<'_>, new: NewMessage, now: DateTime<Utc>)
     }
 }
 
-/// Writes `models` while the session is alive: taken ids are skipped, a
-/// missing agent fails the statement through the foreign key; how many
-/// were written.
-async fn insert_new(db: &impl Db, key: AgentKey<'_>, models: &[message::Model]) -> Result<u64, Error> {
-    let written = insert::insert(db, models, Guard::Session(key))
+/// Writes `models` while the session is alive and its lease lets `fence`
+/// through: taken ids are skipped, a missing agent fails the statement
+/// through the foreign key; how many were written.
+async fn insert_new(
+    db: &impl Db,
+    key: AgentKey<'_>,
+    models: &[message::Model],
+    fence: Fence,
+) -> Result<u64, Error> {
+    let written = insert::insert(db, models.iter().map(|m| (m, fence)), Guard::Session(key, fence))
         .await
         .map_err(|e| insert_error(e, || agent_missing(key), || Error::Internal))?;
     Ok(written.len() as u64)
@@ -141,9 +176,16 @@ fn same_content(stored: &message::Model, new: &message::Model) -> bool {
 }
 
 /// Appends one message in one statement. An identical replay of a stored
-/// message is `Replayed`; the same id with other content is a conflict.
-pub async fn append(db: &impl Db, key: AgentKey<'_>, new: NewMessage) -> Result<Appended, Error> {
-    append_model(db, key, into_model(key, new, now())).await
+/// message is `Replayed` (whatever the fence: a holder retrying a write that
+/// landed is not told it failed); else 404, 423 (the lease), 409 (the same
+/// id with other content), in that order.
+pub async fn append(
+    db: &impl Db,
+    key: AgentKey<'_>,
+    new: NewMessage,
+    fence: Fence,
+) -> Result<Appended, Error> {
+    append_model(db, key, into_model(key, new, now()), fence).await
 }
 
 /// [`append`] of a message already made into a row.
@@ -151,19 +193,21 @@ pub(super) async fn append_model(
     db: &impl Db,
     key: AgentKey<'_>,
     model: message::Model,
+    fence: Fence,
 ) -> Result<Appended, Error> {
-    if insert_new(db, key, std::slice::from_ref(&model)).await? == 1 {
+    if insert_new(db, key, std::slice::from_ref(&model), fence).await? == 1 {
         return Ok(Appended::Created(model));
     }
-    // Nothing inserted: the id is taken, or the session has lapsed.
+    // Nothing inserted: the id is taken, the lease refused, or the session
+    // has lapsed.
     let stored = match get(db, key, model.message_id).await {
-        Err(Error::NotFound(_)) => return Err(agent_missing(key)),
-        stored => stored?,
+        Err(Error::NotFound(_)) => None,
+        stored => Some(stored?),
     };
-    if same_content(&stored, &model) {
-        Ok(Appended::Replayed(stored))
-    } else {
-        Err(conflict(model.message_id))
+    match stored {
+        Some(stored) if same_content(&stored, &model) => Ok(Appended::Replayed(stored)),
+        Some(_) => Err(refused(db, key, fence, conflict(model.message_id)).await),
+        None => Err(refused(db, key, fence, agent_missing(key)).await),
     }
 }
 
@@ -176,6 +220,7 @@ pub async fn append_batch(
     db: &Conn,
     key: AgentKey<'_>,
     batch: Vec<NewMessage>,
+    fence: Fence,
 ) -> Result<Vec<message::Model>, Error> {
     let now = now();
     let models: Vec<_> = batch.into_iter().map(|new| into_model(key, new, now)).collect();
@@ -195,30 +240,31 @@ pub async fn append_batch(
     // Rows locked in id order: two batches over the same ids cannot deadlock.
     unique.sort_unstable_by_key(|m| m.message_id);
     let txn = db.begin().await?;
-    let stored: HashMap<i64, message::Model> = if insert_new(&txn, key, &unique).await? == unique.len() as u64
-    {
-        unique.into_iter().map(|m| (m.message_id, m)).collect()
-    } else {
-        let ids: Vec<i64> = unique.iter().map(|m| m.message_id).collect();
-        let stored: HashMap<i64, message::Model> = by_agent(db.backend(), Entity::find(), key)
-            .filter(Column::MessageId.is_in(ids))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|m| (m.message_id, m))
-            .collect();
-        if stored.is_empty() {
-            // Nothing inserted and nothing there: the session has lapsed.
-            return Err(agent_missing(key));
-        }
-        for model in &unique {
-            match stored.get(&model.message_id) {
-                Some(row) if same_content(row, model) => {}
-                _ => return Err(conflict(model.message_id)),
+    let stored: HashMap<i64, message::Model> =
+        if insert_new(&txn, key, &unique, fence).await? == unique.len() as u64 {
+            unique.into_iter().map(|m| (m.message_id, m)).collect()
+        } else {
+            let ids: Vec<i64> = unique.iter().map(|m| m.message_id).collect();
+            let stored: HashMap<i64, message::Model> = by_agent(db.backend(), Entity::find(), key)
+                .filter(Column::MessageId.is_in(ids))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|m| (m.message_id, m))
+                .collect();
+            // Every id stored alike: a replay. Else 404, 423, 409 in order.
+            if let Some(model) =
+                unique.iter().find(|m| !stored.get(&m.message_id).is_some_and(|row| same_content(row, m)))
+            {
+                let otherwise = if stored.contains_key(&model.message_id) {
+                    conflict(model.message_id)
+                } else {
+                    agent_missing(key)
+                };
+                return Err(refused(&txn, key, fence, otherwise).await);
             }
-        }
-        stored
-    };
+            stored
+        };
     txn.commit().await?;
     Ok(models.iter().filter_map(|m| stored.get(&m.message_id).cloned()).collect())
 }
@@ -238,8 +284,9 @@ pub async fn update(
     key: AgentKey<'_>,
     message_id: i64,
     changes: MessageChanges,
+    fence: Fence,
 ) -> Result<message::Model, Error> {
-    let mut update = by_agent(db.backend(), Entity::update_many(), key)
+    let mut update = by_agent_to_write(db.backend(), Entity::update_many(), key, fence)
         .filter(Column::MessageId.eq(message_id))
         .col_expr(Column::UpdatedAt, Expr::value(now()));
     if let Some(message) = changes.message {
@@ -249,19 +296,31 @@ pub async fn update(
         update = update.col_expr(Column::RedactMessage, Expr::value(redact));
     }
     let changed = update_returning::<Entity>(db, update.into_query()).await?;
-    changed.into_iter().next().ok_or_else(|| not_found(key, message_id))
+    match changed.into_iter().next() {
+        Some(row) => Ok(row),
+        None => Err(refused_message(db, key, message_id, fence).await),
+    }
 }
 
 /// Deletes one message (the others keep their ids).
-pub async fn delete(db: &impl Db, key: AgentKey<'_>, message_id: i64) -> Result<(), Error> {
-    let deleted = by_agent(db.backend(), Entity::delete_many(), key)
+pub async fn delete(db: &impl Db, key: AgentKey<'_>, message_id: i64, fence: Fence) -> Result<(), Error> {
+    let deleted = by_agent_to_write(db.backend(), Entity::delete_many(), key, fence)
         .filter(Column::MessageId.eq(message_id))
         .exec(&db.writes())
         .await?;
     if deleted.rows_affected == 0 {
-        return Err(not_found(key, message_id));
+        return Err(refused_message(db, key, message_id, fence).await);
     }
     Ok(())
+}
+
+/// Why a write under `fence` to message `message_id` changed nothing: 404
+/// when it is missing, else 423 when the lease refuses.
+async fn refused_message(db: &impl Db, key: AgentKey<'_>, message_id: i64, fence: Fence) -> Error {
+    match get(db, key, message_id).await {
+        Ok(_) => refused(db, key, fence, not_found(key, message_id)).await,
+        Err(e) => e,
+    }
 }
 
 /// Lists a window of the conversation ordered by `message_id`, with the
