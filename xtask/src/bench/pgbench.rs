@@ -2,8 +2,9 @@
 //! time) running the SQL work the server does for an append and for a
 //! page read, against the rows the benchmark seeded. The statements are
 //! written out here after the ones the store issues (app/src/store):
-//! the append is one `INSERT … SELECT … WHERE <session alive> ON CONFLICT
-//! DO NOTHING`, the page one `SELECT` of 100 rows with the agent's count,
+//! the append is one `INSERT … SELECT … WHERE <session alive, its lease
+//! letting the write through, its row locked FOR KEY SHARE> ON CONFLICT DO
+//! NOTHING`, the page one `SELECT` of 100 rows with the agent's count,
 //! which reads the page only if its documents fit in a listing chunk
 //! (app/src/store/listing.rs). Values the server binds are literals here.
 
@@ -15,6 +16,12 @@ use crate::run::output;
 const ALIVE: &str = "EXISTS (SELECT 1 FROM sessions WHERE sessions.tenant_id = 'default' \
      AND sessions.session_id = 'bench' AND (sessions.expires_at IS NULL OR sessions.expires_at > 0))";
 
+/// The condition every write of the session's tree carries (a write
+/// without a lease token: no lease may be live).
+const WRITABLE: &str = "EXISTS (SELECT 1 FROM sessions WHERE sessions.tenant_id = 'default' \
+     AND sessions.session_id = 'bench' AND (sessions.expires_at IS NULL OR sessions.expires_at > 0) \
+     AND (sessions.lease_token IS NULL OR sessions.lease_expires_at <= 0) FOR KEY SHARE)";
+
 /// The pgbench script of a server scenario, if it has one.
 pub fn script(scenario: super::Scenario) -> Option<String> {
     let text = "Message of the benchmark: a sentence or two of the kind a user or an assistant writes in a chat turn.";
@@ -23,7 +30,7 @@ pub fn script(scenario: super::Scenario) -> Option<String> {
         super::Scenario::Append => Some(format!(
             "\\set id random(1000000, 2000000000)\n\
              INSERT INTO messages (tenant_id, session_id, agent_id, message_id, message, redact_message, created_at, updated_at) \
-             SELECT 'default', 'bench', 'pgbench', :id, '{document}', NULL, now(), now() WHERE {ALIVE} \
+             SELECT 'default', 'bench', 'pgbench', :id, '{document}', NULL, now(), now() WHERE {WRITABLE} \
              ON CONFLICT (tenant_id, session_id, agent_id, message_id) DO NOTHING;\n"
         )),
         super::Scenario::Page => {

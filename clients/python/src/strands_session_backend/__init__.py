@@ -4,11 +4,13 @@
 - :class:`SessionBackendRepository`: the SDK's ``SessionRepository``.
 - :class:`SessionBackendStorage`: the SDK's ``Storage``, for ``SnapshotSessionManager``
   and ``Agent(storage=...)``.
+- :class:`SessionLeaseError`: another worker holds the session's lease (``lease=True``).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from ._http import SessionBackendError, SessionBackendStorageError
+from .lease import Lease, SessionLeaseError
 from .repository import SessionBackendRepository
 from .session_manager import SessionBackendSessionManager
 from .storage import SessionBackendStorage
@@ -19,10 +21,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "Lease",
     "SessionBackendError",
     "SessionBackendRepository",
     "SessionBackendSessionManager",
     "SessionBackendStorage",
     "SessionBackendStorageError",
+    "SessionLeaseError",
     "__version__",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -19,6 +20,7 @@ from ._http import (
     headers,
     segment,
 )
+from .lease import Lease, SessionLeaseError
 
 if TYPE_CHECKING:
     from strands.multiagent.base import MultiAgentBase
@@ -59,6 +61,8 @@ class SessionBackendRepository(SessionRepository):
             weakref.finalize(self, client.close)
         self._client = client
         self._http = Retrying(self._client, RetryPolicy(retries))
+        # Sessions whose lease this worker holds, and its token.
+        self._lease_tokens: dict[str, int] = {}
 
     def close(self) -> None:
         """Closes the pooled connections (also done when the repository is collected)."""
@@ -80,14 +84,19 @@ class SessionBackendRepository(SessionRepository):
         ok: tuple[int, ...],
         json: Any = None,
         params: dict[str, Any] | None = None,
+        fenced: str | None = None,
     ) -> httpx.Response | None:
-        """The response when its status is in ``ok``; None on 404; else raises."""
-        response = self._http.send(method, path, json=json, params=params)
+        """The response when its status is in ``ok``; None on 404; else raises (423:
+        :class:`SessionLeaseError`). A write of session ``fenced``'s tree carries the lease
+        token this worker holds for it, if any."""
+        token = self._lease_tokens.get(fenced) if fenced is not None else None
+        extra = {"Lease-Token": str(token)} if token is not None else None
+        response = self._http.send(method, path, json=json, params=params, headers=extra)
         if response.status_code in ok:
             return response
         if response.status_code == 404:
             return None
-        raise error_from(response)
+        raise lease_error(response) if response.status_code == 423 else error_from(response)
 
     @staticmethod
     def _session(session_id: str) -> str:
@@ -122,7 +131,7 @@ class SessionBackendRepository(SessionRepository):
 
     def delete_session(self, session_id: str, **kwargs: Any) -> bool:
         """Deletes the session and everything under it; False when it did not exist."""
-        return self._call("DELETE", self._session(session_id), ok=(204,)) is not None
+        return self._call("DELETE", self._session(session_id), ok=(204,), fenced=session_id) is not None
 
     def list_sessions(self, *, page_size: int = 1000) -> list[Session]:
         """Every session, newest first."""
@@ -144,7 +153,8 @@ class SessionBackendRepository(SessionRepository):
     def create_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
         """Creates the agent; an existing one (another replica, a retry) is fine."""
         path = f"{self._session(session_id)}/agents"
-        self._require(self._call("POST", path, ok=(201, 409), json=session_agent.to_dict()), "session")
+        response = self._call("POST", path, ok=(201, 409), json=session_agent.to_dict(), fenced=session_id)
+        self._require(response, "session")
 
     def read_agent(self, session_id: str, agent_id: str, **kwargs: Any) -> SessionAgent | None:
         """The agent, or None."""
@@ -157,7 +167,7 @@ class SessionBackendRepository(SessionRepository):
         body.pop("created_at", None)
         body.pop("updated_at", None)
         path = self._agent(session_id, session_agent.agent_id)
-        self._require(self._call("PUT", path, ok=(200,), json=body), "agent")
+        self._require(self._call("PUT", path, ok=(200,), json=body, fenced=session_id), "agent")
 
     # --- messages ------------------------------------------------------------------
 
@@ -166,7 +176,8 @@ class SessionBackendRepository(SessionRepository):
     ) -> None:
         """Appends a message; a retry of one that landed is accepted by the service."""
         path = self._messages(session_id, agent_id)
-        self._require(self._call("POST", path, ok=(200, 201), json=session_message.to_dict()), "agent")
+        response = self._call("POST", path, ok=(200, 201), json=session_message.to_dict(), fenced=session_id)
+        self._require(response, "agent")
 
     def read_message(
         self, session_id: str, agent_id: str, message_id: int, **kwargs: Any
@@ -182,7 +193,7 @@ class SessionBackendRepository(SessionRepository):
         body = session_message.to_dict()
         update = {"message": body["message"], "redact_message": body.get("redact_message")}
         path = f"{self._messages(session_id, agent_id)}/{session_message.message_id}"
-        self._require(self._call("PUT", path, ok=(200,), json=update), "message")
+        self._require(self._call("PUT", path, ok=(200,), json=update, fenced=session_id), "message")
 
     def list_messages(
         self, session_id: str, agent_id: str, limit: int | None = None, offset: int = 0, **kwargs: Any
@@ -210,7 +221,7 @@ class SessionBackendRepository(SessionRepository):
         """Stores a Graph's or Swarm's state; an existing one (another replica, a retry) is fine."""
         body = {"multi_agent_id": multi_agent.id, "state": multi_agent.serialize_state()}
         path = f"{self._session(session_id)}/multi-agents"
-        self._require(self._call("POST", path, ok=(201, 409), json=body), "session")
+        self._require(self._call("POST", path, ok=(201, 409), json=body, fenced=session_id), "session")
 
     def read_multi_agent(self, session_id: str, multi_agent_id: str, **kwargs: Any) -> dict[str, Any] | None:
         """The orchestrator's state, or None."""
@@ -221,4 +232,87 @@ class SessionBackendRepository(SessionRepository):
         """Replaces the orchestrator's state."""
         body = {"state": multi_agent.serialize_state()}
         path = self._multi_agent(session_id, multi_agent.id)
-        self._require(self._call("PUT", path, ok=(200,), json=body), "multi-agent state")
+        self._require(self._call("PUT", path, ok=(200,), json=body, fenced=session_id), "multi-agent state")
+
+    # --- session leases --------------------------------------------------------------
+
+    def acquire_lease(
+        self, session_id: str, holder: str, ttl_seconds: int, *, token: int | None = None
+    ) -> Lease:
+        """Takes the session's lease (``token`` None) or renews the one whose token is ``token``.
+
+        Raises :class:`SessionLeaseError` when another worker holds it (``LeaseHeldError``) or a
+        newer grant replaced ``token`` (``LeaseLostError``), ``SessionBackendError`` (404) when the
+        session does not exist.
+        """
+        body = {"holder": holder, "ttl_seconds": ttl_seconds}
+        extra = {"Lease-Token": str(token)} if token is not None else None
+        response = self._http.send("PUT", f"{self._session(session_id)}/lease", json=body, headers=extra)
+        if response.status_code == 200:
+            return lease_of(response.json())
+        raise lease_error(response) if response.status_code == 423 else error_from(response)
+
+    def read_lease(self, session_id: str) -> Lease | None:
+        """The session's live lease, or None."""
+        response = self._require(
+            self._call("GET", f"{self._session(session_id)}/lease", ok=(200,)), "session"
+        )
+        body = response.json()
+        return lease_of(body) if body else None
+
+    def release_lease(self, session_id: str, token: int) -> None:
+        """Gives the lease whose token is ``token`` back."""
+        response = self._http.send(
+            "DELETE", f"{self._session(session_id)}/lease", headers={"Lease-Token": str(token)}
+        )
+        if response.status_code not in (204, 404):
+            raise lease_error(response) if response.status_code == 423 else error_from(response)
+
+    def break_lease(self, session_id: str) -> None:
+        """Breaks whatever lease the session has (an operator's call, for a worker that crashed)."""
+        response = self._http.send("DELETE", f"{self._session(session_id)}/lease", params={"force": "true"})
+        if response.status_code != 204:
+            raise error_from(response)
+
+    def hold_lease(self, session_id: str, token: int) -> None:
+        """From now on, writes of the session's tree carry ``token``."""
+        self._lease_tokens[session_id] = token
+
+    def drop_lease(self, session_id: str) -> None:
+        """Writes of the session's tree stop carrying a token."""
+        self._lease_tokens.pop(session_id, None)
+
+
+def lease_of(body: dict[str, Any]) -> Lease:
+    """A lease as the service shows it."""
+    return Lease(
+        holder=body["holder"],
+        token=int(body["token"]),
+        expires_at=datetime.fromisoformat(body["expires_at"]),
+        ttl_ms=int(body["ttl_ms"]),
+    )
+
+
+def lease_error(response: httpx.Response) -> SessionLeaseError:
+    """The exception for a 423: who holds the lease and until when, in its message too."""
+    base = error_from(response)
+    holder: str | None = None
+    expires_at: datetime | None = None
+    try:
+        lease = response.json()["detail"].get("lease") or {}
+        holder = lease.get("holder") or None
+        expires_at = datetime.fromisoformat(lease["expires_at"]) if lease.get("expires_at") else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    if base.kind == "LeaseHeldError":
+        message = f"session lease held by `{holder}` until {expires_at.isoformat() if expires_at else '?'}"
+    else:
+        message = "this worker's session lease was taken over" + (f" by `{holder}`" if holder else "")
+    return SessionLeaseError(
+        f"{message}: {base.message}",
+        holder=holder,
+        expires_at=expires_at,
+        status=base.status,
+        kind=base.kind,
+        request_id=base.request_id,
+    )
