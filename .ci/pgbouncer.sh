@@ -17,6 +17,8 @@ DIR=/var/lib/postgresql/pgbouncer-ci
 if ! command -v pgbouncer >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
 fi
+# The package's own instance (where an init system started it) would hold the port.
+service pgbouncer stop >/dev/null 2>&1 || true
 
 psql_admin() { su postgres -c "psql -v ON_ERROR_STOP=1 -qtA -d '$1'" ; }
 

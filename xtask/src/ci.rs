@@ -8,10 +8,11 @@ pub const TEST_COMMAND: &[&str] = &["test", "--workspace"];
 
 /// The PostgreSQL half of the API suite once more, through a
 /// transaction-mode pooler: what `POOLER_URL` names (`.ci/pgbouncer.sh`).
+/// `--workspace`, as the test command, so the test binary built for it
+/// serves again.
 pub const POOLED_TESTS: &[&str] = &[
     "test",
-    "-p",
-    "tests",
+    "--workspace",
     "--test",
     "api",
     "--",
