@@ -59,6 +59,9 @@ max_client_conn = 2000
 default_pool_size = 20
 max_db_connections = 80
 server_idle_timeout = 10
+; At most the service's database.acquire_timeout_ms: a statement queued
+; longer could start after the service answered 503.
+query_wait_timeout = 1
 server_lifetime = 600
 logfile = $DIR/pgbouncer.log
 pidfile = $DIR/pgbouncer.pid

@@ -73,8 +73,9 @@ pub struct LeaseRefusal {
     /// held and the write sent none).
     pub lost: bool,
     pub message: String,
-    pub holder: String,
-    pub expires_at: DateTime<Utc>,
+    /// The session's lease (its holder, empty once released, and when it
+    /// ends or ended), if one was ever granted.
+    pub lease: Option<(String, DateTime<Utc>)>,
     /// Seconds until the lease lapses (`Retry-After`), for a held one.
     pub retry_after: u64,
 }
@@ -130,10 +131,10 @@ impl Error {
                 "request_id": request_id::current(),
             }
         });
-        if let Self::Locked(refusal) = self {
+        if let Self::Locked(LeaseRefusal { lease: Some((holder, expires_at)), .. }) = self {
             envelope["detail"]["lease"] = serde_json::json!({
-                "holder": refusal.holder,
-                "expires_at": refusal.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+                "holder": holder,
+                "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
             });
         }
         envelope

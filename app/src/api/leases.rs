@@ -10,12 +10,12 @@ use poem_openapi::{
     payload::Json,
     types::Example,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     ApiTags,
     errors::{ApiResult, LeaseCall, Missing, MissingOrLeased},
-    fields::{Id, Timestamp},
+    fields::{Id, Nullable, Timestamp},
     payload::JsonBody,
 };
 use crate::{api::AppState, auth::Tenant, error::Error, metrics::LeaseEvent, request_id, store::leases};
@@ -24,7 +24,7 @@ use crate::{api::AppState, auth::Tenant, error::Error, metrics::LeaseEvent, requ
 pub const PATH: &str = "/api/v1/sessions/:session_id/lease";
 
 /// A session's lease.
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 #[oai(example)]
 pub struct Lease {
     /// Who holds it, as the holder named itself.
@@ -64,8 +64,8 @@ impl From<leases::Granted> for Lease {
 #[derive(Debug, Object, Deserialize)]
 #[oai(example)]
 pub struct LeaseRequest {
-    /// Who asks (a worker's name), 1–256 characters.
-    #[oai(validator(min_length = 1, max_length = 256))]
+    /// Who asks (a worker's name), 1–256 characters, no NUL.
+    #[oai(validator(min_length = 1, max_length = 256, pattern = r"^[^\x00]*$"))]
     pub holder: String,
     /// How long the lease lasts unless renewed, 1–3600 seconds.
     #[oai(validator(minimum(value = "1"), maximum(value = "3600")))]
@@ -112,6 +112,9 @@ impl LeasesApi {
         if !(1..=256).contains(&holder_chars) {
             return Err(Error::Validation(format!("holder: 1 to 256 characters, not {holder_chars}")).into());
         }
+        if body.holder.contains('\0') {
+            return Err(Error::Validation("holder: NUL characters are not allowed".into()).into());
+        }
         if !(1..=3600).contains(&body.ttl_seconds) {
             return Err(Error::Validation(format!("ttl_seconds: 1 to 3600, not {}", body.ttl_seconds)).into());
         }
@@ -148,9 +151,9 @@ impl LeasesApi {
         state: Data<&AppState>,
         tenant: Tenant,
         session_id: Path<Id>,
-    ) -> ApiResult<Json<Option<Lease>>, Missing> {
+    ) -> ApiResult<Json<Nullable<Lease>>, Missing> {
         let live = leases::get(state.db.conn(), tenant.as_str(), session_id.as_str()).await?;
-        Ok(Json(live.map(Lease::from)))
+        Ok(Json(Nullable(live.map(Lease::from))))
     }
 
     /// Release a session's lease
@@ -158,7 +161,9 @@ impl LeasesApi {
     /// With `Lease-Token`: its holder releases it (also once lapsed; 423
     /// `LeaseLostError` when it is not the current token). With
     /// `force=true`: an operator breaks whatever lease is live, for a
-    /// worker that crashed (logged with the request id).
+    /// worker that is stuck or gone (logged with the request id; the old
+    /// token is refused from then on). With neither: 204 when no lease is
+    /// live (nothing to release), 423 `LeaseHeldError` when one is.
     #[oai(path = "/api/v1/sessions/:session_id/lease", method = "delete", operation_id = "release_lease")]
     async fn release(
         &self,
@@ -186,12 +191,7 @@ impl LeasesApi {
                 }
             }
             (Some(token), false) => leases::release(state.db.conn(), tenant, session_id, token).await?,
-            (None, false) => {
-                return Err(Error::Validation(
-                    "send the lease's `Lease-Token` to release it, or `force=true` to break it".into(),
-                )
-                .into());
-            }
+            (None, false) => leases::check(state.db.conn(), tenant, session_id, leases::Fence(None)).await?,
         }
         Ok(Released::Released)
     }

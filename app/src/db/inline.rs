@@ -12,12 +12,12 @@
 //! protocol's query string) is written as the escape `\000`, which
 //! PostgreSQL refuses as it refuses a bound NUL. `$n` is replaced only
 //! where it is a placeholder, never inside a literal, a quoted name or a
-//! comment of the statement itself. tests/tests/api/inline.rs runs values of
+//! comment of the statement itself. app/src/db/tests/inline.rs runs values of
 //! every kind through a real server both ways and compares.
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sea_orm::{DbErr, Value};
 
 /// `sql` with each `$n` replaced by the literal of `values[n - 1]`.
@@ -157,12 +157,12 @@ fn literal(value: &Value) -> Result<String, DbErr> {
         Value::Char(v) => typed(show(*v), "text"),
         Value::Bytes(v) => typed(v.as_deref().map(hex), "bytea"),
         Value::Json(v) => typed(v.as_deref().map(serde_json::Value::to_string), "jsonb"),
-        Value::ChronoDate(v) => typed(show(*v), "date"),
+        Value::ChronoDate(v) => typed(v.map(|d| date(&d)), "date"),
         Value::ChronoTime(v) => typed(v.map(|t| t.format("%H:%M:%S%.f").to_string()), "time"),
         Value::ChronoDateTime(v) => {
-            typed(v.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()), "timestamp")
+            typed(v.map(|t| format!("{} {}", date(&t.date()), t.format("%H:%M:%S%.6f"))), "timestamp")
         }
-        // As UTC: RFC 3339 rounds an offset to whole minutes.
+        // In UTC: an offset of seconds would not survive being written.
         Value::ChronoDateTimeUtc(v) => typed(v.as_ref().map(instant), "timestamptz"),
         Value::ChronoDateTimeLocal(v) => typed(v.map(|t| instant(&t.to_utc())), "timestamptz"),
         Value::ChronoDateTimeWithTimeZone(v) => typed(v.map(|t| instant(&t.to_utc())), "timestamptz"),
@@ -170,8 +170,17 @@ fn literal(value: &Value) -> Result<String, DbErr> {
     })
 }
 
+/// An instant as PostgreSQL reads it, in UTC, for every year chrono has.
 fn instant(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    let naive = t.naive_utc();
+    format!("{} {}+00", date(&naive.date()), naive.format("%H:%M:%S%.6f"))
+}
+
+/// A date as PostgreSQL reads it: years before 1 as `BC` (year 0 is 1 BC),
+/// years past 9999 with their five or six digits.
+fn date(d: &NaiveDate) -> String {
+    let (year, era) = if d.year() >= 1 { (d.year(), "") } else { (1 - d.year(), " BC") };
+    format!("{year:04}-{:02}-{:02}{era}", d.month(), d.day())
 }
 
 fn show(v: Option<impl ToString>) -> Option<String> {

@@ -208,8 +208,11 @@ pub async fn acquire(
     statement.value(Column::Holder, holder).value(Column::ExpiresAt, expires_at);
     let mut after_expiry = false;
     match token {
+        // A released or broken lease forgot its holder: it cannot come back.
         Some(token) => {
-            statement.and_where(Expr::col(Column::Token).eq(token));
+            statement
+                .and_where(Expr::col(Column::Token).eq(token))
+                .and_where(Expr::col(Column::Holder).is_not_null());
         }
         None => {
             // A live lease refuses at once; a lapsed one still holding its
@@ -239,10 +242,15 @@ pub async fn acquire(
     if let Some(lease) = returned(db, &statement).await?.and_then(|row| row.lease()) {
         return Ok(Acquired { lease, after_expiry });
     }
-    // Refused: say why, by the state the refusal saw (or a later one).
+    // Refused: say why, by the state the refusal saw (or a later one). A
+    // renewal is refused only when its token is no longer the current one,
+    // or its lease was released or broken.
     let row = read(db, tenant, session_id).await?;
-    Err(refusal(&row, Fence(token))
-        .unwrap_or(Error::Unavailable("the lease changed while it was being granted; retry".into())))
+    let refused = match token {
+        Some(_) => Some(lost(&row)),
+        None => refusal(&row, Fence(None)),
+    };
+    Err(refused.unwrap_or(Error::Unavailable("the lease changed while it was being granted; retry".into())))
 }
 
 /// The live lease, if any; 404 when the session is missing.
@@ -265,15 +273,20 @@ pub async fn release(db: &impl Db, tenant: &str, session_id: &str, token: i64) -
     Err(lost(&row))
 }
 
-/// Breaks whatever lease is live (an operator's call for a crashed worker).
-/// Whether one was.
+/// Breaks whatever lease is live (an operator's call for a worker that is
+/// stuck or gone): it ends now, and its token is replaced by a larger one
+/// nobody holds, so the old holder's writes and renewals are refused from
+/// now on. Whether one was live.
 pub async fn force_release(db: &impl Db, tenant: &str, session_id: &str) -> Result<bool, Error> {
     let backend = db.backend();
+    let now = now_micros(backend);
+    let next = Func::greatest([now.clone(), Expr::col(Column::Token).add(1)]);
     let mut statement = update(backend, tenant, session_id);
     statement
         .value(Column::Holder, Option::<String>::None)
-        .value(Column::ExpiresAt, now_micros(backend))
-        .and_where(Expr::col(Column::ExpiresAt).gt(now_micros(backend)));
+        .value(Column::Token, next)
+        .value(Column::ExpiresAt, now.clone())
+        .and_where(Expr::col(Column::ExpiresAt).gt(now));
     if returned(db, &statement).await?.is_some() {
         return Ok(true);
     }
@@ -301,8 +314,7 @@ fn refusal(row: &Row, fence: Fence) -> Option<Error> {
                     lease.holder,
                     lease.expires_at.to_rfc3339()
                 ),
-                holder: lease.holder,
-                expires_at: lease.expires_at,
+                lease: Some((lease.holder, lease.expires_at)),
                 retry_after,
             })
         }),
@@ -310,15 +322,12 @@ fn refusal(row: &Row, fence: Fence) -> Option<Error> {
 }
 
 fn lost(row: &Row) -> Error {
-    let lease = row.lease();
     Error::Locked(LeaseRefusal {
         lost: true,
-        message:
-            "this `Lease-Token` is not the session's current lease: another worker was granted it since \
-                  (or no such lease was ever granted); take the lease again before writing"
-                .into(),
-        holder: lease.as_ref().map(|l| l.holder.clone()).unwrap_or_default(),
-        expires_at: lease.map(|l| l.expires_at).unwrap_or_default(),
+        message: "this `Lease-Token` is not the session's current lease: it was released, broken or granted \
+                  to another worker since (or never granted); take the lease again before writing"
+            .into(),
+        lease: row.lease().map(|lease| (lease.holder, lease.expires_at)),
         retry_after: 0,
     })
 }

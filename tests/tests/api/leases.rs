@@ -71,6 +71,8 @@ async fn grants_renewals_and_releases_follow_the_contract(backend: Backend) {
     let live = app.get(&lease_path("s")).await.expect(200);
     assert_eq!((live["holder"].clone(), live["token"].as_i64()), (json!("worker-a"), Some(token)));
 
+    // Releasing it needs its token; without one, a live lease refuses.
+    app.delete(&lease_path("s")).await.expect_error(423, "LeaseHeldError");
     // Another worker is refused while it lives, told by whom and until when.
     let refused = acquire(&app, "s", "worker-b", 30, None).await;
     let retry: u64 = refused.headers["retry-after"].to_str().expect("ascii").parse().expect("seconds");
@@ -89,10 +91,13 @@ async fn grants_renewals_and_releases_follow_the_contract(backend: Backend) {
     with_token(&app, Method::DELETE, &lease_path("s"), None, Some(token)).await.expect(204);
     assert_eq!(app.get(&lease_path("s")).await.expect(200), Value::Null);
     with_token(&app, Method::DELETE, &lease_path("s"), None, Some(token)).await.expect(204);
+    acquire(&app, "s", "worker-a", 30, Some(token)).await.expect_error(423, "LeaseLostError");
     let next = granted(&app, "s", "worker-b", 30).await;
     assert!(next > token, "{next} after {token}");
     // The released lease cannot come back.
     acquire(&app, "s", "worker-a", 30, Some(token)).await.expect_error(423, "LeaseLostError");
+    let never = with_token(&app, Method::PUT, "/api/v1/sessions/s", Some(&json!({})), Some(next + 1)).await;
+    assert_eq!(never.body["detail"]["lease"]["holder"], "worker-b", "{}", never.body);
     with_token(&app, Method::DELETE, &lease_path("s"), None, Some(token))
         .await
         .expect_error(423, "LeaseLostError");
@@ -247,9 +252,15 @@ async fn tokens_only_grow_across_deletion_and_breaks(backend: Backend) {
     let app = app!(backend);
     app.session("s").await;
     let first = granted(&app, "s", "w", 60).await;
-    // An operator breaks it: nothing live, the next grant fences the old.
+    // An operator breaks it: nothing live, and the old holder is fenced at
+    // once (writes and renewals), before anyone takes the lease again.
     app.delete(&format!("{}?force=true", lease_path("s"))).await.expect(204);
     assert_eq!(app.get(&lease_path("s")).await.expect(200), Value::Null);
+    with_token(&app, Method::PUT, "/api/v1/sessions/s", Some(&json!({})), Some(first))
+        .await
+        .expect_error(423, "LeaseLostError");
+    acquire(&app, "s", "w", 60, Some(first)).await.expect_error(423, "LeaseLostError");
+    app.put("/api/v1/sessions/s", &json!({})).await.expect(200);
     app.delete(&format!("{}?force=true", lease_path("s"))).await.expect(204);
     let second = granted(&app, "s", "w2", 60).await;
     assert!(second > first);
@@ -287,6 +298,7 @@ async fn bad_lease_calls_are_422_or_404_and_change_nothing(backend: Backend) {
     for body in [
         json!({"holder": "", "ttl_seconds": 10}),
         json!({"holder": "x".repeat(257), "ttl_seconds": 10}),
+        json!({"holder": "a\u{0}b", "ttl_seconds": 10}),
         json!({"holder": "w", "ttl_seconds": 0}),
         json!({"holder": "w", "ttl_seconds": 3601}),
         json!({"holder": "w", "ttl_seconds": 18446744073709551616u128}),
@@ -306,7 +318,11 @@ async fn bad_lease_calls_are_422_or_404_and_change_nothing(backend: Backend) {
         let reply = TestApp::reply(req.send().await.expect("send")).await;
         assert_eq!(reply.status, 422, "Lease-Token {token:?} on a write: {}", reply.body);
     }
-    app.delete(&lease_path("s")).await.expect_error(422, "ValidationError");
+    // Releasing without a token releases nothing: fine while no lease lives.
+    app.delete(&lease_path("s")).await.expect(204);
+    let stranger = with_token(&app, Method::PUT, "/api/v1/sessions/s", Some(&json!({})), Some(42)).await;
+    assert_eq!(stranger.status, 423);
+    assert!(stranger.body["detail"].get("lease").is_none(), "no lease was ever granted: {}", stranger.body);
     assert_eq!(app.get(&lease_path("s")).await.expect(200), Value::Null, "nothing was granted");
     assert_eq!(app.get("/api/v1/sessions/s").await.etag(), etag);
     for method in [Method::PUT, Method::GET, Method::DELETE] {

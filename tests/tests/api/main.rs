@@ -8,6 +8,7 @@ mod auth;
 mod blob_races;
 mod blob_reclaim;
 mod blob_search;
+mod citus_ddl;
 mod concurrency;
 mod connections;
 mod edges;

@@ -188,7 +188,8 @@ impl Random {
             11 => Value::Char(keep(null, self.pick(&['\'', '\\', '$', 'é', '\0', 'z']))),
             12 => Value::Bytes(keep(null, (0..self.below(40)).map(|_| self.next() as u8).collect())),
             13 => {
-                let micros = self.below(253_402_300_799_000_000) as i64 - 62_135_596_800_000_000;
+                // From 4712 BC to past year 250,000: the years PostgreSQL and chrono both have.
+                let micros = self.below(8_000_000_000_000_000_000) as i64 - 210_000_000_000_000_000;
                 Value::ChronoDateTimeUtc(keep(
                     null,
                     DateTime::<Utc>::from_timestamp_micros(micros).expect("in range"),
@@ -205,7 +206,7 @@ impl Random {
                     1 => Value::ChronoDateTime(keep(null, at.naive_utc())),
                     2 => Value::ChronoDate(keep(
                         null,
-                        NaiveDate::from_num_days_from_ce_opt(self.below(3_000_000) as i32 + 1)
+                        NaiveDate::from_num_days_from_ce_opt(self.below(4_000_000) as i32 - 1_700_000)
                             .expect("a date"),
                     )),
                     _ => Value::ChronoTime(keep(null, at.time())),

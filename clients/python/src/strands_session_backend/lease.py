@@ -100,6 +100,12 @@ class LeaseKeeper:
                 lease = self._repository.acquire_lease(self._session_id, self._holder, self._ttl)
                 break
             except SessionLeaseError as held:
+                if held.kind == "LeaseHeldError" and held.holder == self._holder:
+                    # Our own grant, whose answer was lost and the request retried.
+                    own = self._repository.read_lease(self._session_id)
+                    if own is not None and own.holder == self._holder:
+                        lease = own
+                        break
                 left = deadline - time.monotonic()
                 if held.kind != "LeaseHeldError" or left <= 0:
                     raise
@@ -127,9 +133,18 @@ class LeaseKeeper:
                 # Another worker has it now: stop; writes will say so.
                 self.lost = lost
                 return
-            except SessionBackendError:
+            except SessionBackendError as failed:
+                if failed.status == 404:
+                    # The session is gone, and its lease with it.
+                    self.lost = failed
+                    return
                 # The service briefly unreachable: try again soon, within the lease.
                 next_at = time.monotonic() + min(1.0, period)
+
+    def release_in_background(self) -> None:
+        """:meth:`release` on a thread of its own, for a finalizer: whichever thread collects
+        the manager (an event loop's, say) is not held up by the calls."""
+        threading.Thread(target=self.release, name=f"lease-release-{self._session_id}").start()
 
     def release(self) -> None:
         """Stops renewing and gives the lease back (quietly, if it was lost meanwhile)."""

@@ -53,13 +53,14 @@ class SessionBackendSessionManager(RepositorySessionManager):
             self.repository.create_session(Session(session_id=session_id, session_type=SessionType.AGENT))
             keeper.acquire()
             self.lease = keeper
-            self._release = weakref.finalize(self, keeper.release)
+            # Collected: released on a thread of its own (not the collector's).
+            self._release = weakref.finalize(self, keeper.release_in_background)
         super().__init__(session_id=session_id, session_repository=self.repository, **kwargs)
 
     def close(self) -> None:
-        """Releases the session's lease, if this manager holds one."""
-        if self.lease is not None:
-            self._release()
+        """Releases the session's lease, if this manager holds one, before returning."""
+        if self.lease is not None and self._release.detach() is not None:
+            self.lease.release()
 
     def __enter__(self) -> SessionBackendSessionManager:
         return self
