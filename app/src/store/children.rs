@@ -89,7 +89,12 @@ fn keyed<E: SessionChild, Q: QueryFilter>(query: Q, key: ChildKey<'_>) -> Q {
 
 /// Why a write under `fence` to the existing row `key` changed nothing: 404
 /// when the row is gone, 423 when the lease refuses it, else `otherwise`.
-async fn refused<E: SessionChild>(db: &impl Db, key: ChildKey<'_>, fence: Fence, otherwise: Error) -> Error {
+pub(super) async fn refused<E: SessionChild>(
+    db: &impl Db,
+    key: ChildKey<'_>,
+    fence: Fence,
+    otherwise: Error,
+) -> Error {
     if let Err(e) = ensure_exists::<E>(db, key).await {
         return e;
     }

@@ -22,7 +22,7 @@ use sea_orm::{
     sea_query::{Condition, Expr, ExprTrait, Func, LockType, Query, SimpleExpr, UpdateStatement},
 };
 
-use super::retention::unexpired;
+use super::{retention::unexpired, sessions};
 use crate::{
     db::{Db, clock::now_micros},
     error::{Error, LeaseRefusal},
@@ -108,21 +108,13 @@ fn session_row(tenant: &str, session_id: &str, backend: DatabaseBackend) -> Cond
         .add(unexpired(backend))
 }
 
-fn not_found(session_id: &str) -> Error {
-    Error::NotFound(format!("session `{session_id}` not found"))
-}
-
 /// An update of the session's lease columns, returning them and now.
 fn update(backend: DatabaseBackend, tenant: &str, session_id: &str) -> UpdateStatement {
     let mut update = Query::update();
-    update.table(session::Entity).cond_where(session_row(tenant, session_id, backend)).returning(
-        Query::returning().exprs([
-            Expr::col(Column::Holder),
-            Expr::col(Column::Token),
-            Expr::col(Column::ExpiresAt),
-            now_micros(backend),
-        ]),
-    );
+    update
+        .table(session::Entity)
+        .cond_where(session_row(tenant, session_id, backend))
+        .returning(Query::returning().exprs(Row::columns(backend)));
     update
 }
 
@@ -135,6 +127,16 @@ struct Row {
 }
 
 impl Row {
+    /// What a statement returns or selects for [`Row::read`].
+    fn columns(backend: DatabaseBackend) -> [Expr; 4] {
+        [
+            Expr::col(Column::Holder),
+            Expr::col(Column::Token),
+            Expr::col(Column::ExpiresAt),
+            now_micros(backend),
+        ]
+    }
+
     fn read(row: &QueryResult) -> Result<Self, Error> {
         Ok(Self {
             holder: row.try_get_by_index(0)?,
@@ -170,17 +172,12 @@ async fn returned<S: StatementBuilder>(db: &impl Db, statement: &S) -> Result<Op
 async fn read(db: &impl Db, tenant: &str, session_id: &str) -> Result<Row, Error> {
     let backend = db.backend();
     let select = Query::select()
-        .exprs([
-            Expr::col(Column::Holder),
-            Expr::col(Column::Token),
-            Expr::col(Column::ExpiresAt),
-            now_micros(backend),
-        ])
+        .exprs(Row::columns(backend))
         .from(session::Entity)
         .cond_where(session_row(tenant, session_id, backend))
         .to_owned();
     let row = db.reads().query_one_raw(backend.build(&select)).await?;
-    row.as_ref().map(Row::read).transpose()?.ok_or_else(|| not_found(session_id))
+    row.as_ref().map(Row::read).transpose()?.ok_or_else(|| sessions::not_found(session_id))
 }
 
 /// What [`acquire`] did.

@@ -44,7 +44,8 @@ pub struct SessionChanges {
     pub ttl_seconds: Option<u64>,
 }
 
-fn not_found(session_id: &str) -> Error {
+/// The answer for a session that does not exist (or has lapsed).
+pub(super) fn not_found(session_id: &str) -> Error {
     Error::NotFound(format!("session `{session_id}` not found"))
 }
 

@@ -19,9 +19,7 @@ use sea_orm::{
 
 use self::insert::Guard;
 use super::{
-    ChildKey, children, count, insert_error,
-    leases::{self, Fence},
-    listing, now, retention, update_returning,
+    ChildKey, children, count, insert_error, leases::Fence, listing, now, retention, update_returning,
 };
 use crate::{
     db::{Conn, Db},
@@ -127,13 +125,7 @@ fn of_agent<Q: QueryFilter>(query: Q, key: AgentKey<'_>) -> Q {
 /// missing, 423 when the lease refuses it, else `otherwise`.
 async fn refused(db: &impl Db, key: AgentKey<'_>, fence: Fence, otherwise: Error) -> Error {
     let agent = ChildKey { tenant: key.tenant, session_id: key.session_id, id: key.agent_id };
-    if let Err(e) = children::ensure_exists::<entity::agent::Entity>(db, agent).await {
-        return e;
-    }
-    match leases::check(db, key.tenant, key.session_id, fence).await {
-        Err(e) => e,
-        Ok(()) => otherwise,
-    }
+    children::refused::<entity::agent::Entity>(db, agent, fence, otherwise).await
 }
 
 pub(super) fn into_model(key: AgentKey<'_>, new: NewMessage, now: DateTime<Utc>) -> message::Model {
