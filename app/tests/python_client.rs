@@ -2,7 +2,8 @@
 //! lint, strict types, a wheel, and its pytest suite (any unclosed client
 //! failing it), which drives the real Strands SDK
 //! through the client against the server on SQLite and, with
-//! `TEST_DATABASE_URL`, PostgreSQL.
+//! `TEST_DATABASE_URL`, PostgreSQL; with `POOLER_URL` as well, a fleet of
+//! three replicas behind PgBouncer restarted in turn (`tests/test_fleet.py`).
 //!
 //! `PYTHON_CLIENT_PYTHON` names the Python of a virtualenv holding the
 //! client and its test tools (`.ci/run` makes one from

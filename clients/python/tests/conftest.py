@@ -62,8 +62,10 @@ def postgres_schema_url(base: str, schema: str) -> str:
     return f"{base}{separator}options=-c%20search_path%3D{schema}"
 
 
-def start(database_url: str, backend: str, workdir: Path, **env: str) -> Service:
-    port = free_port()
+def start(database_url: str, backend: str, workdir: Path, port: int | None = None, **env: str) -> Service:
+    """Starts the binary on ``port`` (a free one if None) and waits until it is ready; its output
+    goes to ``server-PORT.log`` in ``workdir``, appended to when a port's server is started again."""
+    port = port or free_port()
     log = workdir / f"server-{port}.log"
     environment = {
         "PATH": os.environ.get("PATH", ""),
@@ -72,7 +74,7 @@ def start(database_url: str, backend: str, workdir: Path, **env: str) -> Service
         "LOG_LEVEL": "warn",
         **env,
     }
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen([binary(), "serve"], cwd=workdir, env=environment, stdout=out, stderr=out)
     service = Service(f"http://127.0.0.1:{port}", backend, database_url, process, log)
     deadline = time.monotonic() + 30
@@ -147,10 +149,14 @@ class ScriptedModel(Model):
     ) -> Any:
         raise NotImplementedError
 
+    def answer(self, messages: Any) -> list[dict[str, Any]]:
+        """The next turn's content blocks."""
+        return self.turns.pop(0) if self.turns else [{"text": "(script ended)"}]
+
     async def stream(
         self, messages: Any, tool_specs: Any = None, system_prompt: Any = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
-        blocks: list[dict[str, Any]] = self.turns.pop(0) if self.turns else [{"text": "(script ended)"}]
+        blocks = self.answer(messages)
         yield {"messageStart": {"role": "assistant"}}
         for block in blocks:
             if "toolUse" in block:
