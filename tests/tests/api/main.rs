@@ -23,6 +23,7 @@ mod prometheus;
 mod retention;
 mod roundtrip;
 mod sessions;
+mod shards;
 mod startup;
 mod storage;
 mod strands;
