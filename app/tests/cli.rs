@@ -93,6 +93,29 @@ fn serves_with_zero_configuration_and_exits_zero_on_sigterm() {
 }
 
 #[test]
+fn port_zero_on_the_command_line_is_chosen_by_the_system_and_announced() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut child = cmd(&dir)
+        .args(["serve", "--port", "0", "--host", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("the announcement");
+    let address = line.trim().strip_prefix("session-backend listening on http://").expect(&line);
+    let port: u16 = address.strip_prefix("127.0.0.1:").and_then(|p| p.parse().ok()).expect(address);
+    assert_ne!(port, 0);
+    // Its standard output is closed now (the reader is gone): serving goes on.
+    assert_eq!(http(port, "GET", "/health/ready", "").0, 200);
+    assert_eq!(terminate(&mut child), Some(0));
+}
+
+#[test]
 fn bad_configuration_stops_start_up_with_one_line() {
     let dir = tempfile::tempdir().expect("dir");
     for (name, value, setting) in [

@@ -56,6 +56,10 @@ fn python_client_lints_builds_and_passes_its_tests_with_the_real_sdk() {
     run(&python, &["-m", "ruff", "format", "--check", "."], &[]);
     // Strict, over the package and its tests (pyproject.toml's [tool.mypy]).
     run(&python, &["-m", "mypy"], &[]);
+    // The server wheel's module and packer, in the same style.
+    run(&python, &["-m", "ruff", "check", "../server"], &[]);
+    run(&python, &["-m", "ruff", "format", "--check", "../server"], &[]);
+    run(&python, &["-m", "mypy", "--strict", "../server"], &[]);
     let dist = tempfile::tempdir().expect("dist dir");
     let outdir = dist.path().display().to_string();
     run(&python, &["-m", "build", "--no-isolation", "--wheel", "--outdir", &outdir, "."], &[]);

@@ -1,7 +1,10 @@
 //! `cargo xtask image`: the release binary and the container image, tagged
 //! `<repository>:<crate version>` and `<repository>:<git sha>`.
 
-use crate::run::{cargo, cmd, cmd_owned, output, require};
+use crate::{
+    release,
+    run::{cmd, cmd_owned, output, require, workspace_root},
+};
 
 /// Image build options.
 #[derive(Debug, clap::Args)]
@@ -27,9 +30,13 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<(), String> {
     require("docker", &["--version"], "install Docker (https://docs.docker.com/engine/install/)")?;
-    if !args.from_source {
-        cmd(&cargo(), &["build", "--release", "--locked", "-p", "session-backend"])?;
-    }
+    let binary = if args.from_source {
+        None
+    } else {
+        let binary = release::binary()?;
+        let relative = binary.strip_prefix(workspace_root()).map_err(|e| e.to_string())?;
+        Some(relative.display().to_string())
+    };
     let builder = args.builder_image.clone().unwrap_or_else(|| {
         if args.from_source { "rust:1.95-slim-bookworm" } else { "gcr.io/distroless/cc-debian12:debug" }
             .into()
@@ -43,6 +50,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         ("BASE_IMAGE", args.base_image.as_str()),
         ("BUILDER_IMAGE", builder.as_str()),
         ("PREBUILT", if args.from_source { "false" } else { "true" }),
+        ("BINARY", binary.as_deref().unwrap_or("target/release/session-backend")),
     ] {
         build.extend(["--build-arg".into(), format!("{name}={value}")]);
     }

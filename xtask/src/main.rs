@@ -7,7 +7,9 @@ mod deploy;
 mod image;
 mod layers;
 mod openapi;
+mod release;
 mod run;
+mod wheel;
 
 use std::process::ExitCode;
 
@@ -51,6 +53,9 @@ enum Task {
     /// Write the OpenAPI document to app/openapi.json (a test fails when the
     /// committed file is stale).
     Openapi,
+    /// Build the `session-backend` wheel (the release binary for glibc 2.17,
+    /// with cargo-zigbuild) and the Strands client's wheel into target/dist/.
+    Wheel(wheel::Args),
 }
 
 /// Arguments passed on to the server binary as they are.
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         Task::Restore(forwarded) => run::server_command("restore", &forwarded.args),
         Task::Layers => run::enter_workspace().and_then(|()| layers::run()),
         Task::Openapi => openapi::run(),
+        Task::Wheel(args) => run::enter_workspace().and_then(|()| wheel::run(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

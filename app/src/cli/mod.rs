@@ -34,7 +34,7 @@ pub struct Cli {
 enum Command {
     /// Serve the HTTP API (the default): migrates unless `auto_migrate` is
     /// false, drains in-flight requests on SIGTERM/SIGINT and exits 0.
-    Serve,
+    Serve(ServeArgs),
     /// Inspect or change the database schema.
     Migrate {
         #[command(subcommand)]
@@ -70,6 +70,17 @@ enum Command {
     },
 }
 
+#[derive(Debug, Default, clap::Args)]
+struct ServeArgs {
+    /// Listen on this port instead of `server.port`; 0 lets the system
+    /// choose one, which the line on standard output then names.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Listen on this address instead of `server.host`.
+    #[arg(long)]
+    host: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum ImportSource {
     /// What the SDK's `FileSessionManager` wrote: sessions, agents,
@@ -87,16 +98,22 @@ enum ExportTarget {
 impl Cli {
     /// Whether this runs the server (the default command).
     pub fn serves(&self) -> bool {
-        matches!(self.command, None | Some(Command::Serve))
+        matches!(self.command, None | Some(Command::Serve(_)))
     }
 }
 
 /// Runs the chosen command; `Err` is one line for standard error.
 pub async fn run(cli: Cli) -> Result<ExitCode, String> {
     let load = || Config::load(cli.config.as_deref()).map_err(|e| e.to_string());
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let loaded = load()?;
+    match cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => {
+            let mut loaded = load()?;
+            if let Some(port) = args.port {
+                loaded.config.server.port = port;
+            }
+            if let Some(host) = args.host {
+                loaded.config.server.host = host;
+            }
             let telemetry = telemetry::init(&loaded.config.log, true);
             let served = serve(announced(loaded)).await;
             telemetry.shutdown();
@@ -156,6 +173,7 @@ fn announced(loaded: Loaded) -> Config {
 async fn serve(config: Config) -> Result<(), String> {
     let url = config.database_url().map_err(|e| e.to_string())?;
     let server = Server::start(config).await.map_err(|e| e.to_string())?;
+    announce(server.local_addr());
     tracing::info!(
         address = %server.local_addr(),
         database = %url,
@@ -166,6 +184,14 @@ async fn serve(config: Config) -> Result<(), String> {
     server.run(shutdown_signal()).await.map_err(|e| format!("server error: {e}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says where the server listens, as the one line it writes to standard
+/// output (logs go to standard error): with port 0, how a program that
+/// started it learns the port the system chose. A closed output is no error.
+fn announce(address: std::net::SocketAddr) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "session-backend listening on http://{address}");
 }
 
 /// Resolves on SIGINT or SIGTERM.

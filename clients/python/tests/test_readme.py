@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
+import pytest
 from conftest import Service
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -24,3 +26,19 @@ def test_the_three_one_liners_run_as_written(service: Service) -> None:
     assert session is not None and session.session_id == "chat-42"
     agent = namespace["agent"]
     assert type(agent._session_manager).__name__ == "SnapshotSessionManager"  # type: ignore[attr-defined]
+
+
+def test_the_server_one_liner_runs_as_written() -> None:
+    section = README.read_text().split("## The service on this machine", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    from strands import Agent
+
+    namespace: dict[str, object] = {"Agent": Agent}
+    exec(code.group(1), namespace)  # SESSION_BACKEND_BIN names this build's binary
+    url = namespace["server"].url  # type: ignore[attr-defined]
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/health", timeout=2)  # stopped on leaving the with
+    manager = namespace["agent"]._session_manager  # type: ignore[attr-defined]
+    assert type(manager).__name__ == "SessionBackendSessionManager"
+    manager.repository.close()

@@ -18,7 +18,7 @@ pub use self::scenarios::Scenario;
 pub use db_backend::Backend;
 
 use self::server::Process;
-use crate::run::{cargo, cmd, output, workspace_root};
+use crate::run::{output, workspace_root};
 
 /// Benchmark options.
 #[derive(Debug, clap::Args)]
@@ -86,10 +86,7 @@ struct Row {
 pub fn run(args: &Args) -> Result<(), String> {
     let binary = match &args.binary {
         Some(binary) => std::fs::canonicalize(binary).map_err(|e| format!("{}: {e}", binary.display()))?,
-        None => {
-            cmd(&cargo(), &["build", "--release", "--locked", "-p", "session-backend"])?;
-            workspace_root().join("target/release/session-backend")
-        }
+        None => crate::release::binary()?,
     };
     let scenarios = if args.scenarios.is_empty() { Scenario::ALL.to_vec() } else { args.scenarios.clone() };
     let dir = workspace_root().join("target/bench");

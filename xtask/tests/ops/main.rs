@@ -18,3 +18,4 @@ mod pod;
 mod supply_chain;
 mod support;
 mod swagger;
+mod wheel;

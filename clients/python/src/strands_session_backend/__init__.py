@@ -5,6 +5,8 @@
 - :class:`SessionBackendStorage`: the SDK's ``Storage``, for ``SnapshotSessionManager``
   and ``Agent(storage=...)``.
 - :class:`SessionLeaseError`: another worker holds the session's lease (``lease=True``).
+- :class:`SessionBackendServer`: the service on this machine, for notebooks and tests
+  (``pip install "strands-session-backend[server]"``).
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -12,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._http import SessionBackendError, SessionBackendStorageError
 from .lease import Lease, SessionLeaseError
 from .repository import SessionBackendRepository
+from .server import SessionBackendServer
 from .session_manager import SessionBackendSessionManager
 from .storage import SessionBackendStorage
 
@@ -24,6 +27,7 @@ __all__ = [
     "Lease",
     "SessionBackendError",
     "SessionBackendRepository",
+    "SessionBackendServer",
     "SessionBackendSessionManager",
     "SessionBackendStorage",
     "SessionBackendStorageError",
