@@ -7,8 +7,11 @@
 //!
 //! `PYTHON_CLIENT_PYTHON` names the Python of a virtualenv holding the
 //! client and its test tools (`.ci/run` makes one from
-//! `clients/python/ci-requirements.txt`). Without it this test says so and
-//! passes, unless `REQUIRE_PYTHON_CLIENT=1` (CI).
+//! `clients/python/ci-requirements.txt`), `PYTHON_CLIENT_OLDEST_PYTHON` one
+//! with the oldest SDK the client supports
+//! (`clients/python/oldest-requirements.txt`), which runs the message-log
+//! tests. Without them these tests say so and pass, unless
+//! `REQUIRE_PYTHON_CLIENT=1` (CI).
 
 use std::{
     path::{Path, PathBuf},
@@ -19,20 +22,23 @@ fn client_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/python")
 }
 
-fn python() -> Option<String> {
-    match std::env::var("PYTHON_CLIENT_PYTHON") {
+/// The Python `variable` names; `None` (said) when unset, unless `REQUIRE_PYTHON_CLIENT=1`.
+fn python_in(variable: &str) -> Option<String> {
+    match std::env::var(variable) {
         Ok(python) => Some(python),
         Err(_) => {
             assert!(
                 std::env::var("REQUIRE_PYTHON_CLIENT").as_deref() != Ok("1"),
-                "REQUIRE_PYTHON_CLIENT=1 but PYTHON_CLIENT_PYTHON is not set"
+                "REQUIRE_PYTHON_CLIENT=1 but {variable} is not set"
             );
-            eprintln!(
-                "skipping: set PYTHON_CLIENT_PYTHON to a virtualenv's python with the client installed"
-            );
+            eprintln!("skipping: set {variable} to a virtualenv's python with the client installed");
             None
         }
     }
+}
+
+fn python() -> Option<String> {
+    python_in("PYTHON_CLIENT_PYTHON")
 }
 
 /// Runs `python args…` in the client's directory; panics with its output on failure.
@@ -101,8 +107,41 @@ fn python_client_lints_builds_and_passes_its_tests_with_the_real_sdk() {
         &[("SESSION_BACKEND_BIN", env!("CARGO_BIN_EXE_session-backend"))],
     );
     eprintln!("{report}");
+    // The PostgreSQL tests and the fleet behind PgBouncer ran, none skipped.
+    assert_none_skipped(&report);
+}
+
+/// Under `REQUIRE_POSTGRES=1`, pytest's summary line names no skipped test.
+fn assert_none_skipped(report: &str) {
     if std::env::var("REQUIRE_POSTGRES").as_deref() == Ok("1") {
-        // The PostgreSQL tests and the fleet behind PgBouncer ran, none skipped.
-        assert!(!report.contains("skipped"), "{report}");
+        let summary = report.lines().rev().find(|line| line.contains(" passed")).unwrap_or_default();
+        assert!(!summary.contains("skipped"), "{report}");
     }
+}
+
+/// The tests of the message log (repository, session manager, multi-agent
+/// state, leases, the bundled server): what the oldest supported SDK has.
+const MESSAGE_LOG_TESTS: &[&str] = &[
+    "tests/test_repository.py",
+    "tests/test_agent.py",
+    "tests/test_multi_agent.py",
+    "tests/test_lease.py",
+    "tests/test_server.py",
+];
+
+#[test]
+fn python_client_works_with_the_oldest_supported_sdk() {
+    let Some(python) = python_in("PYTHON_CLIENT_OLDEST_PYTHON") else { return };
+    let metadata = "import importlib.metadata as m; print(m.version('strands-agents'))";
+    let sdk = run(&python, &["-c", metadata], &[]);
+    let requirements = std::fs::read_to_string(client_dir().join("oldest-requirements.txt")).expect("pins");
+    assert!(requirements.contains(&format!("strands-agents=={}", sdk.trim())), "SDK {sdk}");
+    // What needs a newer SDK says so when asked for, and nothing else breaks.
+    let storage = "import strands_session_backend as s\ntry:\n    s.SessionBackendStorage\nexcept ImportError as e:\n    print(e)";
+    assert!(run(&python, &["-c", storage], &[]).contains("strands-agents 1.48 or newer"));
+    let mut args = vec!["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error::ResourceWarning"];
+    args.extend(MESSAGE_LOG_TESTS);
+    let report = run(&python, &args, &[("SESSION_BACKEND_BIN", env!("CARGO_BIN_EXE_session-backend"))]);
+    eprintln!("{report}");
+    assert_none_skipped(&report);
 }

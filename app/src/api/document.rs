@@ -15,17 +15,25 @@ use poem::{
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+/// The tags in the order a user needs them, which Swagger UI keeps:
+/// sessions first, probes last (poem-openapi sorts them by name).
+const TAG_ORDER: [&str; 7] =
+    ["Sessions", "Agents", "Messages", "Multi-agents", "Leases", "Storage", "Health"];
+
 /// The document; `secured` when the server requires API keys.
 pub fn document(secured: bool) -> String {
-    let spec = super::service().spec();
-    if secured {
-        return spec;
+    let mut doc: Value = serde_json::from_str(&super::service().spec()).unwrap_or_default();
+    if let Some(tags) = doc["tags"].as_array_mut() {
+        let rank =
+            |tag: &Value| TAG_ORDER.iter().position(|name| tag["name"] == *name).unwrap_or(TAG_ORDER.len());
+        tags.sort_by_key(rank);
     }
-    let mut doc: Value = serde_json::from_str(&spec).unwrap_or_default();
-    for item in doc["paths"].as_object_mut().into_iter().flat_map(|paths| paths.values_mut()) {
-        for operation in item.as_object_mut().into_iter().flat_map(|item| item.values_mut()) {
-            if let Some(operation) = operation.as_object_mut() {
-                operation.remove("security");
+    if !secured {
+        for item in doc["paths"].as_object_mut().into_iter().flat_map(|paths| paths.values_mut()) {
+            for operation in item.as_object_mut().into_iter().flat_map(|item| item.values_mut()) {
+                if let Some(operation) = operation.as_object_mut() {
+                    operation.remove("security");
+                }
             }
         }
     }

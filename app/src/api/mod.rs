@@ -96,7 +96,11 @@ pub fn service() -> OpenApiService<Apis, ()> {
          `{\"detail\": {\"error\", \"message\", \"request_id\"}}`; every response carries \
          `X-Request-Id`. Ids are percent-encoded in paths. Request bodies are JSON \
          (`Content-Type: application/json`, or none); optional fields may be left out \
-         or sent as `null`.",
+         or sent as `null`.\n\n\
+         Clients: for Python, [strands-session-backend](https://pypi.org/project/strands-session-backend/) \
+         (`pip install strands-session-backend`: the SDK's session manager, repository and \
+         `Storage`; `[server]` adds [session-backend](https://pypi.org/project/session-backend/), \
+         this service as one binary). Start with **Sessions**; the probes are under **Health**.",
     )
 }
 

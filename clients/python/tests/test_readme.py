@@ -42,3 +42,31 @@ def test_the_server_one_liner_runs_as_written() -> None:
     manager = namespace["agent"]._session_manager  # type: ignore[attr-defined]
     assert type(manager).__name__ == "SessionBackendSessionManager"
     manager.repository.close()
+
+
+def test_the_memory_one_liner_runs_as_written(service: Service, sid: str) -> None:
+    import asyncio
+
+    from strands import Agent
+    from strands.vended_memory_stores.file_memory_store import FileMemoryStore
+
+    from strands_session_backend import SessionBackendStorage
+
+    section = README.read_text().split("## Long-term memory", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    namespace: dict[str, object] = {
+        "Agent": Agent,
+        "URL": service.url,
+        "SessionBackendStorage": SessionBackendStorage,
+    }
+    exec(code.group(1).replace('"agent-memory"', f'"memory-{sid}"'), namespace)
+
+    async def run() -> list[str]:
+        await FileMemoryStore(name=f"memory-{sid}", storage=SessionBackendStorage(service.url)).add(
+            "# Note\nhello"
+        )
+        found = await namespace["memory"].search("hello")  # type: ignore[attr-defined]
+        return [entry.content for entry in found]
+
+    assert asyncio.run(run()) == ["# Note\nhello"]

@@ -79,6 +79,12 @@ async fn docs_and_openapi_are_served(backend: Backend) {
     }
     let spec = app.get("/openapi.json").await.expect(200);
     assert_eq!(spec["info"]["title"], "Session Backend");
+    // Tags in the order a user needs them, and the clients named.
+    let tags: Vec<&str> =
+        spec["tags"].as_array().expect("tags").iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(tags, ["Sessions", "Agents", "Messages", "Multi-agents", "Leases", "Storage", "Health"]);
+    let description = spec["info"]["description"].as_str().expect("description");
+    assert!(description.contains("https://pypi.org/project/strands-session-backend/"), "{description}");
     let paths = spec["paths"].as_object().expect("paths");
     let mut operations = 0;
     for (path, item) in paths {

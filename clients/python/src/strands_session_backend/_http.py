@@ -1,16 +1,18 @@
-"""HTTP plumbing shared by the repository and the storage: URLs, retries, errors."""
+"""HTTP plumbing shared by the repository and the storage: the service's URL and key, paths,
+retries."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
-from strands.types.exceptions import SessionException, StorageError
+
+from .errors import InvalidRequestError, UnavailableError
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
@@ -20,44 +22,6 @@ BACKOFF_CAP = 2.0
 RETRY_AFTER_CAP = 10.0
 
 
-class SessionBackendError(SessionException):
-    """The service refused or failed a request.
-
-    Attributes:
-        status: HTTP status, or None when the service could not be reached.
-        kind: The error kind from the service's envelope (``NotFoundError``, ...).
-        request_id: The request id the service logged the call under.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        kind: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.kind = kind
-        self.request_id = request_id
-
-    def __str__(self) -> str:
-        parts = [self.message]
-        if self.status is not None:
-            parts.append(f"status={self.status}")
-        if self.kind:
-            parts.append(f"kind={self.kind}")
-        if self.request_id:
-            parts.append(f"request_id={self.request_id}")
-        return " | ".join(parts)
-
-
-class SessionBackendStorageError(SessionBackendError, StorageError):
-    """A storage call failed; a ``StorageError`` for the SDK as well."""
-
-
 def segment(value: str) -> str:
     """Percent-encodes one path segment (an id): every reserved character, ``/`` included.
 
@@ -65,47 +29,8 @@ def segment(value: str) -> str:
     would name another path.
     """
     if value in (".", ".."):
-        raise SessionBackendError(f"invalid id `{value}`", kind="ValidationError")
+        raise InvalidRequestError(f"invalid id `{value}`", kind="ValidationError")
     return quote(value, safe="")
-
-
-def key_path(key: str) -> str:
-    """A storage key, normalised as the SDK's own backends do, as one path segment.
-
-    Its ``/`` are encoded too (the service decodes them), so no URL library
-    can read ``.`` parts of a key as "this directory" and address another key.
-    Keys the SDK refuses (empty, ``\\``, a ``..`` part) raise ``StorageError``.
-    """
-    if "\\" in key:
-        raise SessionBackendStorageError(
-            f"invalid storage key `{key}`: backslashes are not allowed", kind="ValidationError"
-        )
-    normalized = "/".join(part for part in key.split("/") if part)
-    if not normalized or ".." in normalized.split("/"):
-        raise SessionBackendStorageError(
-            f"invalid storage key `{key}`: empty or with a `..` part", kind="ValidationError"
-        )
-    encoded = quote(normalized, safe="")
-    return "%2E" if encoded == "." else encoded
-
-
-def error_from(
-    response: httpx.Response, error: type[SessionBackendError] = SessionBackendError
-) -> SessionBackendError:
-    """The exception for a failed response, carrying the envelope's message, kind and request id."""
-    kind = message = None
-    try:
-        detail = response.json().get("detail")
-        if isinstance(detail, Mapping):
-            kind, message = detail.get("error"), detail.get("message")
-    except ValueError:
-        pass
-    return error(
-        message or f"{response.request.method} {response.request.url.path} failed",
-        status=response.status_code,
-        kind=kind,
-        request_id=response.headers.get("x-request-id"),
-    )
 
 
 @dataclass(frozen=True)
@@ -143,6 +68,35 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
 
 
+#: Where the clients find the service, and its key, when they are not given.
+URL_VARIABLE = "SESSION_BACKEND_URL"
+KEY_VARIABLE = "SESSION_BACKEND_API_KEY"
+
+
+def service_url(base_url: str | None) -> str:
+    """The service's root URL: ``base_url``, else ``SESSION_BACKEND_URL``; refused when it
+    is missing or names the API's path (``…/api/v1``) rather than the root."""
+    url = base_url if base_url is not None else os.environ.get(URL_VARIABLE, "")
+    url = url.strip().rstrip("/")
+    if not url:
+        raise ValueError(f"no service URL: pass base_url or set {URL_VARIABLE} (e.g. http://localhost:8001)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"base_url `{url}` is not an http(s) URL such as http://localhost:8001")
+    if parts.path.rstrip("/").endswith("/api/v1") or "/api/v1/" in parts.path:
+        root = url[: url.index("/api/v1")]
+        raise ValueError(
+            f"base_url `{url}` names the API's path; give the service's root, `{root}` "
+            "(the clients add /api/v1 themselves)"
+        )
+    return url
+
+
+def api_key_or_env(api_key: str | None) -> str | None:
+    """``api_key``, else ``SESSION_BACKEND_API_KEY``, else None (a service without keys)."""
+    return api_key if api_key is not None else (os.environ.get(KEY_VARIABLE) or None)
+
+
 def headers(api_key: str | None) -> dict[str, str]:
     """Headers every request carries."""
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -170,6 +124,6 @@ class Retrying:
                 time.sleep(wait)
                 attempt += 1
             elif response is None:
-                raise SessionBackendError(f"{method} {path}: {failure}") from failure
+                raise UnavailableError(f"{method} {path}: {failure}") from failure
             else:
                 return response

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ._http import SessionBackendError
+from .errors import SessionBackendError, SessionLeaseError
 
 if TYPE_CHECKING:
     from .repository import SessionBackendRepository
@@ -34,30 +34,6 @@ class Lease:
     token: int
     expires_at: datetime
     ttl_ms: int
-
-
-class SessionLeaseError(SessionBackendError):
-    """The session's lease refused a call: another worker holds it (``LeaseHeldError``), or this
-    worker's token is no longer the current one (``LeaseLostError``).
-
-    Attributes:
-        holder: Who holds (or last held) the lease.
-        expires_at: When that lease ends (or ended), by the service's database clock.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        holder: str | None = None,
-        expires_at: datetime | None = None,
-        status: int | None = None,
-        kind: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        super().__init__(message, status=status, kind=kind, request_id=request_id)
-        self.holder = holder
-        self.expires_at = expires_at
 
 
 def default_holder() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,12 +16,13 @@ from ._http import (
     DEFAULT_TIMEOUT,
     Retrying,
     RetryPolicy,
-    SessionBackendError,
-    error_from,
+    api_key_or_env,
     headers,
     segment,
+    service_url,
 )
-from .lease import Lease, SessionLeaseError
+from .errors import NotFoundError, error_from, missing
+from .lease import Lease
 
 if TYPE_CHECKING:
     from strands.multiagent.base import MultiAgentBase
@@ -37,9 +39,14 @@ class SessionBackendRepository(SessionRepository):
     counts as success (409 means "it exists"); connection errors and 502/503/504
     are retried with jittered backoff.
 
+    Failures raise the classes of :mod:`strands_session_backend.errors` (all of them
+    ``SessionBackendError`` and the SDK's ``SessionException``).
+
     Args:
-        base_url: The service, e.g. ``http://session-backend:8001``.
-        api_key: Sent as ``Authorization: Bearer`` when the service requires keys.
+        base_url: The service's root, e.g. ``http://session-backend:8001``; default
+            ``SESSION_BACKEND_URL``. One ending in ``/api/v1`` is refused (``ValueError``).
+        api_key: Sent as ``Authorization: Bearer`` when the service requires keys; default
+            ``SESSION_BACKEND_API_KEY``.
         timeout: Seconds per request.
         retries: Extra attempts after a connection error or a 502/503/504.
         client: An ``httpx.Client`` to use instead of a new one (its base URL is used).
@@ -47,7 +54,7 @@ class SessionBackendRepository(SessionRepository):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None = None,
         api_key: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
@@ -55,7 +62,9 @@ class SessionBackendRepository(SessionRepository):
         client: httpx.Client | None = None,
     ) -> None:
         if client is None:
-            client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers(api_key), timeout=timeout)
+            client = httpx.Client(
+                base_url=service_url(base_url), headers=headers(api_key_or_env(api_key)), timeout=timeout
+            )
             # Agents never close their session manager: the client this
             # repository made is closed when the repository is collected.
             weakref.finalize(self, client.close)
@@ -85,18 +94,22 @@ class SessionBackendRepository(SessionRepository):
         json: Any = None,
         params: dict[str, Any] | None = None,
         fenced: str | None = None,
+        if_match: str | None = None,
     ) -> httpx.Response | None:
         """The response when its status is in ``ok``; None on 404; else raises (423:
         :class:`SessionLeaseError`). A write of session ``fenced``'s tree carries the lease
         token this worker holds for it, if any."""
         token = self._lease_tokens.get(fenced) if fenced is not None else None
-        extra = {"Lease-Token": str(token)} if token is not None else None
+        extra = {"Lease-Token": str(token)} if token is not None else {}
+        if if_match is not None:
+            extra["If-Match"] = if_match
         response = self._http.send(method, path, json=json, params=params, headers=extra)
         if response.status_code in ok:
             return response
         if response.status_code == 404:
+            missing(response)
             return None
-        raise lease_error(response) if response.status_code == 423 else error_from(response)
+        raise error_from(response)
 
     @staticmethod
     def _session(session_id: str) -> str:
@@ -113,16 +126,52 @@ class SessionBackendRepository(SessionRepository):
 
     def _require(self, response: httpx.Response | None, what: str) -> httpx.Response:
         if response is None:
-            raise SessionBackendError(f"{what} not found", status=404, kind="NotFoundError")
+            raise NotFoundError(f"{what} not found", status=404, kind="NotFoundError")
         return response
 
     # --- sessions ------------------------------------------------------------------
 
-    def create_session(self, session: Session, **kwargs: Any) -> Session:
-        """Creates the session; one that exists already (another replica, a retry) is fine."""
+    def create_session(
+        self,
+        session: Session,
+        *,
+        metadata: dict[str, Any] | None = None,
+        ttl_seconds: int | None = None,
+        **kwargs: Any,
+    ) -> Session:
+        """Creates the session, with ``metadata`` and a time to live if given; one that exists
+        already (another replica, a retry) is fine, and left as it is."""
         body = session.to_dict()
+        if metadata is not None:
+            body["metadata"] = metadata
+        if ttl_seconds is not None:
+            body["ttl_seconds"] = ttl_seconds
         self._require(self._call("POST", "/api/v1/sessions", ok=(201, 409), json=body), "session")
         return session
+
+    def describe_session(self, session_id: str) -> SessionRecord | None:
+        """The session as the service keeps it (metadata, time to live, ETag), or None."""
+        response = self._call("GET", self._session(session_id), ok=(200,))
+        return SessionRecord.of(response) if response else None
+
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        ttl_seconds: int | None = None,
+        session_type: str | None = None,
+        if_match: str | None = None,
+    ) -> SessionRecord:
+        """Changes what is given (``metadata`` replaces the old; ``ttl_seconds`` 0 means no
+        expiry); with ``if_match`` (a :attr:`SessionRecord.etag`) only if nobody wrote the
+        session since, else :class:`PreconditionFailedError`. Raises :class:`NotFoundError`
+        for a session that does not exist."""
+        body = {"metadata": metadata, "ttl_seconds": ttl_seconds, "session_type": session_type}
+        changes = {name: value for name, value in body.items() if value is not None}
+        path = self._session(session_id)
+        response = self._call("PUT", path, ok=(200,), json=changes, fenced=session_id, if_match=if_match)
+        return SessionRecord.of(self._require(response, "session"))
 
     def read_session(self, session_id: str, **kwargs: Any) -> Session | None:
         """The session, or None."""
@@ -242,7 +291,7 @@ class SessionBackendRepository(SessionRepository):
         """Takes the session's lease (``token`` None) or renews the one whose token is ``token``.
 
         Raises :class:`SessionLeaseError` when another worker holds it (``LeaseHeldError``) or a
-        newer grant replaced ``token`` (``LeaseLostError``), ``SessionBackendError`` (404) when the
+        newer grant replaced ``token`` (``LeaseLostError``), :class:`NotFoundError` when the
         session does not exist.
         """
         body = {"holder": holder, "ttl_seconds": ttl_seconds}
@@ -250,7 +299,7 @@ class SessionBackendRepository(SessionRepository):
         response = self._http.send("PUT", f"{self._session(session_id)}/lease", json=body, headers=extra)
         if response.status_code == 200:
             return lease_of(response.json())
-        raise lease_error(response) if response.status_code == 423 else error_from(response)
+        raise error_from(response)
 
     def read_lease(self, session_id: str) -> Lease | None:
         """The session's live lease, or None."""
@@ -266,7 +315,7 @@ class SessionBackendRepository(SessionRepository):
             "DELETE", f"{self._session(session_id)}/lease", headers={"Lease-Token": str(token)}
         )
         if response.status_code not in (204, 404):
-            raise lease_error(response) if response.status_code == 423 else error_from(response)
+            raise error_from(response)
 
     def break_lease(self, session_id: str) -> None:
         """Breaks whatever lease the session has (an operator's call, for a worker that crashed)."""
@@ -283,6 +332,41 @@ class SessionBackendRepository(SessionRepository):
         self._lease_tokens.pop(session_id, None)
 
 
+@dataclass(frozen=True)
+class SessionRecord:
+    """A session as the service keeps it: the SDK's fields and the service's own.
+
+    Attributes:
+        ttl_seconds: Its time to live after each write, 0 for none.
+        expires_at: When it expires (and everything under it with it), if it does.
+        etag: Its version, for :meth:`SessionBackendRepository.update_session`'s ``if_match``.
+    """
+
+    session_id: str
+    session_type: str
+    created_at: datetime
+    updated_at: datetime
+    metadata: dict[str, Any]
+    ttl_seconds: int
+    expires_at: datetime | None
+    etag: str
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> SessionRecord:
+        body = response.json()
+        expires = body.get("expires_at")
+        return cls(
+            session_id=body["session_id"],
+            session_type=body["session_type"],
+            created_at=datetime.fromisoformat(body["created_at"]),
+            updated_at=datetime.fromisoformat(body["updated_at"]),
+            metadata=body.get("metadata") or {},
+            ttl_seconds=int(body.get("ttl_seconds") or 0),
+            expires_at=datetime.fromisoformat(expires) if expires else None,
+            etag=response.headers.get("etag", ""),
+        )
+
+
 def lease_of(body: dict[str, Any]) -> Lease:
     """A lease as the service shows it."""
     return Lease(
@@ -290,29 +374,4 @@ def lease_of(body: dict[str, Any]) -> Lease:
         token=int(body["token"]),
         expires_at=datetime.fromisoformat(body["expires_at"]),
         ttl_ms=int(body["ttl_ms"]),
-    )
-
-
-def lease_error(response: httpx.Response) -> SessionLeaseError:
-    """The exception for a 423: who holds the lease and until when, in its message too."""
-    base = error_from(response)
-    holder: str | None = None
-    expires_at: datetime | None = None
-    try:
-        lease = response.json()["detail"].get("lease") or {}
-        holder = lease.get("holder") or None
-        expires_at = datetime.fromisoformat(lease["expires_at"]) if lease.get("expires_at") else None
-    except (ValueError, KeyError, TypeError, AttributeError):
-        pass
-    if base.kind == "LeaseHeldError":
-        message = f"session lease held by `{holder}` until {expires_at.isoformat() if expires_at else '?'}"
-    else:
-        message = "this worker's session lease was taken over" + (f" by `{holder}`" if holder else "")
-    return SessionLeaseError(
-        f"{message}: {base.message}",
-        holder=holder,
-        expires_at=expires_at,
-        status=base.status,
-        kind=base.kind,
-        request_id=base.request_id,
     )

@@ -15,7 +15,7 @@ from types import TracebackType
 
 import httpx
 
-from ._http import SessionBackendError
+from .errors import SessionBackendError
 
 #: What the binary writes to standard output once it listens.
 ANNOUNCEMENT = "session-backend listening on "

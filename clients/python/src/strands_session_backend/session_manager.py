@@ -27,12 +27,16 @@ class SessionBackendSessionManager(RepositorySessionManager):
     naming the holder and when its lease ends (``lease_wait`` seconds of waiting
     for it first, if given). :meth:`close` (or the manager being collected) releases
     it. Without ``lease`` nothing changes.
+
+    ``session_metadata`` and ``session_ttl`` (seconds after each write; 0 for none) are
+    set on the session, new or not, once it is loaded. Without ``base_url`` the service
+    is ``SESSION_BACKEND_URL``.
     """
 
     def __init__(
         self,
         session_id: str,
-        base_url: str,
+        base_url: str | None = None,
         api_key: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
@@ -41,6 +45,8 @@ class SessionBackendSessionManager(RepositorySessionManager):
         lease_ttl: float = 30.0,
         lease_holder: str | None = None,
         lease_wait: float = 0.0,
+        session_metadata: dict[str, Any] | None = None,
+        session_ttl: int | None = None,
         **kwargs: Any,
     ) -> None:
         self.repository = SessionBackendRepository(base_url, api_key, timeout=timeout, retries=retries)
@@ -56,6 +62,8 @@ class SessionBackendSessionManager(RepositorySessionManager):
             # Collected: released on a thread of its own (not the collector's).
             self._release = weakref.finalize(self, keeper.release_in_background)
         super().__init__(session_id=session_id, session_repository=self.repository, **kwargs)
+        if session_metadata is not None or session_ttl is not None:
+            self.repository.update_session(session_id, metadata=session_metadata, ttl_seconds=session_ttl)
 
     def close(self) -> None:
         """Releases the session's lease, if this manager holds one, before returning."""

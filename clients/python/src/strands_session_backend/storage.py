@@ -4,24 +4,75 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
-from strands.storage.storage import StorageSearchResult
+from strands.storage import storage as sdk_storage
+from strands.types.exceptions import StorageError
 
-from ._http import (
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT,
-    RetryPolicy,
-    SessionBackendStorageError,
-    error_from,
-    headers,
-    key_path,
-)
+from ._http import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy, api_key_or_env, headers, service_url
+from .errors import InvalidRequestError, SessionBackendError, UnavailableError, error_from, missing
+
+if TYPE_CHECKING:
+    from strands.storage.storage import StorageSearchResult
 
 ROOT = "/api/v1/storage"
+
+
+class SessionBackendStorageError(SessionBackendError, StorageError):
+    """A storage call failed; a ``StorageError`` for the SDK as well. Each failure raises the
+    class of :mod:`strands_session_backend.errors` for it (``NotFoundError``, …) made a
+    ``SessionBackendStorageError`` too."""
+
+
+_STORAGE_CLASSES: dict[type[SessionBackendError], type[SessionBackendStorageError]] = {}
+
+
+def storage_class(error: type[SessionBackendError]) -> type[SessionBackendStorageError]:
+    """``error``'s class, a ``SessionBackendStorageError`` too (made once per class)."""
+    if issubclass(error, SessionBackendStorageError):
+        return error
+    made = _STORAGE_CLASSES.get(error)
+    if made is None:
+        made = type(error.__name__, (error, SessionBackendStorageError), {"__doc__": error.__doc__})
+        _STORAGE_CLASSES[error] = made
+    return made
+
+
+def as_storage_error(error: SessionBackendError) -> SessionBackendStorageError:
+    """The same failure, raised as a storage error."""
+    converted = storage_class(type(error)).__new__(storage_class(type(error)))
+    converted.__dict__.update(error.__dict__)
+    converted.args = error.args
+    return converted
+
+
+def key_path(key: str) -> str:
+    """A storage key, normalised as the SDK's own backends do, as one path segment.
+
+    Its ``/`` are encoded too (the service decodes them), so no URL library
+    can read ``.`` parts of a key as "this directory" and address another key.
+    Keys the SDK refuses (empty, ``\\``, a ``..`` part) raise ``StorageError``.
+    """
+    if "\\" in key:
+        raise as_storage_error(
+            InvalidRequestError(
+                f"invalid storage key `{key}`: backslashes are not allowed", kind="ValidationError"
+            )
+        )
+    normalized = "/".join(part for part in key.split("/") if part)
+    if not normalized or ".." in normalized.split("/"):
+        raise as_storage_error(
+            InvalidRequestError(
+                f"invalid storage key `{key}`: empty or with a `..` part", kind="ValidationError"
+            )
+        )
+    encoded = quote(normalized, safe="")
+    return "%2E" if encoded == "." else encoded
 
 
 @dataclass
@@ -49,25 +100,29 @@ class SessionBackendStorage:
     every value.
 
     Args:
-        base_url: The service, e.g. ``http://session-backend:8001``.
-        api_key: Sent as ``Authorization: Bearer`` when the service requires keys.
+        base_url: The service's root, e.g. ``http://session-backend:8001``; default
+            ``SESSION_BACKEND_URL``.
+        api_key: Sent as ``Authorization: Bearer`` when the service requires keys; default
+            ``SESSION_BACKEND_API_KEY``.
         timeout: Seconds per request (a large value may take longer in total; this bounds each pause).
         retries: Extra attempts after a connection error or a 502/503/504 (every call is idempotent).
     """
 
     #: Keys per listing request (the service allows up to 10,000).
     list_page: int = 10_000
+    #: The keys this view sees are under this prefix ("" or ending in "/"): :meth:`namespace`.
+    _prefix: str = ""
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None = None,
         api_key: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._headers = headers(api_key)
+        self._base_url = service_url(base_url)
+        self._headers = headers(api_key_or_env(api_key))
         self._timeout = timeout
         self._policy = RetryPolicy(retries)
         # An httpx.AsyncClient belongs to the event loop it was first used
@@ -109,35 +164,58 @@ class SessionBackendStorage:
                 await asyncio.sleep(wait)
                 attempt += 1
             elif response is None:
-                raise SessionBackendStorageError(f"{method} {path}: {failure}") from failure
+                raise as_storage_error(UnavailableError(f"{method} {path}: {failure}")) from failure
             elif response.status_code in ok:
                 return response
             elif response.status_code == 404:
+                try:
+                    missing(response)
+                except SessionBackendError as wrong_url:
+                    raise as_storage_error(wrong_url) from None
                 return None
             else:
-                raise error_from(response, SessionBackendStorageError)
+                raise as_storage_error(error_from(response))
+
+    def namespace(self, prefix: str) -> SessionBackendStorage:
+        """A view of the keys under ``prefix`` (the keys it takes and gives are relative to
+        it), sharing this storage's connections. Its :meth:`search` asks the service for
+        that prefix only, so no other key can crowd a namespace's matches out (the SDK's
+        generic view filters the first hits of a global search). The SDK's memory stores
+        and snapshot manager use this when given the storage."""
+        normalized = "/".join(part for part in prefix.split("/") if part)
+        view = copy.copy(self)
+        view._prefix = f"{self._prefix}{normalized}/" if normalized else self._prefix
+        # The SDK's mark for "already scoped": its stores then use the view as it is.
+        sentinel = getattr(sdk_storage, "_NAMESPACED", None)
+        if sentinel is not None:
+            view._namespaced = sentinel  # type: ignore[attr-defined]
+        return view
+
+    def _relative(self, key: str) -> str:
+        return key[len(self._prefix) :] if key.startswith(self._prefix) else key
 
     async def write(self, key: str, data: bytes) -> None:
         """Stores ``data`` under ``key``, overwriting."""
-        await self._send("PUT", f"{ROOT}/{key_path(key)}", ok=(204,), content=bytes(data))
+        path = f"{ROOT}/{key_path(self._prefix + key)}"
+        await self._send("PUT", path, ok=(204,), content=bytes(data))
 
     async def read(self, key: str) -> bytes | None:
         """The bytes under ``key``, or None."""
-        response = await self._send("GET", f"{ROOT}/{key_path(key)}", ok=(200,))
+        response = await self._send("GET", f"{ROOT}/{key_path(self._prefix + key)}", ok=(200,))
         return response.content if response is not None else None
 
     async def delete(self, key: str) -> None:
         """Deletes ``key``; a missing key is fine."""
-        await self._send("DELETE", f"{ROOT}/{key_path(key)}", ok=(204,))
+        await self._send("DELETE", f"{ROOT}/{key_path(self._prefix + key)}", ok=(204,))
 
     async def list(self, query: str = "") -> builtins.list[str]:
         """Every key starting with ``query``, ascending."""
         keys: builtins.list[str] = []
-        params: dict[str, Any] = {"prefix": query, "limit": self.list_page}
+        params: dict[str, Any] = {"prefix": self._prefix + query, "limit": self.list_page}
         while True:
             response = await self._send("GET", ROOT, ok=(200,), params=params)
             body = response.json() if response is not None else {"keys": [], "next_start_after": None}
-            keys.extend(body["keys"])
+            keys.extend(self._relative(key) for key in body["keys"])
             if body["next_start_after"] is None:
                 return keys
             params["start_after"] = body["next_start_after"]
@@ -146,12 +224,17 @@ class SessionBackendStorage:
         self, query: str, *, prefix: str = "", limit: int = 1000
     ) -> builtins.list[StorageSearchResult]:
         """Keys whose text values match any word of ``query``, best first (ranked on the service)."""
-        params: dict[str, Any] = {"q": query, "prefix": prefix, "limit": limit}
+        from strands.storage.storage import StorageSearchResult
+
+        params: dict[str, Any] = {"q": query, "prefix": self._prefix + prefix, "limit": limit}
         response = await self._send("GET", ROOT, ok=(200,), params=params)
         results = response.json()["results"] if response is not None else []
-        return [StorageSearchResult(key=hit["key"], score=float(hit["score"])) for hit in results]
+        return [
+            StorageSearchResult(key=self._relative(hit["key"]), score=float(hit["score"])) for hit in results
+        ]
 
     async def delete_prefix(self, prefix: str) -> int:
         """Deletes every key starting with ``prefix`` (not empty); how many there were."""
-        response = await self._send("DELETE", ROOT, ok=(200,), params={"prefix": prefix})
+        params = {"prefix": self._prefix + prefix}
+        response = await self._send("DELETE", ROOT, ok=(200,), params=params)
         return int(response.json()["deleted"]) if response is not None else 0

@@ -1,0 +1,119 @@
+"""The client's own API beyond the SDK's: configuration from the environment, a wrong base
+URL told apart, one exception class for each way a call fails (each still the SDK's
+exception), and a session's metadata, time to live and ETag."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from strands import Agent
+from strands.types.exceptions import SessionException, StorageError
+from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
+
+from strands_session_backend import (
+    ConflictError,
+    InvalidRequestError,
+    LeaseHeldError,
+    NotFoundError,
+    PreconditionFailedError,
+    SessionBackendError,
+    SessionBackendRepository,
+    SessionBackendSessionManager,
+    SessionBackendStorage,
+    SessionBackendStorageError,
+    UnavailableError,
+)
+
+
+def test_the_url_and_key_come_from_the_environment(
+    url: str, sid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SESSION_BACKEND_URL", url + "/")
+    monkeypatch.setenv("SESSION_BACKEND_API_KEY", "sbk_from_the_environment")
+    with SessionBackendRepository() as repository:
+        assert repository._client.headers["authorization"] == "Bearer sbk_from_the_environment"
+        repository.create_session(Session(session_id=sid, session_type=SessionType.AGENT))
+        assert repository.read_session(sid) is not None
+    monkeypatch.delenv("SESSION_BACKEND_URL")
+    with pytest.raises(ValueError, match="SESSION_BACKEND_URL"):
+        SessionBackendRepository()
+
+
+def test_a_base_url_that_is_not_the_services_root_is_told_apart(url: str, sid: str) -> None:
+    with pytest.raises(ValueError, match=f"give the service's root, `{url}`"):
+        SessionBackendRepository(f"{url}/api/v1")
+    with pytest.raises(ValueError, match="http"):
+        SessionBackendStorage("localhost:8001")
+    # A path in front of the service's routes: not "missing", but "not a route".
+    with (
+        SessionBackendRepository(f"{url}/session-backend") as repository,
+        pytest.raises(NotFoundError, match="not a route of the Session Backend service"),
+    ):
+        repository.read_session(sid)
+
+    async def read() -> None:
+        await SessionBackendStorage(f"{url}/session-backend").read("notes/a")
+
+    with pytest.raises(StorageError, match="not a route"):
+        asyncio.run(read())
+
+
+def test_each_failure_has_its_class_and_is_the_sdks_exception(url: str, sid: str) -> None:
+    repository = SessionBackendRepository(url)
+    with pytest.raises(NotFoundError) as missing:
+        repository.update_agent(sid, SessionAgent(agent_id="a", state={}, conversation_manager_state={}))
+    assert isinstance(missing.value, SessionException) and missing.value.status == 404
+    repository.create_session(Session(session_id=sid, session_type=SessionType.AGENT))
+    repository.create_agent(sid, SessionAgent(agent_id="a", state={}, conversation_manager_state={}))
+    first = SessionMessage(message={"role": "user", "content": [{"text": "one"}]}, message_id=0)
+    repository.create_message(sid, "a", first)
+    other = SessionMessage(message={"role": "user", "content": [{"text": "two"}]}, message_id=0)
+    with pytest.raises(ConflictError) as conflict:
+        repository.create_message(sid, "a", other)
+    assert conflict.value.status == 409 and conflict.value.kind
+    with pytest.raises(InvalidRequestError):
+        repository.read_session("x" * 300)
+    grant = repository.acquire_lease(sid, "w1", 30)
+    with pytest.raises(LeaseHeldError) as held:
+        repository.acquire_lease(sid, "w2", 30)
+    assert held.value.holder == "w1"
+    repository.release_lease(sid, grant.token)
+    repository.close()
+
+    async def storage_calls() -> None:
+        storage = SessionBackendStorage(url)
+        with pytest.raises(SessionBackendStorageError) as refused:
+            await storage.write(f"{sid}/../x", b"")
+        assert isinstance(refused.value, InvalidRequestError) and isinstance(refused.value, StorageError)
+        await storage.aclose()
+
+    asyncio.run(storage_calls())
+    with (
+        SessionBackendRepository("http://127.0.0.1:9", retries=0) as unreachable,
+        pytest.raises(UnavailableError) as down,
+    ):
+        unreachable.read_session(sid)
+    assert isinstance(down.value, SessionBackendError) and down.value.status is None
+
+
+def test_metadata_time_to_live_and_etags_of_a_session(url: str, sid: str, scripted: Any) -> None:
+    manager = SessionBackendSessionManager(
+        sid, base_url=url, session_metadata={"team": "support"}, session_ttl=3600
+    )
+    Agent(model=scripted([[{"text": "hi"}]]), session_manager=manager, callback_handler=None)("Hello")
+    repository = manager.repository
+    record = repository.describe_session(sid)
+    assert record is not None and record.metadata == {"team": "support"} and record.ttl_seconds == 3600
+    assert record.expires_at is not None and record.etag
+    changed = repository.update_session(sid, metadata={"team": "sales"}, if_match=record.etag)
+    assert changed.metadata == {"team": "sales"} and changed.etag != record.etag
+    with pytest.raises(PreconditionFailedError):
+        repository.update_session(sid, ttl_seconds=0, if_match=record.etag)
+    assert repository.describe_session(sid).ttl_seconds == 3600  # type: ignore[union-attr]
+    assert repository.update_session(sid, ttl_seconds=0).expires_at is None
+    with pytest.raises(NotFoundError):
+        repository.update_session(f"{sid}-missing", metadata={})
+    assert repository.describe_session(f"{sid}-missing") is None
+    repository.close()
