@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     ApiTags, Paging,
     errors::{ApiResult, Duplicate, Missing, MissingOrLeased, MissingOrStale, Plain},
-    fields::{Id, Nullable, ObjectJson, Optional, SessionType, Timestamp, TtlSeconds, json_text},
+    fields::{Id, IdPrefix, Nullable, ObjectJson, Optional, SessionType, Timestamp, TtlSeconds, json_text},
     listing,
     payload::{FIELDS, JsonBody, JsonSize, JsonStream},
     versioned::{self, Created, Current},
@@ -23,7 +23,7 @@ use crate::{
     store,
     store::{
         leases::Fence,
-        sessions::{NewSession, SessionChanges},
+        sessions::{NewSession, SessionChanges, SessionFilter},
     },
 };
 
@@ -271,12 +271,27 @@ impl SessionsApi {
 
     /// List sessions
     ///
-    /// Newest `created_at` first. The page is written as its rows arrive.
+    /// Newest `created_at` first. The filters given all hold for each session
+    /// listed (and for `total`); `…_after` and `…_before` are strict. The page
+    /// is written as its rows arrive.
     #[oai(path = "/api/v1/sessions", method = "get", operation_id = "list_sessions")]
+    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
+        /// Only sessions of this `session_type`.
+        session_type: Query<Option<SessionType>>,
+        /// Only sessions created after this instant (RFC 3339).
+        created_after: Query<Option<Timestamp>>,
+        /// Only sessions created before this instant (RFC 3339).
+        created_before: Query<Option<Timestamp>>,
+        /// Only sessions last written after this instant (RFC 3339).
+        updated_after: Query<Option<Timestamp>>,
+        /// Only sessions last written before this instant (RFC 3339).
+        updated_before: Query<Option<Timestamp>>,
+        /// Only sessions whose id starts with this.
+        id_prefix: Query<Option<IdPrefix>>,
         /// Page number, from 1.
         #[oai(
             default = "super::default_page",
@@ -291,9 +306,22 @@ impl SessionsApi {
         page_size: Query<u64>,
     ) -> ApiResult<JsonStream<SessionList>, Plain> {
         let paging = Paging::new(page.0, page_size.0);
-        let found =
-            store::sessions::list(state.db.conn(), tenant.as_str(), paging.offset(), paging.page_size)
-                .await?;
+        let filter = SessionFilter {
+            session_type: session_type.0.map(SessionType::into_string),
+            created_after: created_after.0.map(|t| t.0),
+            created_before: created_before.0.map(|t| t.0),
+            updated_after: updated_after.0.map(|t| t.0),
+            updated_before: updated_before.0.map(|t| t.0),
+            id_prefix: id_prefix.0.map(IdPrefix::into_string),
+        };
+        let found = store::sessions::list(
+            state.db.conn(),
+            tenant.as_str(),
+            &filter,
+            paging.offset(),
+            paging.page_size,
+        )
+        .await?;
         let total = found.total;
         Ok(listing::write("sessions", found.into_stream(), Session::from, move |_| paging.tail(total)))
     }

@@ -6,7 +6,8 @@ use entity::{
     session::{Column, Entity, Model},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, QueryTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
+    QueryTrait,
     sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement},
 };
 
@@ -158,16 +159,71 @@ pub async fn delete(db: &impl Db, tenant: &str, session_id: &str, fence: Fence) 
     Ok(())
 }
 
-/// One page of the tenant's sessions, newest `created_at` first.
-pub async fn list(db: &Conn, tenant: &str, offset: u64, limit: u64) -> Result<listing::Page<Entity>, Error> {
+/// Which of a tenant's sessions a listing shows: each filter given holds.
+#[derive(Debug, Default)]
+pub struct SessionFilter {
+    pub session_type: Option<String>,
+    /// Strictly after / before, as every `…_after` and `…_before`.
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    pub updated_after: Option<DateTime<Utc>>,
+    pub updated_before: Option<DateTime<Utc>>,
+    pub id_prefix: Option<String>,
+}
+
+impl SessionFilter {
+    /// The filters as one condition. Timestamps compare as the engine
+    /// stores them: `timestamptz` on PostgreSQL; on SQLite, RFC 3339 text
+    /// in UTC, whose order is the instants' (as the listing's order is).
+    /// The prefix is compared by its first characters, the same whatever
+    /// the column's collation.
+    fn condition(&self) -> Condition {
+        let mut all = Condition::all();
+        if let Some(session_type) = &self.session_type {
+            all = all.add(Column::SessionType.eq(session_type.as_str()));
+        }
+        for (column, after, before) in [
+            (Column::CreatedAt, self.created_after, self.created_before),
+            (Column::UpdatedAt, self.updated_after, self.updated_before),
+        ] {
+            if let Some(after) = after {
+                all = all.add(column.gt(after));
+            }
+            if let Some(before) = before {
+                all = all.add(column.lt(before));
+            }
+        }
+        if let Some(prefix) = &self.id_prefix {
+            // An `int`: PostgreSQL has no `substr(text, int, bigint)`.
+            let chars = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+            let start = Func::cust("substr").arg(Expr::col(Column::SessionId)).arg(1).arg(chars);
+            all = all.add(Expr::expr(start).eq(prefix.as_str()));
+        }
+        all
+    }
+}
+
+/// One page of the tenant's sessions that `filter` lets through, newest
+/// `created_at` first.
+pub async fn list(
+    db: &Conn,
+    tenant: &str,
+    filter: &SessionFilter,
+    offset: u64,
+    limit: u64,
+) -> Result<listing::Page<Entity>, Error> {
     let total: SelectStatement = Query::select()
         .expr(Func::count(Expr::col(Column::SessionId)))
         .from(Entity)
         .and_where(Column::TenantId.eq(tenant))
         .cond_where(unexpired(db.backend()))
+        .cond_where(filter.condition())
         .to_owned();
     let page = listing::Listing {
-        select: Entity::find().filter(Column::TenantId.eq(tenant)).filter(unexpired(db.backend())),
+        select: Entity::find()
+            .filter(Column::TenantId.eq(tenant))
+            .filter(unexpired(db.backend()))
+            .filter(filter.condition()),
         order: vec![(Column::CreatedAt, Order::Desc), (Column::SessionId, Order::Desc)],
         payload: vec![Column::Metadata],
         offset,

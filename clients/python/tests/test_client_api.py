@@ -5,8 +5,10 @@ exception), and a session's metadata, time to live and ETag."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from strands import Agent
 from strands.types.exceptions import SessionException, StorageError
@@ -117,3 +119,21 @@ def test_metadata_time_to_live_and_etags_of_a_session(url: str, sid: str, script
         repository.update_session(f"{sid}-missing", metadata={})
     assert repository.describe_session(f"{sid}-missing") is None
     repository.close()
+
+
+def test_sessions_are_listed_with_filters(url: str, sid: str) -> None:
+    with SessionBackendRepository(url) as repository:
+        for n, kind in enumerate(["AGENT", "CUSTOM", "AGENT"]):
+            body = {"session_id": f"{sid}-{n}", "session_type": kind}
+            assert httpx.post(f"{url}/api/v1/sessions", json=body, timeout=5).status_code == 201
+        mine = repository.list_sessions(id_prefix=f"{sid}-")
+        assert [s.session_id for s in mine] == [f"{sid}-2", f"{sid}-1", f"{sid}-0"]
+        agents = repository.list_sessions(id_prefix=sid, session_type="AGENT", page_size=1)
+        assert [s.session_id for s in agents] == [f"{sid}-2", f"{sid}-0"]
+        now = datetime.now(UTC)
+        assert repository.list_sessions(id_prefix=sid, created_after=now) == []
+        assert len(repository.list_sessions(id_prefix=sid, created_before=now)) == 3
+        with pytest.raises(ValueError, match="time zone"):
+            repository.list_sessions(created_after=datetime.now())
+        with pytest.raises(InvalidRequestError):
+            repository.list_sessions(id_prefix="a/b")

@@ -18,6 +18,8 @@ both_backends!(
     delete_cascades_to_everything_under_it,
     list_is_newest_first_and_paged,
     list_rejects_bad_paging,
+    list_filters_combine_and_count,
+    list_filters_refuse_bad_values,
     awkward_ids_round_trip_through_paths,
 );
 
@@ -188,6 +190,78 @@ async fn list_rejects_bad_paging(backend: Backend) {
         app.get(&format!("/api/v1/sessions?{query}")).await.expect_error(422, "ValidationError");
     }
     app.get("/api/v1/sessions?page_size=1000").await.expect(200);
+}
+
+/// The ids of a listing, in order, and its total.
+async fn listed(app: &crate::helpers::TestApp, query: &str) -> (Vec<String>, u64) {
+    let page = app.get(&format!("/api/v1/sessions?{query}")).await.expect(200);
+    let ids = page["sessions"].as_array().expect("sessions").iter();
+    (
+        ids.map(|s| s["session_id"].as_str().expect("id").to_owned()).collect(),
+        page["total"].as_u64().expect("total"),
+    )
+}
+
+async fn list_filters_combine_and_count(backend: Backend) {
+    let app = app!(backend);
+    // Whole seconds beside fractions (SQLite compares their text), a `_`
+    // that a LIKE would read as a wildcard, and a prefix of several bytes.
+    for (id, session_type, created_at) in [
+        ("team_a-1", "AGENT", "2026-01-01T00:00:00+00:00"),
+        ("team_a-2", "CUSTOM", "2026-02-01T00:00:00.5+00:00"),
+        ("teamxa-3", "AGENT", "2026-02-01T00:00:00+00:00"),
+        ("équipe-4", "AGENT", "2026-03-01T12:00:00+02:00"),
+    ] {
+        let body = json!({"session_id": id, "session_type": session_type, "created_at": created_at});
+        app.post("/api/v1/sessions", &body).await.expect(201);
+    }
+    let all = ["équipe-4", "team_a-2", "teamxa-3", "team_a-1"].map(String::from).to_vec();
+    assert_eq!(listed(&app, "").await, (all.clone(), 4));
+    assert_eq!(listed(&app, "session_type=AGENT").await.1, 3);
+    assert_eq!(listed(&app, "session_type=CUSTOM").await.0, ["team_a-2"]);
+    assert_eq!(listed(&app, "id_prefix=team_a").await.0, ["team_a-2", "team_a-1"]);
+    assert_eq!(listed(&app, "id_prefix=%C3%A9q").await.0, ["équipe-4"]);
+    assert_eq!(listed(&app, "id_prefix=team_a-1x").await.1, 0);
+    // Strict bounds: the whole second is neither after nor before itself,
+    // and half a second later is after it.
+    let at = "2026-02-01T00%3A00%3A00%2B00%3A00";
+    assert_eq!(listed(&app, &format!("created_after={at}")).await.0, ["équipe-4", "team_a-2"]);
+    assert_eq!(listed(&app, &format!("created_before={at}")).await.0, ["team_a-1"]);
+    let window = "created_after=2026-01-15T00:00:00Z&created_before=2026-03-01T10:00:01%2B00:00";
+    assert_eq!(listed(&app, window).await.0, ["équipe-4", "team_a-2", "teamxa-3"]);
+    let combined = format!("{window}&session_type=AGENT&id_prefix=team");
+    assert_eq!(listed(&app, &combined).await, (vec!["teamxa-3".to_owned()], 1));
+    // Paging runs over what the filters let through.
+    let (second, total) = listed(&app, "session_type=AGENT&page=2&page_size=2").await;
+    assert_eq!((second, total), (vec!["team_a-1".to_owned()], 3));
+    // `updated_*` follow writes.
+    let mark = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    app.put("/api/v1/sessions/teamxa-3", &json!({"metadata": {"touched": true}})).await.expect(200);
+    assert_eq!(listed(&app, &format!("updated_after={mark}")).await.0, ["teamxa-3"]);
+    assert_eq!(listed(&app, &format!("updated_before={mark}")).await.1, 3);
+}
+
+async fn list_filters_refuse_bad_values(backend: Backend) {
+    let app = app!(backend);
+    app.session("s1").await;
+    for query in [
+        "created_after=yesterday",
+        "created_before=2026-01-01",
+        "updated_after=2026-01-01T00:00:00",
+        "updated_before=",
+        "created_after=9999-12-31T23:00:00-02:00",
+        "created_before=-0001-01-01T00:00:00Z",
+        "id_prefix=",
+        "id_prefix=a%2Fb",
+        "id_prefix=a%00",
+        "session_type=",
+        &format!("session_type={}", "x".repeat(65)),
+        &format!("id_prefix={}", "x".repeat(256)),
+    ] {
+        app.get(&format!("/api/v1/sessions?{query}")).await.expect_error(422, "ValidationError");
+    }
+    assert_eq!(listed(&app, "id_prefix=.").await.1, 0);
 }
 
 async fn awkward_ids_round_trip_through_paths(backend: Backend) {

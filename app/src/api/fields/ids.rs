@@ -94,6 +94,14 @@ impl<'de> Deserialize<'de> for SessionType {
     }
 }
 
+impl ParseFromParameter for SessionType {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        validate::session_type(value)
+            .map(|()| Self(value.to_owned()))
+            .map_err(|problem| ParseError::custom(format!("invalid session_type: {problem}")))
+    }
+}
+
 document_as!(
     SessionType,
     "string(session_type)",
@@ -102,6 +110,53 @@ document_as!(
         max_length: Some(validate::SESSION_TYPE_MAX_CHARS),
         pattern: Some(r"^[^\x00-\x1F\x7F]+$".into()),
         description: Some("1 to 64 characters, no control characters; `AGENT` by default."),
+        ..string_schema()
+    }
+);
+
+/// The start of session ids: 1 to 255 bytes of UTF-8 without `/`, `\`, `%`
+/// or control characters (what no id holds).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct IdPrefix(String);
+
+impl IdPrefix {
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    fn parse(value: &str) -> Result<Self, String> {
+        // Any prefix of a valid id passes the id rules once `.` and `..`
+        // (whole ids only) are let through.
+        let checked = if value == "." || value == ".." { "x" } else { value };
+        validate::id(checked)
+            .map(|()| Self(value.to_owned()))
+            .map_err(|problem| format!("invalid id_prefix: {problem}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for IdPrefix {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::parse(&String::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
+
+impl ParseFromParameter for IdPrefix {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Self::parse(value).map_err(ParseError::custom)
+    }
+}
+
+document_as!(
+    IdPrefix,
+    "string(id_prefix)",
+    MetaSchema {
+        min_length: Some(1),
+        max_length: Some(validate::ID_MAX_BYTES),
+        pattern: Some(r"^[^/\\%\x00-\x1F\x7F]+$".into()),
+        description: Some(
+            "The start of the session ids to list: 1 to 255 bytes, no `/`, `\\`, `%` or control characters."
+        ),
         ..string_schema()
     }
 );

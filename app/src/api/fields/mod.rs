@@ -80,7 +80,7 @@ mod presence;
 mod time;
 
 pub use self::{
-    ids::{Id, MessageId, SessionType, TtlSeconds},
+    ids::{Id, IdPrefix, MessageId, SessionType, TtlSeconds},
     json::{MessageJson, ObjectJson, json_text},
     presence::{Nullable, ObjectOf, Optional},
     time::Timestamp,

@@ -3,7 +3,10 @@
 use std::{borrow::Cow, fmt};
 
 use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Timelike, Utc};
-use poem_openapi::registry::MetaSchema;
+use poem_openapi::{
+    registry::MetaSchema,
+    types::{ParseError, ParseFromParameter, ParseResult},
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use serde_json::Value;
 
@@ -85,6 +88,20 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Self::parse(&Cow::<str>::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
+
+/// A bound of a listing's filter: years 0 to 9999 in UTC, the span in which
+/// SQLite's timestamp text sorts as the instants do.
+impl ParseFromParameter for Timestamp {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        let parsed = Self::parse(value).map_err(ParseError::custom)?;
+        if !(0..=9999).contains(&parsed.0.year()) {
+            return Err(ParseError::custom(format!(
+                "invalid timestamp `{value}`: must fall in the years 0000 to 9999 in UTC"
+            )));
+        }
+        Ok(parsed)
     }
 }
 

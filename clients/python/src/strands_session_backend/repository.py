@@ -182,12 +182,37 @@ class SessionBackendRepository(SessionRepository):
         """Deletes the session and everything under it; False when it did not exist."""
         return self._call("DELETE", self._session(session_id), ok=(204,), fenced=session_id) is not None
 
-    def list_sessions(self, *, page_size: int = 1000) -> list[Session]:
-        """Every session, newest first."""
+    def list_sessions(
+        self,
+        *,
+        session_type: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        id_prefix: str | None = None,
+        page_size: int = 1000,
+    ) -> list[Session]:
+        """Every session the filters given let through (all of them hold; ``…_after`` and
+        ``…_before`` are strict; datetimes need a time zone), newest first."""
+        filters: dict[str, Any] = {
+            "session_type": session_type,
+            "created_after": created_after,
+            "created_before": created_before,
+            "updated_after": updated_after,
+            "updated_before": updated_before,
+            "id_prefix": id_prefix,
+        }
+        for name, value in filters.items():
+            if isinstance(value, datetime):
+                if value.tzinfo is None:
+                    raise ValueError(f"{name} needs a time zone (e.g. datetime.now(timezone.utc))")
+                filters[name] = value.isoformat()
         sessions: list[Session] = []
         page = 1
         while True:
-            params = {"page": page, "page_size": page_size}
+            params = {name: value for name, value in filters.items() if value is not None}
+            params.update(page=page, page_size=page_size)
             listing = self._require(
                 self._call("GET", "/api/v1/sessions", ok=(200,), params=params), "sessions"
             )

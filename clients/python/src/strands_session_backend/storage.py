@@ -6,7 +6,6 @@ import asyncio
 import builtins
 import copy
 import weakref
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -14,13 +13,23 @@ import httpx
 from strands.storage import storage as sdk_storage
 from strands.types.exceptions import StorageError
 
-from ._http import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy, api_key_or_env, headers, service_url
-from .errors import InvalidRequestError, SessionBackendError, UnavailableError, error_from, missing
+from ._http import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    Retrying,
+    RetryPolicy,
+    api_key_or_env,
+    headers,
+    service_url,
+)
+from .errors import InvalidRequestError, SessionBackendError, error_from, missing
 
 if TYPE_CHECKING:
     from strands.storage.storage import StorageSearchResult
 
 ROOT = "/api/v1/storage"
+#: Connections the storage keeps to the service: as many calls at once.
+MAX_CONNECTIONS = 32
 
 
 class SessionBackendStorageError(SessionBackendError, StorageError):
@@ -75,23 +84,6 @@ def key_path(key: str) -> str:
     return "%2E" if encoded == "." else encoded
 
 
-@dataclass
-class _LoopClient:
-    """The client of one event loop, and the task that closes it when the loop ends."""
-
-    client: httpx.AsyncClient
-    closer: asyncio.Task[None]
-
-
-async def _close_at_loop_end(client: httpx.AsyncClient) -> None:
-    """Waits until cancelled, as ``asyncio.run`` cancels what is left when its loop ends, then
-    closes ``client`` there, so its connections never outlive their loop unclosed."""
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await client.aclose()
-
-
 class SessionBackendStorage:
     """Byte values under keys, shared by every replica (``SnapshotSessionManager``, ``Agent(storage=...)``).
 
@@ -121,60 +113,46 @@ class SessionBackendStorage:
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
     ) -> None:
-        self._base_url = service_url(base_url)
-        self._headers = headers(api_key_or_env(api_key))
-        self._timeout = timeout
-        self._policy = RetryPolicy(retries)
-        # An httpx.AsyncClient belongs to the event loop it was first used
-        # in, and the SDK runs storage calls in more than one loop (a
-        # synchronous agent call runs each in a loop of its own).
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
-            weakref.WeakKeyDictionary()
+        # One pooled client for every event loop: the SDK runs the storage
+        # calls of a synchronous agent each in a loop of its own, and a
+        # client per loop paid a new connection for every save. Calls run
+        # on worker threads, so they never block the loop they come from.
+        client = httpx.Client(
+            base_url=service_url(base_url),
+            headers=headers(api_key_or_env(api_key)),
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
         )
+        self._http = Retrying(client, RetryPolicy(retries))
+        # Closed once nothing uses it: ``namespace`` views share it, and the
+        # SDK's stores often keep only a view.
+        weakref.finalize(self._http, client.close)
 
-    def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        own = self._clients.get(loop)
-        if own is None:
-            client = httpx.AsyncClient(base_url=self._base_url, headers=self._headers, timeout=self._timeout)
-            own = self._clients[loop] = _LoopClient(client, loop.create_task(_close_at_loop_end(client)))
-        return own.client
+    def close(self) -> None:
+        """Closes the pooled connections (also done when the storage is collected)."""
+        self._http.client.close()
 
     async def aclose(self) -> None:
-        """Closes the connections of the running event loop's client."""
-        own = self._clients.pop(asyncio.get_running_loop(), None)
-        if own is not None:
-            own.closer.cancel()
-            await own.client.aclose()
+        """:meth:`close`, for async code."""
+        self.close()
 
     async def _send(
         self, method: str, path: str, *, ok: tuple[int, ...], **kwargs: Any
     ) -> httpx.Response | None:
         """The response when its status is in ``ok``; None on 404; else raises ``StorageError``."""
-        attempt = 0
-        while True:
-            response: httpx.Response | None = None
-            failure: httpx.TransportError | None = None
+        try:
+            response = await asyncio.to_thread(self._http.send, method, path, **kwargs)
+        except SessionBackendError as failed:
+            raise as_storage_error(failed) from failed.__cause__
+        if response.status_code in ok:
+            return response
+        if response.status_code == 404:
             try:
-                response = await self._client().request(method, path, **kwargs)
-            except httpx.TransportError as err:
-                failure = err
-            wait = self._policy.wait(attempt, response)
-            if wait is not None:
-                await asyncio.sleep(wait)
-                attempt += 1
-            elif response is None:
-                raise as_storage_error(UnavailableError(f"{method} {path}: {failure}")) from failure
-            elif response.status_code in ok:
-                return response
-            elif response.status_code == 404:
-                try:
-                    missing(response)
-                except SessionBackendError as wrong_url:
-                    raise as_storage_error(wrong_url) from None
-                return None
-            else:
-                raise as_storage_error(error_from(response))
+                missing(response)
+            except SessionBackendError as wrong_url:
+                raise as_storage_error(wrong_url) from None
+            return None
+        raise as_storage_error(error_from(response))
 
     def namespace(self, prefix: str) -> SessionBackendStorage:
         """A view of the keys under ``prefix`` (the keys it takes and gives are relative to
