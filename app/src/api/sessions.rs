@@ -275,7 +275,7 @@ impl SessionsApi {
     /// listed (and for `total`); `…_after` and `…_before` are strict. The page
     /// is written as its rows arrive.
     #[oai(path = "/api/v1/sessions", method = "get", operation_id = "list_sessions")]
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "poem-openapi takes each part of a request as an argument")]
     async fn list(
         &self,
         state: Data<&AppState>,

@@ -68,6 +68,7 @@ pub(super) const SETTINGS: &[Setting] = &[
     parsed("database.auto_migrate", None),
     parsed("storage.max_value_bytes", None),
     parsed("storage.search_index_bytes", None),
+    parsed("storage.search_values_bytes", None),
     parsed("storage.transfer_timeout_ms", None),
     text("auth.keys", None),
     text("auth.keys_file", None),

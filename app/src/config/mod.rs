@@ -157,6 +157,9 @@ impl Config {
         if self.retention.sweep_batch > 10_000 {
             return fail("retention.sweep_batch", "at most 10000");
         }
+        if self.storage.search_values_bytes > 256 * 1024 * 1024 {
+            return fail("storage.search_values_bytes", "at most 268435456 (256 MiB)");
+        }
         if self.storage.transfer_timeout_ms > 86_400_000 {
             return fail("storage.transfer_timeout_ms", "at most 86400000 (a day)");
         }

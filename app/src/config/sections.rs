@@ -122,6 +122,9 @@ pub struct StorageConfig {
     /// How much of a text value the search index reads (its first bytes);
     /// 0 turns indexing off.
     pub search_index_bytes: usize,
+    /// The most bytes of values one search answer carries
+    /// (`with_values=true`); hits past it come without their value.
+    pub search_values_bytes: u64,
     /// The longest a value's upload (408 after it, nothing stored) or
     /// download (cut off after it) may take; replaced values' chunks are
     /// kept a little longer than this for the downloads still running.
@@ -133,6 +136,7 @@ impl Default for StorageConfig {
         Self {
             max_value_bytes: 64 * 1024 * 1024,
             search_index_bytes: 64 * 1024 * 1024,
+            search_values_bytes: 4 * 1024 * 1024,
             transfer_timeout_ms: 600_000,
         }
     }

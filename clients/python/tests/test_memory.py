@@ -78,6 +78,36 @@ def test_a_namespace_is_searched_on_the_service_however_many_values_are_elsewher
     assert theirs == [], "the generic view loses it among the decoys (what the namespace fixes)"
 
 
+class CountingStorage(SessionBackendStorage):
+    """Counts the values read one by one."""
+
+    reads = 0
+
+    async def read(self, key: str) -> bytes | None:
+        CountingStorage.reads += 1
+        return await super().read(key)
+
+
+def test_search_brings_the_values_so_the_memory_store_reads_none_again(url: str, sid: str) -> None:
+    name = f"values-{sid}"
+
+    async def run() -> tuple[list[str], list[Any], int]:
+        storage = CountingStorage(url)
+        store = memory(storage, name)
+        await store.add("# Pets\nthe user has a cat named Miso")
+        await store.add("# Food\nthe cat eats fish")
+        hits = await storage.namespace(f"memory/{name}").search("cat")
+        CountingStorage.reads = 0
+        found = [entry.content for entry in await store.search("cat")]
+        return found, hits, CountingStorage.reads
+
+    found, hits, reads = asyncio.run(run())
+    assert len(found) == 2 and any("Miso" in text for text in found), found
+    assert {hit.key for hit in hits} == {"pets.md", "food.md"}
+    assert all(hit.data is not None and b"cat" in hit.data for hit in hits), hits
+    assert reads == 0, "the search answer carried every value"
+
+
 @pytest.fixture(scope="module")
 def two_tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, str, str]]:
     """A service with keys for two tenants."""

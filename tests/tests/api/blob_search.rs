@@ -1,19 +1,22 @@
 //! Search over whole values: any word of a snapshot of many MiB is found,
 //! wherever it lies (its newest turns are at its end, words straddle the
 //! 1 MiB chunks), as soon as the write is answered; base64 data inside it
-//! is not taken for words.
+//! is not taken for words. A search can bring the values it finds along,
+//! up to a budget per answer.
 
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use serde_json::{Value, json};
 
 use crate::{
     both_backends,
-    helpers::{Backend, TestApp, direct, enc, fresh_database, scalar, start, test_config},
-    storage::put,
+    helpers::{Backend, TestApp, direct, enc, fresh_database, scalar, spawn_app_with, start, test_config},
+    storage::{noise, put},
 };
 
 both_backends!(
     every_word_of_a_16_mib_snapshot_is_found_at_once,
-    values_indexed_before_the_upgrade_are_still_found
+    values_indexed_before_the_upgrade_are_still_found,
+    hits_bring_their_values_within_the_budget
 );
 
 const MIB: usize = 1024 * 1024;
@@ -143,4 +146,88 @@ async fn values_indexed_before_the_upgrade_are_still_found(backend: Backend) {
     assert_eq!(back, text.as_bytes());
     let listed = scalar(&app.database_url, "SELECT COUNT(*) FROM blob_garbage WHERE version = 9").await;
     assert_eq!(listed, 1, "the orphan is listed for the sweeper");
+}
+
+/// `with_values=true`: the best hits carry their exact bytes (a value of
+/// several chunks included) while their sizes add up to at most
+/// `storage.search_values_bytes`; from the first that does not fit, hits
+/// come without, and the answer says so. Keys, order and scores are those
+/// of the same search without values.
+async fn hits_bring_their_values_within_the_budget(backend: Backend) {
+    let budget = 3 * MIB;
+    let Some(app) = spawn_app_with(backend, |c| c.storage.search_values_bytes = budget as u64).await else {
+        return;
+    };
+    let padded = |words: &str, len: usize| {
+        let mut text = format!("{words} ");
+        while text.len() < len {
+            text.push_str("filler text ");
+        }
+        text.into_bytes()
+    };
+    let values = [
+        ("memo/a", padded("needle needle needle needle needle", 100)),
+        ("memo/b", padded("needle needle needle needle", 2 * MIB + MIB / 2)),
+        ("memo/c", padded("needle needle needle", MIB)),
+        ("memo/d", padded("needle needle", 10)),
+        ("memo/e", padded("needle", 10)),
+        ("other/f", padded("needle", 10)),
+    ];
+    for (key, value) in &values {
+        put(&app, key, value.clone()).await.expect(204);
+    }
+    put(&app, "memo/binary", noise(5000, 3)).await.expect(204);
+    let stored = |key: &str| values.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
+    let search = |more: &str| {
+        let url = format!("/api/v1/storage?q=needle&prefix=memo/{more}");
+        let app = &app;
+        async move { app.get(&url).await }
+    };
+
+    let plain = search("").await.expect(200);
+    assert!(plain.get("values_truncated").is_none(), "{plain}");
+    let full = search("&with_values=true").await.expect(200);
+    let hits = full["results"].as_array().expect("results");
+    let keys = |answer: &Value| -> Vec<(String, f64)> {
+        let hits = answer["results"].as_array().expect("results");
+        hits.iter()
+            .map(|h| (h["key"].as_str().expect("key").to_owned(), h["score"].as_f64().expect("score")))
+            .collect()
+    };
+    assert_eq!(keys(&full), keys(&plain), "the same hits in the same order");
+    assert_eq!(hits.len(), 5, "{plain}");
+    let mut total = 0;
+    let mut ended = false;
+    for hit in hits {
+        let key = hit["key"].as_str().expect("key");
+        let size = stored(key).expect("a stored key").len();
+        match hit.get("data") {
+            Some(data) => {
+                assert!(!ended, "{key} has data after a hit without");
+                let bytes = BASE64.decode(data.as_str().expect("base64 text")).expect("base64");
+                assert!(bytes == stored(key).expect("stored"), "{key}'s data is its exact value");
+                total += size;
+            }
+            None => {
+                assert!(ended || total + size > budget, "{key} would have fitted");
+                ended = true;
+            }
+        }
+    }
+    assert!(total <= budget && total > 2 * MIB, "the multi-chunk value came whole: {total}");
+    assert!(ended && full["values_truncated"] == json!(true), "{}", full["values_truncated"]);
+
+    // Within the budget every hit has its value, and the answer says so.
+    let small = search("&with_values=true&limit=1").await.expect(200);
+    assert_eq!(small["values_truncated"], json!(false));
+    assert_eq!(small["results"].as_array().expect("results").len(), 1);
+    // A write is seen, with its new bytes, as soon as it is answered.
+    put(&app, "memo/d", "needle rewritten").await.expect(204);
+    let again = app.get("/api/v1/storage?q=rewritten&with_values=true").await.expect(200);
+    assert_eq!(again["results"][0]["data"], json!(BASE64.encode("needle rewritten")), "{again}");
+    // Values apply to a search only; the flag is a boolean.
+    for bad in ["/api/v1/storage?with_values=true", "/api/v1/storage?q=needle&with_values=maybe"] {
+        let refused = app.get(bad).await.expect(422);
+        assert_eq!(refused["detail"]["error"], "ValidationError", "{refused}");
+    }
 }

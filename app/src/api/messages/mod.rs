@@ -236,7 +236,7 @@ impl MessagesApi {
     /// `next_offset` is the offset of the first message not returned, or
     /// `null` when the listing is complete; `total` is the agent's count.
     /// The window is written as its rows arrive.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "poem-openapi takes each part of a request as an argument")]
     #[oai(
         path = "/api/v1/sessions/:session_id/agents/:agent_id/messages",
         method = "get",

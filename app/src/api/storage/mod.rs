@@ -6,6 +6,7 @@ mod params;
 
 use std::time::Duration;
 
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use bytes::Bytes;
 use futures::{StreamExt, stream};
 use poem::{Body, web::Data};
@@ -27,7 +28,7 @@ use crate::{
     api::AppState,
     auth::Tenant,
     error::Error,
-    store::blobs::{self, BlobKey, Head, Opened, Precondition, WriteLimits},
+    store::blobs::{self, BlobKey, Head, Opened, Precondition, Search, WriteLimits},
 };
 
 use self::params::{Key, Prefix, SomePrefix, StartAfter, Value};
@@ -75,12 +76,22 @@ pub struct SearchHit {
     pub key: String,
     /// Relevance, higher is better (comparable within one answer only).
     pub score: f64,
+    /// With `with_values=true`: the value's bytes, base64, while the
+    /// answer's budget lasts.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 /// Ranked search results, best first.
 #[derive(Debug, Object, Serialize)]
 pub struct SearchResults {
     pub results: Vec<SearchHit>,
+    /// With `with_values=true`: whether some hits came without `data`
+    /// (their values together passed `storage.search_values_bytes`).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values_truncated: Option<bool>,
 }
 
 /// A listing, or with `q` a ranked search.
@@ -99,7 +110,10 @@ impl JsonSize for Listing {
                     + page.keys.iter().map(|k| k.len() + 8).sum::<usize>()
                     + page.next_start_after.0.as_ref().map_or(0, String::len)
             }
-            Self::Search(found) => found.results.iter().map(|h| h.key.len() + 48).sum::<usize>() + FIELDS,
+            Self::Search(found) => {
+                let hit = |h: &SearchHit| h.key.len() + h.data.as_ref().map_or(0, String::len) + 64;
+                found.results.iter().map(hit).sum::<usize>() + FIELDS
+            }
         }
     }
 }
@@ -239,9 +253,12 @@ impl StorageApi {
     /// `limit` at a time; continue with `start_after=next_start_after`.
     /// With `q`: keys whose text value matches any word of `q`, best first
     /// (scores from each value's own words: PostgreSQL `ts_rank`, or a
-    /// saturated word count on SQLite); `start_after`
-    /// is not used.
+    /// saturated word count on SQLite); `start_after` is not used. With
+    /// `with_values=true` each hit carries its value as base64 `data`, the
+    /// best first, up to `storage.search_values_bytes` per answer; past
+    /// it hits come without, and `values_truncated` is `true`.
     #[oai(path = "/api/v1/storage", method = "get", operation_id = "list_blobs")]
+    #[expect(clippy::too_many_arguments, reason = "poem-openapi takes each part of a request as an argument")]
     async fn list(
         &self,
         state: Data<&AppState>,
@@ -255,13 +272,29 @@ impl StorageApi {
         limit: Query<u64>,
         /// Search words: ranks keys by their text values instead of listing.
         q: Query<Option<String>>,
+        /// With `q`: bring each hit's value along as base64 `data`.
+        #[oai(default)]
+        with_values: Query<bool>,
     ) -> ApiResult<JsonBody<Listing>, Plain> {
         let prefix = prefix.0.map(|p| p.0).unwrap_or_default();
         let db = state.db.conn();
         if let Some(q) = q.0 {
-            let hits = blobs::search(db, tenant.as_str(), &q, &prefix, limit.0).await?;
-            let results = hits.into_iter().map(|h| SearchHit { key: h.key, score: h.score }).collect();
-            return Ok(JsonBody(Listing::Search(SearchResults { results })));
+            let values = with_values.0.then_some(state.storage.search_values_bytes);
+            let search =
+                Search { tenant: tenant.as_str(), query: &q, prefix: &prefix, limit: limit.0, values };
+            let found = blobs::search(db, search).await?;
+            let results = found
+                .hits
+                .into_iter()
+                .map(|h| SearchHit { key: h.key, score: h.score, data: h.data.map(|d| BASE64.encode(d)) })
+                .collect();
+            let values_truncated = with_values.0.then_some(found.values_truncated);
+            return Ok(JsonBody(Listing::Search(SearchResults { results, values_truncated })));
+        }
+        if with_values.0 {
+            return Err(
+                Error::Validation("`with_values` applies to a search: send `q` with it".into()).into()
+            );
         }
         let start_after = start_after.0.map(|s| s.0);
         let (keys, next) = blobs::list(db, tenant.as_str(), &prefix, start_after.as_deref(), limit.0).await?;

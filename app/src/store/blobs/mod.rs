@@ -33,7 +33,7 @@ use self::tables::{Column, Table, postgres, sqlite};
 pub use self::{
     delete::{delete, delete_prefix},
     read::{Opened, chunk, open},
-    search::search,
+    search::{Search, search},
     write::{WriteLimits, write},
 };
 use crate::{

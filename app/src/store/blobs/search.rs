@@ -11,11 +11,14 @@
 //! reads text, and matches exactly the words cut here). Every word is
 //! indexed behind its tenant's prefix ([`search_text::tenant_prefix`]),
 //! so a search reads only its own tenant's postings.
+//!
+//! A search may bring the values of its best hits along ([`Search::values`]):
+//! in the same statement, so each value is the version that was ranked.
 
 use std::collections::HashMap;
 
 use entity::search_text;
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, QueryResult, Statement, Value};
 
 use super::{
     Range,
@@ -26,46 +29,64 @@ use crate::{db::Db, error::Error};
 /// Words of a search query that count; the rest are ignored.
 const MAX_TERMS: usize = 32;
 
-/// A search hit: a key and its relevance, higher is better.
+/// A search hit: a key, its relevance (higher is better) and, when asked
+/// for and within the answer's budget, its value.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hit {
     pub key: String,
     pub score: f64,
+    pub data: Option<Vec<u8>>,
 }
 
-/// The tenant's keys with `prefix` whose value contains any of the
+/// What a search asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct Search<'a> {
+    pub tenant: &'a str,
+    /// The words; keys whose value contains any of them match.
+    pub query: &'a str,
+    pub prefix: &'a str,
+    pub limit: u64,
+    /// With `Some(budget)`, the values of the best hits come along while
+    /// their sizes add up to at most `budget` bytes; from the first that
+    /// does not fit, hits come without.
+    pub values: Option<u64>,
+}
+
+/// The hits, best first, and whether some came without the value asked for.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub hits: Vec<Hit>,
+    pub values_truncated: bool,
+}
+
+/// The tenant's keys with the prefix whose value contains any of the
 /// query's words, best first (ties by key); at most `limit`.
-pub async fn search(
-    db: &impl Db,
-    tenant: &str,
-    query: &str,
-    prefix: &str,
-    limit: u64,
-) -> Result<Vec<Hit>, Error> {
+pub async fn search(db: &impl Db, search: Search<'_>) -> Result<Found, Error> {
+    let Search { tenant, query, prefix, limit, values: budget } = search;
     let own = search_text::tenant_prefix(tenant);
     let terms: Vec<String> =
         search_text::terms(query, MAX_TERMS).into_iter().map(|term| format!("{own}{term}")).collect();
     if terms.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Found::default());
     }
     let backend = db.backend();
     let mut values: Vec<Value> = vec![tenant.into()];
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let statement = match backend {
+    let ranked = match backend {
         DatabaseBackend::Postgres => {
             let any: Vec<String> = terms.iter().map(|t| lexeme(t)).collect();
             values.push(any.join(" | ").into());
             let range = Range::of(prefix).sql("t.key", &mut values, '$');
             values.push(limit.into());
-            let sql = format!(
-                "SELECT t.key, sum(ts_rank(t.words, q))::float8 AS score FROM blob_text t \
+            format!(
+                "SELECT t.key AS key, sum(ts_rank(t.words, q))::float8 AS score, \
+                 max(b.version) AS version, max(b.size) AS size FROM blob_text t \
                  JOIN blobs b ON b.tenant_id = t.tenant_id AND b.key = t.key AND b.version = t.version, \
                  CAST($2 AS tsquery) AS q \
                  WHERE t.tenant_id = $1 AND t.words @@ q{range} \
                  GROUP BY t.key ORDER BY score DESC, t.key LIMIT ${}",
                 values.len()
-            );
-            postgres(&sql, values)
+            )
         }
         _ => {
             let first = values.len() + 1;
@@ -73,10 +94,9 @@ pub async fn search(
             let placeholders: Vec<String> = (first..=values.len()).map(|n| format!("?{n}")).collect();
             let range = Range::of(prefix).sql("t.key", &mut values, '?');
             values.push(limit.into());
-            // A plain SELECT (no CTE), so it runs on the read pool.
-            let sql = format!(
-                "SELECT key, sum(n * 2.2 / (n + 1.2)) AS score FROM \
-                 (SELECT t.key AS key, sum(hits.n) AS n FROM \
+            format!(
+                "SELECT key, sum(n * 2.2 / (n + 1.2)) AS score, max(version) AS version, max(size) AS size FROM \
+                 (SELECT t.key AS key, sum(hits.n) AS n, max(b.version) AS version, max(b.size) AS size FROM \
                  (SELECT doc, term, count(*) AS n FROM blob_word_instances WHERE term IN ({}) GROUP BY doc, term) hits \
                  JOIN blob_text t ON t.id = hits.doc \
                  JOIN blobs b ON b.tenant_id = t.tenant_id AND b.key = t.key AND b.version = t.version \
@@ -84,15 +104,78 @@ pub async fn search(
                  GROUP BY key ORDER BY score DESC, key LIMIT ?{}",
                 placeholders.join(", "),
                 values.len()
-            );
-            sqlite(&sql, values)
+            )
         }
     };
-    let rows = db.reads().query_all_raw(statement).await?;
-    rows.iter()
-        .map(|r| Ok(Hit { key: r.try_get_by_index(0)?, score: r.try_get_by_index(1)? }))
-        .collect::<Result<_, DbErr>>()
-        .map_err(Error::from)
+    let Some(budget) = budget else {
+        let rows = db.reads().query_all_raw(statement(backend, &ranked, values)).await?;
+        let hits = rows
+            .iter()
+            .map(|r| Ok(Hit { key: r.try_get_by_index(0)?, score: r.try_get_by_index(1)?, data: None }))
+            .collect::<Result<_, DbErr>>()?;
+        return Ok(Found { hits, values_truncated: false });
+    };
+    values.push(i64::try_from(budget).unwrap_or(i64::MAX).into());
+    let sql = with_values(&ranked, backend, values.len());
+    let rows = db.reads().query_all_raw(statement(backend, &sql, values)).await?;
+    gather(&rows).map_err(Error::from)
+}
+
+/// `ranked` (key, score, version, size; best first) with each hit's
+/// chunks in order, for hits whose sizes up to theirs fit the budget
+/// (the last placeholder, number `budget`): one row per chunk, one
+/// without data for a hit that gets no value or has an empty one. No
+/// CTE, so that on SQLite it runs on the read pool.
+fn with_values(ranked: &str, backend: DatabaseBackend, budget: usize) -> String {
+    let (tenant, budget) = match backend {
+        DatabaseBackend::Postgres => ("$1".to_owned(), format!("${budget}")),
+        _ => ("?1".to_owned(), format!("?{budget}")),
+    };
+    format!(
+        "SELECT r.key, r.score, r.size, r.upto <= {budget} AS fits, c.data FROM \
+         (SELECT h.key, h.score, h.version, h.size, \
+         row_number() OVER (ORDER BY h.score DESC, h.key) AS rank, \
+         CAST(sum(h.size) OVER (ORDER BY h.score DESC, h.key ROWS UNBOUNDED PRECEDING) AS BIGINT) AS upto \
+         FROM ({ranked}) h) r \
+         LEFT JOIN blob_chunks c ON c.tenant_id = {tenant} AND c.key = r.key AND c.version = r.version \
+         AND r.upto <= {budget} \
+         ORDER BY r.rank, c.seq"
+    )
+}
+
+/// The hits of [`with_values`]' rows, each value put together from its chunks.
+fn gather(rows: &[QueryResult]) -> Result<Found, DbErr> {
+    let mut found = Found::default();
+    let mut sizes = Vec::new();
+    for row in rows {
+        let key: String = row.try_get_by_index(0)?;
+        let chunk: Option<Vec<u8>> = row.try_get_by_index(4)?;
+        if found.hits.last().is_none_or(|hit| hit.key != key) {
+            let fits: bool = row.try_get_by_index(3)?;
+            let data = fits.then(Vec::new);
+            found.hits.push(Hit { key, score: row.try_get_by_index(1)?, data });
+            sizes.push(row.try_get_by_index::<i64>(2)?);
+        }
+        if let (Some(data), Some(chunk)) = (found.hits.last_mut().and_then(|h| h.data.as_mut()), chunk) {
+            data.extend_from_slice(&chunk);
+        }
+    }
+    for (hit, size) in found.hits.iter_mut().zip(sizes) {
+        // A value is whole or not sent (a chunk cannot go missing within
+        // one statement; this only guards the answer).
+        if hit.data.as_ref().is_some_and(|d| i64::try_from(d.len()) != Ok(size)) {
+            hit.data = None;
+        }
+        found.values_truncated |= hit.data.is_none();
+    }
+    Ok(found)
+}
+
+fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
+    match backend {
+        DatabaseBackend::Postgres => postgres(sql, values),
+        _ => sqlite(sql, values),
+    }
 }
 
 /// A word as a quoted lexeme of a `tsvector` or `tsquery` literal.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import builtins
 import copy
 import weakref
@@ -199,16 +200,28 @@ class SessionBackendStorage:
             params["start_after"] = body["next_start_after"]
 
     async def search(
-        self, query: str, *, prefix: str = "", limit: int = 1000
+        self, query: str, *, prefix: str = "", limit: int = 1000, with_values: bool = True
     ) -> builtins.list[StorageSearchResult]:
-        """Keys whose text values match any word of ``query``, best first (ranked on the service)."""
+        """Keys whose text values match any word of ``query``, best first (ranked on the service).
+
+        With ``with_values`` (the default) the best hits carry their bytes as ``data``, as many
+        as the service's per-answer budget allows (``storage.search_values_bytes``); the rest
+        come with ``data=None``, so a caller such as the SDK's memory store reads only those.
+        """
         from strands.storage.storage import StorageSearchResult
 
         params: dict[str, Any] = {"q": query, "prefix": self._prefix + prefix, "limit": limit}
+        if with_values:
+            params["with_values"] = "true"
         response = await self._send("GET", ROOT, ok=(200,), params=params)
         results = response.json()["results"] if response is not None else []
         return [
-            StorageSearchResult(key=self._relative(hit["key"]), score=float(hit["score"])) for hit in results
+            StorageSearchResult(
+                key=self._relative(hit["key"]),
+                score=float(hit["score"]),
+                data=base64.b64decode(hit["data"]) if "data" in hit else None,
+            )
+            for hit in results
         ]
 
     async def delete_prefix(self, prefix: str) -> int:
