@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import start
 from strands import Agent
 from strands.types.exceptions import SessionException, StorageError
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
@@ -137,3 +138,30 @@ def test_sessions_are_listed_with_filters(url: str, sid: str) -> None:
             repository.list_sessions(created_after=datetime.now())
         with pytest.raises(InvalidRequestError):
             repository.list_sessions(id_prefix="a/b")
+
+
+def test_storage_connections_the_service_closed_are_replaced_without_a_retry(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Kept connections the service closes (its idle timeout here, a restart or a load
+    balancer in production) are replaced on the next call, with retries off."""
+    workdir = tmp_path_factory.mktemp("idle")
+    service = start(
+        f"sqlite://{workdir / 'sessions.db'}?mode=rwc",
+        "sqlite",
+        workdir,
+        SESSION_BACKEND_SERVER__IDLE_TIMEOUT_MS="100",
+    )
+    try:
+        storage = SessionBackendStorage(service.url, retries=0)
+
+        async def calls() -> list[bytes | None]:
+            await asyncio.gather(*(storage.write(f"idle/{n}", b"v%d" % n) for n in range(8)))
+            await asyncio.sleep(0.5)  # every kept connection is closed by now
+            return list(await asyncio.gather(*(storage.read(f"idle/{n}") for n in range(8))))
+
+        assert asyncio.run(calls()) == [b"v%d" % n for n in range(8)]
+        storage.close()
+    finally:
+        service.process.terminate()
+        service.process.wait(timeout=20)

@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import httpx
 import pytest
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
@@ -94,6 +95,27 @@ def test_sessions_agents_messages_and_multi_agents_round_trip(url: str, sid: str
     assert repo.delete_session(sid) is True
     assert repo.read_session(sid) is None and repo.read_agent(sid, "a:1 ü@x") is None
     assert repo.delete_session(sid) is False
+
+
+def test_listed_messages_equal_what_the_sdks_from_dict_builds(url: str, sid: str) -> None:
+    """The fast path of list_messages against the SDK's own: equal field for field, with and
+    without encoded bytes (an image, a redaction) on the page."""
+    repo = SessionBackendRepository(url)
+    repo.create_session(Session(session_id=sid, session_type=SessionType.AGENT))
+    repo.create_agent(sid, SessionAgent(agent_id="a", state={}, conversation_manager_state={}))
+    for i in range(3):
+        repo.create_message(sid, "a", message(i))
+    image = {"image": {"format": "png", "source": {"bytes": b"\x89PNG\x00\xff"}}}
+    with_bytes = SessionMessage.from_message({"role": "user", "content": [image, {"text": "look"}]}, 3)  # type: ignore[list-item]
+    with_bytes.redact_message = {"role": "user", "content": [{"text": "[image removed]"}]}
+    repo.create_message(sid, "a", with_bytes)
+    raw = httpx.get(f"{url}/api/v1/sessions/{sid}/agents/a/messages", params={"limit": 100}).json()
+    expected = [SessionMessage.from_dict(item) for item in raw["messages"]]
+    listed = repo.list_messages(sid, "a")
+    assert listed == expected and len(listed) == 4
+    assert listed[3].message["content"][0]["image"]["source"]["bytes"] == b"\x89PNG\x00\xff"
+    plain = repo.list_messages(sid, "a", limit=3)
+    assert plain == expected[:3] and all(isinstance(m, SessionMessage) for m in plain)
 
 
 def test_errors_carry_the_services_message_kind_and_request_id(url: str, sid: str) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from ._wire import ConnectionPool
 from .errors import InvalidRequestError, UnavailableError
 
 DEFAULT_TIMEOUT = 10.0
@@ -106,7 +107,8 @@ def headers(api_key: str | None) -> dict[str, str]:
 class Retrying:
     """Sends requests with one pooled client, as the :class:`RetryPolicy` says."""
 
-    client: httpx.Client
+    #: The repository's ``httpx.Client``, or the storage's lighter pool.
+    client: httpx.Client | ConnectionPool
     policy: RetryPolicy
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -21,6 +21,7 @@ from ._http import (
     segment,
     service_url,
 )
+from ._messages import session_messages
 from .errors import NotFoundError, error_from, missing
 from .lease import Lease
 
@@ -282,7 +283,7 @@ class SessionBackendRepository(SessionRepository):
             if response is None:
                 return messages
             body = response.json()
-            messages.extend(SessionMessage.from_dict(item) for item in body["messages"])
+            messages.extend(session_messages(body["messages"], response.content))
             next_offset = body.get("next_offset")
             if next_offset is None or not body["messages"]:
                 break

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import builtins
+import contextvars
 import copy
+import functools
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -23,14 +26,20 @@ from ._http import (
     headers,
     service_url,
 )
+from ._wire import ConnectionPool
 from .errors import InvalidRequestError, SessionBackendError, error_from, missing
 
 if TYPE_CHECKING:
     from strands.storage.storage import StorageSearchResult
 
 ROOT = "/api/v1/storage"
+
 #: Connections the storage keeps to the service: as many calls at once.
 MAX_CONNECTIONS = 32
+#: The threads the storage's calls run on, shared by every storage and event loop: as many as
+#: there are pooled connections, and alive across the SDK's short-lived loops (whose own
+#: default executors would start threads anew for each of them).
+WORKERS = ThreadPoolExecutor(max_workers=MAX_CONNECTIONS, thread_name_prefix="session-backend-storage")
 
 
 class SessionBackendStorageError(SessionBackendError, StorageError):
@@ -117,13 +126,11 @@ class SessionBackendStorage:
         # One pooled client for every event loop: the SDK runs the storage
         # calls of a synchronous agent each in a loop of its own, and a
         # client per loop paid a new connection for every save. Calls run
-        # on worker threads, so they never block the loop they come from.
-        client = httpx.Client(
-            base_url=service_url(base_url),
-            headers=headers(api_key_or_env(api_key)),
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
+        # on the shared WORKERS, so they never block the loop they come from.
+        client = ConnectionPool(
+            service_url(base_url), headers(api_key_or_env(api_key)), timeout=timeout, size=MAX_CONNECTIONS
         )
+        self._pool = client
         self._http = Retrying(client, RetryPolicy(retries))
         # Closed once nothing uses it: ``namespace`` views share it, and the
         # SDK's stores often keep only a view.
@@ -131,7 +138,7 @@ class SessionBackendStorage:
 
     def close(self) -> None:
         """Closes the pooled connections (also done when the storage is collected)."""
-        self._http.client.close()
+        self._pool.close()
 
     async def aclose(self) -> None:
         """:meth:`close`, for async code."""
@@ -142,7 +149,9 @@ class SessionBackendStorage:
     ) -> httpx.Response | None:
         """The response when its status is in ``ok``; None on 404; else raises ``StorageError``."""
         try:
-            response = await asyncio.to_thread(self._http.send, method, path, **kwargs)
+            call = functools.partial(self._http.send, method, path, **kwargs)
+            context = contextvars.copy_context()
+            response = await asyncio.get_running_loop().run_in_executor(WORKERS, context.run, call)
         except SessionBackendError as failed:
             raise as_storage_error(failed) from failed.__cause__
         if response.status_code in ok:
