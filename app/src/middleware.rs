@@ -153,7 +153,7 @@ pub struct BodyLimits {
 
 impl BodyLimits {
     /// Room for a body of `bytes` (capped at all the room there is).
-    async fn turn(&self, bytes: u64) -> Result<OwnedSemaphorePermit, Error> {
+    pub async fn turn(&self, bytes: u64) -> Result<OwnedSemaphorePermit, Error> {
         let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).clamp(1, self.room_kib);
         match tokio::time::timeout(self.turn_wait, self.large.clone().acquire_many_owned(kib)).await {
             Ok(Ok(permit)) => Ok(permit),

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use crate::{auth::Auth, config, db::Database, drain::Draining, metrics::Metrics, store};
+use crate::{auth::Auth, config, db::Database, metrics::Metrics, store};
 
 /// The server's shared state, handed to handlers as poem `Data`.
 #[derive(Clone, Debug)]
@@ -15,13 +15,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub health_timeout: Duration,
     pub storage: config::StorageConfig,
+    /// What request bodies may be (their longest pause, whether the server
+    /// is draining) and the room large ones share, which large answers
+    /// built in memory take theirs from too.
+    pub body_limits: crate::middleware::BodyLimits,
     /// How long blob transfers may take, and unused chunks are kept.
     pub blob_timing: store::blobs::Timing,
-    /// The longest pause of a streamed request body.
-    pub body_stall: Duration,
-    /// Whether the server is shutting down (streamed bodies may then
-    /// stall for a second at most).
-    pub draining: Draining,
     /// TTL of sessions created without one.
     pub default_ttl_seconds: u64,
 }

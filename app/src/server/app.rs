@@ -23,24 +23,6 @@ pub fn app(
     metrics: Arc<Metrics>,
     draining: Draining,
 ) -> impl Endpoint + 'static {
-    let appender = store::appender::Appender::start(db.conn().clone(), config.acquire_timeout());
-    let state = AppState {
-        db,
-        auth: auth.clone(),
-        appender,
-        metrics: metrics.clone(),
-        health_timeout: Duration::from_millis(config.database.health_timeout_ms),
-        storage: config.storage.clone(),
-        blob_timing: store::blobs::Timing::of(config),
-        body_stall: Duration::from_millis(config.server.body_timeout_ms),
-        draining: draining.clone(),
-        default_ttl_seconds: config.retention.default_ttl_seconds,
-    };
-    let document = bytes::Bytes::from(api::document(auth.enabled()));
-    let docs = api::swagger_ui(document.clone());
-    let spec = api::document_endpoint(document);
-    static ROUTES: std::sync::OnceLock<api::Routes> = std::sync::OnceLock::new();
-    let routes = ROUTES.get_or_init(|| api::Routes::new(&["/openapi.json", "/docs", "/metrics"]));
     let limits = middleware::BodyLimits {
         max_bytes: config.server.body_limit_bytes,
         stall: Duration::from_millis(config.server.body_timeout_ms),
@@ -50,8 +32,25 @@ pub fn app(
         room_kib: u32::try_from(config.server.large_bodies_in_flight_bytes.div_ceil(1024))
             .unwrap_or(u32::MAX),
         turn_wait: Duration::from_millis(config.server.request_timeout_ms),
-        draining,
+        draining: draining.clone(),
     };
+    let appender = store::appender::Appender::start(db.conn().clone(), config.acquire_timeout());
+    let state = AppState {
+        db,
+        auth: auth.clone(),
+        appender,
+        metrics: metrics.clone(),
+        health_timeout: Duration::from_millis(config.database.health_timeout_ms),
+        storage: config.storage.clone(),
+        body_limits: limits.clone(),
+        blob_timing: store::blobs::Timing::of(config),
+        default_ttl_seconds: config.retention.default_ttl_seconds,
+    };
+    let document = bytes::Bytes::from(api::document(auth.enabled()));
+    let docs = api::swagger_ui(document.clone());
+    let spec = api::document_endpoint(document);
+    static ROUTES: std::sync::OnceLock<api::Routes> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| api::Routes::new(&["/openapi.json", "/docs", "/metrics"]));
     let deadline = Duration::from_millis(config.server.request_timeout_ms);
     let exposition = {
         let (metrics, db) = (metrics.clone(), state.db.clone());

@@ -5,6 +5,9 @@ exception), and a session's metadata, time to live and ETag."""
 from __future__ import annotations
 
 import asyncio
+import http.server
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +17,7 @@ from conftest import start
 from strands import Agent
 from strands.types.exceptions import SessionException, StorageError
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
+from test_auth import mint
 
 from strands_session_backend import (
     ConflictError,
@@ -26,6 +30,7 @@ from strands_session_backend import (
     SessionBackendSessionManager,
     SessionBackendStorage,
     SessionBackendStorageError,
+    UnauthorizedError,
     UnavailableError,
 )
 
@@ -165,3 +170,72 @@ def test_storage_connections_the_service_closed_are_replaced_without_a_retry(
     finally:
         service.process.terminate()
         service.process.wait(timeout=20)
+
+
+def test_an_answer_sent_before_the_whole_body_is_the_one_raised(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A value far over the limit, or sent without a key: the service answers before reading
+    it all and closes; the caller gets that answer (413, 401), not a broken pipe, at once."""
+    workdir = tmp_path_factory.mktemp("early")
+    minted = mint("team-early")
+    keys = workdir / "keys"
+    keys.write_text(f"{minted['tenant']} {minted['hash']}\n")
+    service = start(
+        f"sqlite://{workdir / 'sessions.db'}?mode=rwc",
+        "sqlite",
+        workdir,
+        SESSION_BACKEND_STORAGE__MAX_VALUE_BYTES=str(1 << 20),
+        SESSION_BACKEND_AUTH__KEYS_FILE=str(keys),
+    )
+    huge = b"x" * (40 << 20)
+    try:
+        storage = SessionBackendStorage(service.url, minted["key"], retries=0)
+        with pytest.raises(InvalidRequestError) as too_large:
+            asyncio.run(storage.write("huge", huge))
+        assert too_large.value.status == 413 and isinstance(too_large.value, StorageError)
+        assert asyncio.run(storage.read("huge")) is None
+        anonymous = SessionBackendStorage(service.url, retries=0)
+        with pytest.raises(UnauthorizedError):
+            asyncio.run(anonymous.write("huge", huge))
+        storage.close()
+        anonymous.close()
+    finally:
+        service.process.terminate()
+        service.process.wait(timeout=20)
+
+
+class Throttling(http.server.BaseHTTPRequestHandler):
+    """Answers every request 429 with Retry-After: 1, counting them."""
+
+    seen = 0
+
+    def do_PUT(self) -> None:
+        Throttling.seen += 1
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(429)
+        self.send_header("Retry-After", "1")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_cancelled_call_makes_no_further_attempt() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        storage = SessionBackendStorage(f"http://127.0.0.1:{server.server_address[1]}", retries=5)
+
+        async def cancelled() -> None:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(storage.write("k", b"v"), timeout=0.3)
+
+        asyncio.run(cancelled())
+        time.sleep(1.5)  # past the Retry-After the worker was waiting out
+        assert Throttling.seen == 1, "the cancelled write was sent again"
+        storage.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -83,15 +83,21 @@ export class Connection {
     for (let attempt = 0; ; attempt++) {
       let response: Response | undefined
       let failure: unknown
+      // The timeout bounds the wait for the answer's head; the body then
+      // streams under the runtime's own per-chunk timeout, however large.
+      const waiting = new AbortController()
+      const timer = setTimeout(() => waiting.abort(new Error(`no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs)
       try {
         response = await fetch(this.url + call.path, {
           method: call.method,
           headers: call.body ? { ...this.#headers, 'content-type': 'application/octet-stream' } : this.#headers,
           ...(call.body ? { body: call.body } : {}),
-          signal: AbortSignal.timeout(this.#timeoutMs),
+          signal: waiting.signal,
         })
       } catch (error) {
         failure = error
+      } finally {
+        clearTimeout(timer)
       }
       if (response !== undefined && call.ok.includes(response.status)) {
         return response
@@ -114,13 +120,27 @@ function waitBefore(attempt: number, response: Response | undefined): number | u
   if (response !== undefined && !RETRY_STATUSES.has(response.status)) {
     return undefined
   }
-  if (response?.status === 429) {
-    const seconds = Number(response.headers.get('retry-after'))
+  const retryAfter = response?.status === 429 ? response.headers.get('retry-after') : null
+  if (retryAfter !== null && retryAfter.trim() !== '') {
+    const seconds = Number(retryAfter)
     if (Number.isFinite(seconds) && seconds >= 0) {
       return Math.min(RETRY_AFTER_CAP_MS, seconds * 1000)
     }
   }
   return Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt)
+}
+
+/**
+ * Reads an answer's body with `read`; a failure on the way (the connection
+ * cut, a body that is not what the service sends) is the SDK's
+ * `StorageError` like any other.
+ */
+export async function readBody<T>(what: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read()
+  } catch (error) {
+    throw new UnavailableError(`${what}: the answer could not be read: ${String(error)}`, {}, { cause: error })
+  }
 }
 
 /** A 404 that says the path is no route of the service: the base URL is wrong. */

@@ -7,7 +7,7 @@
 import type { Storage } from '@strands-agents/sdk/storage'
 
 import { InvalidRequestError, NotFoundError } from './errors.js'
-import { type ConnectionOptions, Connection, isNoRoute } from './http.js'
+import { type ConnectionOptions, Connection, isNoRoute, readBody } from './http.js'
 
 const ROOT = '/api/v1/storage'
 
@@ -68,10 +68,14 @@ function normalizePrefix(prefix: string): string {
   return joined && parts.at(-1) === '' ? `${joined}/` : joined
 }
 
-/** A key as one path segment (its `/` encoded too). */
+/**
+ * A key as one path segment (its `/` encoded too). URL parsers read `.` and
+ * `%2E` alike as "this directory", so the key `.` goes as `.%2F` (the
+ * service drops the trailing `/`).
+ */
 function keyPath(key: string): string {
   const encoded = encodeURIComponent(key)
-  return `${ROOT}/${encoded === '.' ? '%2E' : encoded}`
+  return `${ROOT}/${encoded === '.' ? '.%2F' : encoded}`
 }
 
 /**
@@ -113,7 +117,7 @@ export class SessionBackendStorage implements Storage {
       await this.#missing(response, path)
       return null
     }
-    return new Uint8Array(await response.arrayBuffer())
+    return new Uint8Array(await readBody(`GET ${path}`, () => response.arrayBuffer()))
   }
 
   /** Deletes `key`; a missing key is fine. */
@@ -127,7 +131,9 @@ export class SessionBackendStorage implements Storage {
     const query = new URLSearchParams({ prefix: this.#prefix + normalizePrefix(prefix), limit: `${this.#listPage}` })
     for (;;) {
       const response = await this.#connection.send({ method: 'GET', path: `${ROOT}?${query}`, ok: [200] })
-      const page = (await response.json()) as { keys: string[]; next_start_after: string | null }
+      const page = await readBody('GET /api/v1/storage', () =>
+        response.json() as Promise<{ keys: string[]; next_start_after: string | null }>,
+      )
       keys.push(...page.keys.map((key) => this.#relative(key)))
       if (page.next_start_after === null) {
         return keys
@@ -151,7 +157,9 @@ export class SessionBackendStorage implements Storage {
       params.set('with_values', 'true')
     }
     const response = await this.#connection.send({ method: 'GET', path: `${ROOT}?${params}`, ok: [200] })
-    const found = (await response.json()) as { results: { key: string; score: number; data?: string }[] }
+    const found = await readBody('GET /api/v1/storage', () =>
+      response.json() as Promise<{ results: { key: string; score: number; data?: string }[] }>,
+    )
     return found.results.map((hit) => ({
       key: this.#relative(hit.key),
       score: hit.score,
@@ -167,7 +175,8 @@ export class SessionBackendStorage implements Storage {
     }
     const query = new URLSearchParams({ prefix: this.#prefix + normalized })
     const response = await this.#connection.send({ method: 'DELETE', path: `${ROOT}?${query}`, ok: [200] })
-    return ((await response.json()) as { deleted: number }).deleted
+    const done = await readBody('DELETE /api/v1/storage', () => response.json() as Promise<{ deleted: number }>)
+    return done.deleted
   }
 
   /**

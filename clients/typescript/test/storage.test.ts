@@ -1,6 +1,8 @@
 /** The storage against the real binary: the SDK's `Storage` contract, search, namespaces, errors. */
 
 import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 
 import { StorageError } from '@strands-agents/sdk'
@@ -48,6 +50,9 @@ describe('SessionBackendStorage', () => {
     assert.deepEqual(await storage.list('norm'), ['norm/a'])
     await storage.write('odd/ä ?#%&+.', bytes('y'))
     assert.deepEqual(await storage.list('odd/'), ['odd/ä ?#%&+.'])
+    await storage.write('.', bytes('dot'))
+    assert.equal(text(await storage.read('.')), 'dot')
+    assert.ok((await storage.list('')).includes('.'))
     for (const bad of ['', '/', 'a/../b', 'a\\b']) {
       await assert.rejects(storage.write(bad, bytes('z')), (e) => e instanceof InvalidRequestError && e instanceof StorageError)
     }
@@ -99,6 +104,23 @@ describe('SessionBackendStorage', () => {
     await assert.rejects(wrong.read('k'), (e) => e instanceof NotFoundError && /not a route/.test(e.message))
     const gone = new SessionBackendStorage({ url: 'http://127.0.0.1:9', retries: 1 })
     await assert.rejects(gone.read('k'), (e) => e instanceof UnavailableError && e instanceof StorageError)
+  })
+
+  test('an answer cut short is a StorageError', async () => {
+    const cut = createServer((_request, response) => {
+      response.writeHead(200, { 'content-length': '100000' })
+      response.write('only the start')
+      setTimeout(() => response.socket?.destroy(), 20)
+    })
+    await new Promise<void>((resolve) => cut.listen(0, '127.0.0.1', resolve))
+    const { port } = cut.address() as AddressInfo
+    try {
+      const storage = new SessionBackendStorage({ url: `http://127.0.0.1:${port}`, retries: 0 })
+      await assert.rejects(storage.read('k'), (e) => e instanceof UnavailableError && e instanceof StorageError)
+    } finally {
+      cut.closeAllConnections()
+      await new Promise((resolve) => cut.close(resolve))
+    }
   })
 
   test('the URL and key come from the environment', async () => {

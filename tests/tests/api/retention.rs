@@ -244,9 +244,18 @@ async fn the_sweeper_deletes_lapsed_sessions_in_batches(backend: Backend) {
         assert_eq!(rows(&app.database_url, &format!("SELECT COUNT(*) FROM {table}")).await, 2, "{table}");
     }
     let counted = |m: &Value| m["sessions_swept_total"].as_u64().expect("count");
-    let (ma, mb) = (a.get("/health/metrics").await.expect(200), b.get("/health/metrics").await.expect(200));
+    // Both replicas sweep every 50 ms; one may have done it all before the
+    // other's first sweep, so wait (bounded) until each has swept once.
+    let (mut ma, mut mb) = (Value::Null, Value::Null);
+    for _ in 0..100 {
+        (ma, mb) = (a.get("/health/metrics").await.expect(200), b.get("/health/metrics").await.expect(200));
+        if ma["sweeps_total"].as_u64() > Some(0) && mb["sweeps_total"].as_u64() > Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(counted(&ma) + counted(&mb), 7, "{ma}\n{mb}");
-    assert!(ma["sweeps_total"].as_u64() > Some(0) && mb["sweeps_total"].as_u64() > Some(0));
+    assert!(ma["sweeps_total"].as_u64() > Some(0) && mb["sweeps_total"].as_u64() > Some(0), "{ma}\n{mb}");
     assert_eq!((ma["sweeps_failed_total"].clone(), mb["sweeps_failed_total"].clone()), (json!(0), json!(0)));
     app.get("/api/v1/sessions/kept/agents/a/messages/0").await.expect(200);
     app.get("/api/v1/sessions/later/agents/a/messages/0").await.expect(200);

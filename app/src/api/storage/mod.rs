@@ -186,7 +186,8 @@ impl StorageApi {
             timing: state.blob_timing,
         };
         let precondition = precondition(if_match.0.as_deref(), if_none_match.0.as_deref());
-        let body = crate::drain::within_stall(value.0, state.body_stall, state.draining.clone());
+        let body =
+            crate::drain::within_stall(value.0, state.body_limits.stall, state.body_limits.draining.clone());
         let mut body = std::pin::pin!(body);
         // Refuse early what would be refused at the end, before the upload.
         if precondition != Precondition::None {
@@ -280,6 +281,12 @@ impl StorageApi {
         let db = state.db.conn();
         if let Some(q) = q.0 {
             let values = with_values.0.then_some(state.storage.search_values_bytes);
+            // Values are gathered, then encoded, in memory: about three times
+            // the budget at once, taken from the room large bodies share.
+            let _room = match values {
+                Some(budget) if budget > 0 => Some(state.body_limits.turn(budget.saturating_mul(3)).await?),
+                _ => None,
+            };
             let search =
                 Search { tenant: tenant.as_str(), query: &q, prefix: &prefix, limit: limit.0, values };
             let found = blobs::search(db, search).await?;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -111,8 +112,11 @@ class Retrying:
     client: httpx.Client | ConnectionPool
     policy: RetryPolicy
 
-    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """The response to the request; the last one if every attempt was retried."""
+    def send(
+        self, method: str, path: str, *, stop: threading.Event | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """The response to the request; the last one if every attempt was retried. Once ``stop``
+        is set (its caller was cancelled), no further attempt is made."""
         attempt = 0
         while True:
             response: httpx.Response | None = None
@@ -122,8 +126,11 @@ class Retrying:
             except httpx.TransportError as err:
                 failure = err
             wait = self.policy.wait(attempt, response)
+            if wait is not None and stop is not None and stop.wait(wait):
+                raise UnavailableError(f"{method} {path}: cancelled before attempt {attempt + 2}")
             if wait is not None:
-                time.sleep(wait)
+                if stop is None:
+                    time.sleep(wait)
                 attempt += 1
             elif response is None:
                 raise UnavailableError(f"{method} {path}: {failure}") from failure

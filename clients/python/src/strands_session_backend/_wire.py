@@ -8,7 +8,6 @@ and error handling stay those of the rest of the client."""
 from __future__ import annotations
 
 import http.client
-import ssl
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -37,7 +36,8 @@ class ConnectionPool:
         self._size = size
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
-        self._tls = ssl.create_default_context() if self._https else None
+        # The certificates httpx trusts (certifi, or SSL_CERT_FILE / SSL_CERT_DIR).
+        self._tls = httpx.create_ssl_context() if self._https else None
 
     def request(
         self,
@@ -56,8 +56,16 @@ class ConnectionPool:
         connection, kept = self._take()
         while True:
             try:
-                connection.request(method, target, body=content, headers=headers)
-                reply = connection.getresponse()
+                try:
+                    connection.request(method, target, body=content, headers=headers)
+                except STALE:
+                    # The service may have answered before taking the whole body (a 401,
+                    # a 413) and closed: that answer is the one to give.
+                    reply = early_answer(connection)
+                    if reply is None:
+                        raise
+                else:
+                    reply = connection.getresponse()
                 body = reply.read()
                 break
             except STALE as closed:
@@ -105,3 +113,13 @@ class ConnectionPool:
         if self._tls is not None:
             return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls)
         return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
+def early_answer(connection: http.client.HTTPConnection) -> http.client.HTTPResponse | None:
+    """The answer the service sent before the request's body was all written, if it can be read."""
+    try:
+        reply = connection.getresponse()
+    except (OSError, http.client.HTTPException):
+        return None
+    reply.will_close = True
+    return reply

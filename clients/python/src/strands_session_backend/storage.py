@@ -8,6 +8,7 @@ import builtins
 import contextvars
 import copy
 import functools
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -149,9 +150,15 @@ class SessionBackendStorage:
     ) -> httpx.Response | None:
         """The response when its status is in ``ok``; None on 404; else raises ``StorageError``."""
         try:
-            call = functools.partial(self._http.send, method, path, **kwargs)
+            # A cancelled caller stops the retries still to come (the thread cannot be interrupted).
+            stop = threading.Event()
+            call = functools.partial(self._http.send, method, path, stop=stop, **kwargs)
             context = contextvars.copy_context()
-            response = await asyncio.get_running_loop().run_in_executor(WORKERS, context.run, call)
+            try:
+                response = await asyncio.get_running_loop().run_in_executor(WORKERS, context.run, call)
+            except asyncio.CancelledError:
+                stop.set()
+                raise
         except SessionBackendError as failed:
             raise as_storage_error(failed) from failed.__cause__
         if response.status_code in ok:
