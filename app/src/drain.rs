@@ -2,13 +2,14 @@
 //! ([`Draining`]), reading bodies within their time limits
 //! ([`within_stall`]), and dropping the rest of one that will not be used,
 //! so that a client still sending it receives the answer (401, 412, 413, …)
-//! instead of a connection reset ([`discard`]), bounded in bytes and in time.
+//! instead of a connection reset ([`discard`]), bounded in bytes and in time;
+//! and what a body may be ([`BodyLimits`]), with the room large ones share.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::error::Error;
 
@@ -96,5 +97,38 @@ impl Draining {
     /// Resolves once shutdown has begun.
     pub async fn started(&mut self) {
         drop(self.0.wait_for(|draining| *draining).await);
+    }
+}
+
+/// What a request body may be.
+#[derive(Clone, Debug)]
+pub struct BodyLimits {
+    /// Larger bodies are answered 413.
+    pub max_bytes: usize,
+    /// The longest pause between two pieces of a body (408 after it).
+    pub stall: Duration,
+    /// Room for large requests, in KiB of body: a request with a body over
+    /// 1 MiB is read and handled only while it holds room for its body, so
+    /// however many arrive at once, the memory they take is bounded (each
+    /// needs several times its size on its way into the database).
+    pub large: Arc<Semaphore>,
+    /// All the room there is, in KiB.
+    pub room_kib: u32,
+    /// How long a large request may wait for its turn (then 503).
+    pub turn_wait: Duration,
+    /// Whether the server is shutting down.
+    pub draining: Draining,
+}
+
+impl BodyLimits {
+    /// Room for a body of `bytes` (capped at all the room there is).
+    pub async fn turn(&self, bytes: u64) -> Result<OwnedSemaphorePermit, Error> {
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).clamp(1, self.room_kib);
+        match tokio::time::timeout(self.turn_wait, self.large.clone().acquire_many_owned(kib)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                Err(Error::Unavailable("the server is busy with other large requests; retry shortly".into()))
+            }
+        }
     }
 }

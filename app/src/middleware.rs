@@ -14,13 +14,11 @@ use poem::{
     middleware::PanicHandler,
 };
 use poem_openapi::OperationId;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::{
     api::Routes,
-    drain::DRAIN_LIMIT,
-    drain::Draining,
+    drain::{BodyLimits, DRAIN_LIMIT},
     error::{self, Error},
     metrics::{self, Metrics},
     request_id, telemetry,
@@ -130,39 +128,6 @@ pub async fn observe<E: Endpoint>(
 
 /// Bodies larger than this are "large": they wait for room (see [`BodyLimits::large`]).
 const LARGE_BODY: u64 = 1024 * 1024;
-
-/// What a request body may be.
-#[derive(Clone, Debug)]
-pub struct BodyLimits {
-    /// Larger bodies are answered 413.
-    pub max_bytes: usize,
-    /// The longest pause between two pieces of a body (408 after it).
-    pub stall: Duration,
-    /// Room for large requests, in KiB of body: a request with a body over
-    /// 1 MiB is read and handled only while it holds room for its body, so
-    /// however many arrive at once, the memory they take is bounded (each
-    /// needs several times its size on its way into the database).
-    pub large: Arc<Semaphore>,
-    /// All the room there is, in KiB.
-    pub room_kib: u32,
-    /// How long a large request may wait for its turn (then 503).
-    pub turn_wait: Duration,
-    /// Whether the server is shutting down.
-    pub draining: Draining,
-}
-
-impl BodyLimits {
-    /// Room for a body of `bytes` (capped at all the room there is).
-    pub async fn turn(&self, bytes: u64) -> Result<OwnedSemaphorePermit, Error> {
-        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).clamp(1, self.room_kib);
-        match tokio::time::timeout(self.turn_wait, self.large.clone().acquire_many_owned(kib)).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => {
-                Err(Error::Unavailable("the server is busy with other large requests; retry shortly".into()))
-            }
-        }
-    }
-}
 
 /// Reads the whole body before the handler runs, refusing bodies over the
 /// limit with 413 (whether or not the client announced the length) and

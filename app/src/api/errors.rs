@@ -124,6 +124,12 @@ impl ErrorSet for Duplicate {
     const EXTRA: &'static [(u16, &'static str)] = &[STALLED, CONFLICT, TOO_LARGE, NOT_JSON];
 }
 
+/// Forking a session.
+pub struct Forking;
+impl ErrorSet for Forking {
+    const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, CONFLICT, TOO_LARGE, NOT_JSON];
+}
+
 /// Creating below a parent.
 pub struct MissingOrDuplicate;
 impl ErrorSet for MissingOrDuplicate {

@@ -6,6 +6,7 @@ mod agents;
 mod document;
 mod errors;
 mod fields;
+mod fork;
 mod health;
 mod leases;
 mod listing;
@@ -46,8 +47,13 @@ pub enum ApiTags {
 }
 
 /// The tenant routes that take JSON bodies: sessions and what is under them.
-pub type TenantApis =
-    (sessions::SessionsApi, agents::AgentsApi, messages::MessagesApi, multi_agents::MultiAgentsApi);
+pub type TenantApis = (
+    sessions::SessionsApi,
+    fork::ForkApi,
+    agents::AgentsApi,
+    messages::MessagesApi,
+    multi_agents::MultiAgentsApi,
+);
 
 /// Every API of the service.
 pub type Apis = (TenantApis, leases::LeasesApi, storage::StorageApi, health::HealthApi);
@@ -64,7 +70,13 @@ pub use self::leases::PATH as LEASE_PATH;
 /// The tenant routes with JSON bodies, to be mounted (at `/api`) under
 /// authentication, body limits and the request deadline.
 pub fn tenant_routes() -> OpenApiService<TenantApis, ()> {
-    routes((sessions::SessionsApi, agents::AgentsApi, messages::MessagesApi, multi_agents::MultiAgentsApi))
+    routes((
+        sessions::SessionsApi,
+        fork::ForkApi,
+        agents::AgentsApi,
+        messages::MessagesApi,
+        multi_agents::MultiAgentsApi,
+    ))
 }
 
 /// The blob store's routes, to be mounted (at `/api/v1/storage`) under
@@ -85,7 +97,13 @@ fn routes<T: OpenApi>(apis: T) -> OpenApiService<T, ()> {
 /// Every route, for the document they are described by.
 pub fn service() -> OpenApiService<Apis, ()> {
     routes((
-        (sessions::SessionsApi, agents::AgentsApi, messages::MessagesApi, multi_agents::MultiAgentsApi),
+        (
+            sessions::SessionsApi,
+            fork::ForkApi,
+            agents::AgentsApi,
+            messages::MessagesApi,
+            multi_agents::MultiAgentsApi,
+        ),
         leases::LeasesApi,
         storage::StorageApi,
         health::HealthApi,

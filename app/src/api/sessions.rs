@@ -266,6 +266,12 @@ impl SessionsApi {
     ) -> ApiResult<Deleted, MissingOrLeased> {
         store::sessions::delete(state.db.conn(), tenant.as_str(), session_id.as_str(), Fence(lease_token.0))
             .await?;
+        tracing::info!(
+            audit = "delete",
+            tenant = tenant.as_str(),
+            session_id = session_id.as_str(),
+            "session deleted"
+        );
         Ok(Deleted::Deleted)
     }
 

@@ -18,7 +18,7 @@ pub struct AppState {
     /// What request bodies may be (their longest pause, whether the server
     /// is draining) and the room large ones share, which large answers
     /// built in memory take theirs from too.
-    pub body_limits: crate::middleware::BodyLimits,
+    pub body_limits: crate::drain::BodyLimits,
     /// How long blob transfers may take, and unused chunks are kept.
     pub blob_timing: store::blobs::Timing,
     /// TTL of sessions created without one.

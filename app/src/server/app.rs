@@ -23,7 +23,7 @@ pub fn app(
     metrics: Arc<Metrics>,
     draining: Draining,
 ) -> impl Endpoint + 'static {
-    let limits = middleware::BodyLimits {
+    let limits = crate::drain::BodyLimits {
         max_bytes: config.server.body_limit_bytes,
         stall: Duration::from_millis(config.server.body_timeout_ms),
         large: Arc::new(tokio::sync::Semaphore::new(

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod appender;
 pub mod blobs;
 pub mod children;
+pub mod fork;
 pub mod leases;
 pub mod listing;
 pub mod messages;

@@ -20,7 +20,7 @@ use super::{
     version::{self, Expected},
 };
 use crate::{
-    db::{Conn, Db},
+    db::{Conn, Db, Txn},
     error::Error,
 };
 
@@ -53,6 +53,25 @@ pub(super) fn not_found(session_id: &str) -> Error {
 /// Inserts a session; 409 when the id is taken (by a session that has not
 /// lapsed: a lapsed one gives its id up at once).
 pub async fn create(db: &impl Db, tenant: &str, new: NewSession) -> Result<Model, Error> {
+    create_as(db, tenant, new, Retry::AfterPurge).await
+}
+
+/// Inserts a session inside a transaction: a lapsed session of that id is
+/// purged first, since on PostgreSQL a failed insert ends the transaction
+/// (so [`create`]'s purge-and-retry could not follow it).
+pub async fn create_in(txn: &Txn, tenant: &str, new: NewSession) -> Result<Model, Error> {
+    retention::purge_lapsed(txn, tenant, &new.session_id).await?;
+    create_as(txn, tenant, new, Retry::Never).await
+}
+
+/// Whether a taken id is tried again after purging a lapsed session of it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    AfterPurge,
+    Never,
+}
+
+async fn create_as(db: &impl Db, tenant: &str, new: NewSession, retry: Retry) -> Result<Model, Error> {
     let now = now();
     let updated_at = new.updated_at.unwrap_or(now);
     let ttl_seconds = retention::stored_ttl(new.ttl_seconds);
@@ -72,7 +91,10 @@ pub async fn create(db: &impl Db, tenant: &str, new: NewSession) -> Result<Model
     let insert = || Entity::insert(model.clone().into_active_model().reset_all()).into_query();
     let taken = || Error::Conflict(format!("session `{}` already exists", model.session_id));
     match super::insert(db, insert()).await.map_err(|e| insert_error(e, || Error::Internal, taken)) {
-        Err(Error::Conflict(_)) if retention::purge_lapsed(db, tenant, &model.session_id).await? => {
+        Err(Error::Conflict(_))
+            if retry == Retry::AfterPurge
+                && retention::purge_lapsed(db, tenant, &model.session_id).await? =>
+        {
             super::insert(db, insert()).await.map_err(|e| insert_error(e, || Error::Internal, taken))?;
         }
         result => {

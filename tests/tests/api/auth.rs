@@ -169,6 +169,13 @@ fn foreign_calls() -> Vec<(&'static str, Method, &'static str, Option<Value>, u1
         ("update_session", Method::PUT, leak(s), Some(json!({"metadata": {"b": 1}})), 404),
         ("delete_session", Method::DELETE, leak(s), None, 404),
         (
+            "fork_session",
+            Method::POST,
+            leak(&format!("{s}/fork")),
+            Some(json!({"session_id": "stolen"})),
+            404,
+        ),
+        (
             "acquire_lease",
             Method::PUT,
             leak(&format!("{s}/lease")),

@@ -13,6 +13,7 @@ mod concurrency;
 mod connections;
 mod edges;
 mod faults;
+mod fork;
 mod http;
 mod leases;
 mod listings;

@@ -86,6 +86,7 @@ const MESSAGE: &str = "/api/v1/sessions/{session_id}/agents/{agent_id}/messages/
 const MULTI_AGENTS: &str = "/api/v1/sessions/{session_id}/multi-agents";
 const MULTI_AGENT: &str = "/api/v1/sessions/{session_id}/multi-agents/{multi_agent_id}";
 const LEASE: &str = "/api/v1/sessions/{session_id}/lease";
+const FORK: &str = "/api/v1/sessions/{session_id}/fork";
 const STORAGE: &str = "/api/v1/storage";
 const KEY: &str = "/api/v1/storage/{key}";
 
@@ -120,6 +121,8 @@ fn tour() -> Vec<Call> {
         call(Method::GET, MULTI_AGENTS, &format!("{s}/multi-agents"), None),
         call(Method::GET, MULTI_AGENT, &format!("{s}/multi-agents/g"), None),
         call(Method::PUT, MULTI_AGENT, &format!("{s}/multi-agents/g"), Some(json!({"state": {"n": 2}}))),
+        // A fork reads one session and writes another: two partitions.
+        call(Method::POST, FORK, &format!("{s}/fork"), Some(json!({"session_id": "tour-fork"}))).fan_out(),
         call(Method::DELETE, MULTI_AGENT, &format!("{s}/multi-agents/g"), None),
         call(Method::PUT, LEASE, &format!("{s}/lease"), Some(json!({"holder": "w", "ttl_seconds": 30}))),
         call(Method::GET, LEASE, &format!("{s}/lease"), None),

@@ -1,0 +1,97 @@
+//! `POST /api/v1/sessions/{session_id}/fork`: a session copied under a new
+//! id, optionally with one agent's history cut after a message.
+
+use poem::web::Data;
+use poem_openapi::{Object, OpenApi, param::Path, types::Example};
+use serde::Deserialize;
+
+use super::{
+    ApiTags,
+    errors::{ApiResult, Forking},
+    fields::{Id, MessageId, Optional},
+    payload::JsonBody,
+    sessions::Session,
+    versioned::Created,
+};
+use crate::{
+    api::AppState,
+    auth::Tenant,
+    error::Error,
+    store::fork::{self, Cut, Fork},
+};
+
+/// Body of `POST /api/v1/sessions/{session_id}/fork`.
+#[derive(Debug, Object, Deserialize)]
+#[oai(example)]
+pub struct ForkSessionRequest {
+    /// The new session's id.
+    pub session_id: Id,
+    /// The agent whose history is cut; the other agents keep theirs whole.
+    #[serde(default)]
+    pub agent_id: Optional<Id>,
+    /// With `agent_id`: the last of its messages the fork keeps.
+    #[serde(default)]
+    pub up_to_message_id: Optional<MessageId>,
+}
+
+impl Example for ForkSessionRequest {
+    fn example() -> Self {
+        Self {
+            session_id: "chat-42-retry".into(),
+            agent_id: Optional::Value("default".into()),
+            up_to_message_id: Optional::Value(MessageId(3)),
+        }
+    }
+}
+
+/// Forking sessions.
+pub struct ForkApi;
+
+#[OpenApi(tag = "ApiTags::Sessions")]
+impl ForkApi {
+    /// Fork a session
+    ///
+    /// A copy of the session, its agents with their messages and its
+    /// multi-agent states under a new id, made in one transaction from one
+    /// snapshot of the source. With `agent_id` and `up_to_message_id`, that
+    /// agent keeps only its messages up to that id, and its
+    /// conversation-manager state restores all of them
+    /// (`removed_message_count` 0, no `summary_message`). The fork has no
+    /// lease and the source's time to live, counted from now. `409` when the
+    /// new id is taken.
+    #[oai(path = "/api/v1/sessions/:session_id/fork", method = "post", operation_id = "fork_session")]
+    async fn fork(
+        &self,
+        state: Data<&AppState>,
+        tenant: Tenant,
+        session_id: Path<Id>,
+        body: JsonBody<ForkSessionRequest>,
+    ) -> ApiResult<Created<Session>, Forking> {
+        let body = body.0;
+        let (agent_id, up_to) = (body.agent_id.into_option(), body.up_to_message_id.into_option());
+        let cut = match (&agent_id, up_to) {
+            (Some(agent_id), Some(up_to)) => {
+                Some(Cut { agent_id: agent_id.as_str(), up_to_message_id: up_to.0 })
+            }
+            (None, None) => None,
+            _ => {
+                return Err(Error::Validation(
+                    "`agent_id` and `up_to_message_id` go together: send both to cut a history, or neither"
+                        .into(),
+                )
+                .into());
+            }
+        };
+        let target = body.session_id.into_string();
+        let fork = Fork { tenant: tenant.as_str(), source: session_id.as_str(), target: &target, cut };
+        let forked = fork::fork(state.db.conn(), fork).await?;
+        tracing::info!(
+            audit = "fork",
+            tenant = tenant.as_str(),
+            session_id = session_id.as_str(),
+            fork = target.as_str(),
+            "session forked"
+        );
+        Ok(Created::of(forked))
+    }
+}

@@ -1,0 +1,139 @@
+//! Forking a session: a copy of it under a new id, with its agents and
+//! their messages and its multi-agent states, in one transaction that reads
+//! one snapshot of the source (so a message appended meanwhile is copied
+//! with its agent or not at all). One agent's history may be cut after a
+//! message; its conversation-manager state then restores exactly what is
+//! kept.
+
+use entity::{JsonText, agent, message, multi_agent, session};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, EntityTrait, IdenStatic, Iterable,
+    sea_query::{Condition, Expr, ExprTrait, InsertStatement, Query, SelectStatement},
+};
+
+use super::{
+    ChildKey, children,
+    sessions::{self, NewSession},
+};
+use crate::{
+    db::{Conn, Db},
+    error::Error,
+};
+
+/// Where one agent's history ends in the fork.
+#[derive(Clone, Copy, Debug)]
+pub struct Cut<'a> {
+    pub agent_id: &'a str,
+    /// The last message kept (messages with a larger id are left out).
+    pub up_to_message_id: i64,
+}
+
+/// What to fork.
+#[derive(Clone, Copy, Debug)]
+pub struct Fork<'a> {
+    pub tenant: &'a str,
+    pub source: &'a str,
+    /// The new session's id.
+    pub target: &'a str,
+    pub cut: Option<Cut<'a>>,
+}
+
+/// Makes the fork; the new session. 404 when the source (or the cut's
+/// agent) is missing, 409 when the target id is taken.
+pub async fn fork(db: &Conn, fork: Fork<'_>) -> Result<session::Model, Error> {
+    let txn = db.begin().await?;
+    if txn.backend() == DatabaseBackend::Postgres {
+        // One snapshot for every statement below.
+        txn.writes().execute_unprepared("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+    }
+    let source = sessions::get(&txn, fork.tenant, fork.source).await?;
+    let cut_agent = match fork.cut {
+        Some(cut) => {
+            let key = ChildKey { tenant: fork.tenant, session_id: fork.source, id: cut.agent_id };
+            Some(children::get::<agent::Entity>(&txn, key).await?)
+        }
+        None => None,
+    };
+    let new = NewSession {
+        session_id: fork.target.to_owned(),
+        session_type: source.session_type,
+        metadata: source.metadata,
+        created_at: None,
+        updated_at: None,
+        ttl_seconds: source.ttl_seconds.and_then(|ttl| u64::try_from(ttl).ok()).unwrap_or(0),
+    };
+    let forked = sessions::create_in(&txn, fork.tenant, new).await?;
+    for copy in [
+        copy::<agent::Entity>(fork, None),
+        copy::<message::Entity>(fork, fork.cut.map(kept)),
+        copy::<multi_agent::Entity>(fork, None),
+    ] {
+        txn.writes().execute_raw(txn.backend().build(&copy)).await?;
+    }
+    if let (Some(cut), Some(agent)) = (fork.cut, cut_agent) {
+        let state = restoring_all(&agent.conversation_manager_state)?;
+        let update = Query::update()
+            .table(agent::Entity)
+            .value(agent::Column::ConversationManagerState, state)
+            .and_where(Expr::col(agent::Column::TenantId).eq(fork.tenant))
+            .and_where(Expr::col(agent::Column::SessionId).eq(fork.target))
+            .and_where(Expr::col(agent::Column::AgentId).eq(cut.agent_id))
+            .to_owned();
+        txn.writes().execute_raw(txn.backend().build(&update)).await?;
+    }
+    txn.commit().await?;
+    Ok(forked)
+}
+
+/// The messages a cut keeps: every other agent's, and the cut agent's up
+/// to its last kept id.
+fn kept(cut: Cut<'_>) -> Condition {
+    Condition::any()
+        .add(Expr::col(message::Column::AgentId).ne(cut.agent_id))
+        .add(Expr::col(message::Column::MessageId).lte(cut.up_to_message_id))
+}
+
+/// `INSERT INTO <table> SELECT …` of the source session's rows of `E`
+/// (those `only` lets through) under the target's id.
+fn copy<E: EntityTrait>(fork: Fork<'_>, only: Option<Condition>) -> InsertStatement {
+    let columns: Vec<E::Column> = E::Column::iter().collect();
+    let session_id = |c: &E::Column| c.as_str() == "session_id";
+    let tenant_id = |c: &E::Column| c.as_str() == "tenant_id";
+    let mut select: SelectStatement = Query::select();
+    for column in &columns {
+        if session_id(column) {
+            select.expr(Expr::val(fork.target));
+        } else {
+            select.column(*column);
+        }
+    }
+    select.from(E::default()).cond_where(
+        Condition::all()
+            .add(Expr::col(columns.iter().copied().find(tenant_id).expect("tenant_id")).eq(fork.tenant))
+            .add(Expr::col(columns.iter().copied().find(session_id).expect("session_id")).eq(fork.source)),
+    );
+    if let Some(only) = only {
+        select.cond_where(only);
+    }
+    Query::insert()
+        .into_table(E::default())
+        .columns(columns)
+        .select_from(select)
+        .expect("as many values as columns")
+        .to_owned()
+}
+
+/// A conversation-manager state that restores every stored message: the
+/// SDK restores from `removed_message_count` on (and prepends a
+/// summarizing manager's `summary_message`, which stands for messages the
+/// fork may no longer hold), so the count goes to 0 and the summary goes.
+fn restoring_all(state: &JsonText) -> Result<JsonText, Error> {
+    let mut value: serde_json::Value = serde_json::from_str(state.as_str()).map_err(|_| Error::Internal)?;
+    if let Some(fields) = value.as_object_mut() {
+        if fields.contains_key("removed_message_count") {
+            fields.insert("removed_message_count".into(), 0.into());
+        }
+        fields.remove("summary_message");
+    }
+    JsonText::parse(value.to_string()).map_err(|_| Error::Internal)
+}
