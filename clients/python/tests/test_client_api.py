@@ -239,3 +239,31 @@ def test_a_cancelled_call_makes_no_further_attempt() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_fork_restores_in_the_sdk_up_to_the_cut(url: str, sid: str, scripted: Any) -> None:
+    def agent(session_id: str, replies: list[str]) -> Agent:
+        manager = SessionBackendSessionManager(session_id, base_url=url)
+        model = scripted([[{"text": reply}] for reply in replies])
+        return Agent(model=model, session_manager=manager, callback_handler=None)
+
+    original = agent(sid, ["one", "two", "three"])
+    for prompt in ("a", "b", "c"):
+        original(prompt)
+    assert len(original.messages) == 6
+    repository = SessionBackendRepository(url)
+    whole = repository.fork_session(sid, f"{sid}-whole")
+    assert whole.session_id == f"{sid}-whole"
+    cut = repository.fork_session(sid, f"{sid}-cut", agent_id="default", up_to_message_id=1)
+    assert cut.session_id == f"{sid}-cut"
+    assert agent(f"{sid}-whole", []).messages == original.messages
+    resumed = agent(f"{sid}-cut", ["another two"])
+    assert resumed.messages == original.messages[:2]
+    resumed("b again")
+    assert [m["content"][0]["text"] for m in resumed.messages] == ["a", "one", "b again", "another two"]
+    assert len(agent(sid, []).messages) == 6, "the source is as it was"
+    with pytest.raises(ConflictError):
+        repository.fork_session(sid, f"{sid}-cut")
+    with pytest.raises(NotFoundError):
+        repository.fork_session(f"{sid}-missing", f"{sid}-x")
+    repository.close()

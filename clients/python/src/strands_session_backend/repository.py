@@ -179,6 +179,24 @@ class SessionBackendRepository(SessionRepository):
         response = self._call("GET", self._session(session_id), ok=(200,))
         return Session.from_dict(response.json()) if response else None
 
+    def fork_session(
+        self,
+        session_id: str,
+        new_session_id: str,
+        *,
+        agent_id: str | None = None,
+        up_to_message_id: int | None = None,
+    ) -> SessionRecord:
+        """Copies the session (agents, messages, multi-agent states) to ``new_session_id`` in one
+        transaction; with ``agent_id`` and ``up_to_message_id``, that agent keeps its messages up
+        to that id, and restoring the fork gives exactly those. Raises :class:`NotFoundError`
+        for a missing session or agent and :class:`ConflictError` when the new id is taken."""
+        body: dict[str, Any] = {"session_id": new_session_id}
+        if agent_id is not None or up_to_message_id is not None:
+            body.update(agent_id=agent_id, up_to_message_id=up_to_message_id)
+        response = self._call("POST", f"{self._session(session_id)}/fork", ok=(201,), json=body)
+        return SessionRecord.of(self._require(response, "session or agent"))
+
     def delete_session(self, session_id: str, **kwargs: Any) -> bool:
         """Deletes the session and everything under it; False when it did not exist."""
         return self._call("DELETE", self._session(session_id), ok=(204,), fenced=session_id) is not None
