@@ -273,7 +273,8 @@ impl StorageApi {
         limit: Query<u64>,
         /// Search words: ranks keys by their text values instead of listing.
         q: Query<Option<String>>,
-        /// With `q`: bring each hit's value along as base64 `data`.
+        /// With `q`: bring each hit's value along as base64 `data` (a
+        /// listing, without `q`, ignores it).
         #[oai(default)]
         with_values: Query<bool>,
     ) -> ApiResult<JsonBody<Listing>, Plain> {
@@ -297,11 +298,6 @@ impl StorageApi {
                 .collect();
             let values_truncated = with_values.0.then_some(found.values_truncated);
             return Ok(JsonBody(Listing::Search(SearchResults { results, values_truncated })));
-        }
-        if with_values.0 {
-            return Err(
-                Error::Validation("`with_values` applies to a search: send `q` with it".into()).into()
-            );
         }
         let start_after = start_after.0.map(|s| s.0);
         let (keys, next) = blobs::list(db, tenant.as_str(), &prefix, start_after.as_deref(), limit.0).await?;
