@@ -70,13 +70,17 @@ pub use self::leases::PATH as LEASE_PATH;
 /// The tenant routes with JSON bodies, to be mounted (at `/api`) under
 /// authentication, body limits and the request deadline.
 pub fn tenant_routes() -> OpenApiService<TenantApis, ()> {
-    routes((
+    routes(tenant_apis())
+}
+
+fn tenant_apis() -> TenantApis {
+    (
         sessions::SessionsApi,
         fork::ForkApi,
         agents::AgentsApi,
         messages::MessagesApi,
         multi_agents::MultiAgentsApi,
-    ))
+    )
 }
 
 /// The blob store's routes, to be mounted (at `/api/v1/storage`) under
@@ -96,19 +100,7 @@ fn routes<T: OpenApi>(apis: T) -> OpenApiService<T, ()> {
 
 /// Every route, for the document they are described by.
 pub fn service() -> OpenApiService<Apis, ()> {
-    routes((
-        (
-            sessions::SessionsApi,
-            fork::ForkApi,
-            agents::AgentsApi,
-            messages::MessagesApi,
-            multi_agents::MultiAgentsApi,
-        ),
-        leases::LeasesApi,
-        storage::StorageApi,
-        health::HealthApi,
-    ))
-    .description(
+    routes((tenant_apis(), leases::LeasesApi, storage::StorageApi, health::HealthApi)).description(
         "Storage for Strands agent sessions: sessions, agents, messages and multi-agent \
          state. Drop-in for the earlier Python Session Backend API. Every error body is \
          `{\"detail\": {\"error\", \"message\", \"request_id\"}}`; every response carries \
