@@ -209,6 +209,26 @@ pub async fn deadline_unless_streaming<E: Endpoint>(
     deadline(ep, req, limit).await
 }
 
+/// `POST` to one endpoint, every other method to another: a path that is
+/// both an action (`POST /api/v1/sessions/import`) and a resource (the
+/// session called `import`).
+pub struct PostOr<P, O> {
+    pub post: P,
+    pub other: O,
+}
+
+impl<P: Endpoint, O: Endpoint> Endpoint for PostOr<P, O> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        if req.method() == Method::POST {
+            self.post.call(req).await.map(IntoResponse::into_response)
+        } else {
+            self.other.call(req).await.map(IntoResponse::into_response)
+        }
+    }
+}
+
 /// Turns a panic into a 500 envelope (the panic itself is logged by poem).
 #[derive(Clone, Copy, Debug)]
 pub struct PanicToEnvelope;

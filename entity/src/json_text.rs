@@ -1,6 +1,9 @@
 //! [`JsonText`]: an opaque JSON document, stored as the text it arrived in.
 
-use std::{cell::RefCell, fmt};
+use std::{
+    cell::{Cell, RefCell},
+    fmt,
+};
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -27,6 +30,9 @@ pub struct JsonText(ByteString);
 thread_local! {
     /// The buffer being deserialized, so documents can point into it.
     static SOURCE: RefCell<Option<ByteString>> = const { RefCell::new(None) };
+    /// Whether what is deserialized is read from a stream (`io::Read`),
+    /// which lends nothing: documents are then copied out as they pass.
+    static STREAMING: Cell<bool> = const { Cell::new(false) };
 }
 
 impl JsonText {
@@ -43,6 +49,22 @@ impl JsonText {
         let parsed = parse(source);
         SOURCE.with(|current| current.borrow_mut().take());
         parsed
+    }
+
+    /// Runs `parse` (a serde deserialization from a reader, such as
+    /// `serde_json::Deserializer::from_reader`) so that the documents it
+    /// reads are copied out of the stream rather than borrowed from it.
+    pub fn streaming<T>(parse: impl FnOnce() -> T) -> T {
+        /// Ends the streaming mode however `parse` ends (a panic too).
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                STREAMING.with(|streaming| streaming.set(false));
+            }
+        }
+        STREAMING.with(|streaming| streaming.set(true));
+        let _reset = Reset;
+        parse()
     }
 
     /// A document found at `text`: a view into the buffer being read when
@@ -108,6 +130,10 @@ impl Serialize for JsonText {
 
 impl<'de> Deserialize<'de> for JsonText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if STREAMING.with(Cell::get) {
+            let raw = Box::<RawValue>::deserialize(deserializer)?;
+            return Ok(Self(ByteString::from(String::from(Box::<str>::from(raw)))));
+        }
         let raw = <&'de RawValue>::deserialize(deserializer)
             .map_err(|e| D::Error::custom(format!("{e}; opaque JSON is read from JSON text only")))?;
         Ok(Self::borrowed(raw.get()))

@@ -130,6 +130,12 @@ impl ErrorSet for Forking {
     const EXTRA: &'static [(u16, &'static str)] = &[NOT_FOUND, STALLED, CONFLICT, TOO_LARGE, NOT_JSON];
 }
 
+/// Importing a session.
+pub struct Importing;
+impl ErrorSet for Importing {
+    const EXTRA: &'static [(u16, &'static str)] = &[STALLED, CONFLICT, TOO_LARGE, NOT_JSON];
+}
+
 /// Creating below a parent.
 pub struct MissingOrDuplicate;
 impl ErrorSet for MissingOrDuplicate {

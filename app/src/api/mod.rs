@@ -16,6 +16,7 @@ mod payload;
 mod sessions;
 mod state;
 mod storage;
+mod transfer;
 mod versioned;
 
 use poem_openapi::{OpenApi, OpenApiService, Tags};
@@ -56,7 +57,8 @@ pub type TenantApis = (
 );
 
 /// Every API of the service.
-pub type Apis = (TenantApis, leases::LeasesApi, storage::StorageApi, health::HealthApi);
+pub type Apis =
+    (TenantApis, transfer::TransferApi, leases::LeasesApi, storage::StorageApi, health::HealthApi);
 
 /// The lease routes, to be mounted (at [`LEASE_PATH`]) under
 /// authentication, body limits and the request deadline, but not the rate
@@ -83,6 +85,15 @@ fn tenant_apis() -> TenantApis {
     )
 }
 
+/// Export and import, to be mounted (at their two paths) under
+/// authentication; their bodies stream, and their time is bounded by
+/// `storage.transfer_timeout_ms`, not by the request deadline.
+pub fn transfer_routes() -> OpenApiService<transfer::TransferApi, ()> {
+    routes(transfer::TransferApi)
+}
+
+pub use self::transfer::{EXPORT_PATH, IMPORT_PATH};
+
 /// The blob store's routes, to be mounted (at `/api/v1/storage`) under
 /// authentication; their bodies stream.
 pub fn storage_routes() -> OpenApiService<storage::StorageApi, ()> {
@@ -100,8 +111,9 @@ fn routes<T: OpenApi>(apis: T) -> OpenApiService<T, ()> {
 
 /// Every route, for the document they are described by.
 pub fn service() -> OpenApiService<Apis, ()> {
-    routes((tenant_apis(), leases::LeasesApi, storage::StorageApi, health::HealthApi)).description(
-        "Storage for Strands agent sessions: sessions, agents, messages and multi-agent \
+    routes((tenant_apis(), transfer::TransferApi, leases::LeasesApi, storage::StorageApi, health::HealthApi))
+        .description(
+            "Storage for Strands agent sessions: sessions, agents, messages and multi-agent \
          state. Drop-in for the earlier Python Session Backend API. Every error body is \
          `{\"detail\": {\"error\", \"message\", \"request_id\"}}`; every response carries \
          `X-Request-Id`. Ids are percent-encoded in paths. Request bodies are JSON \
@@ -111,7 +123,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
          (`pip install strands-session-backend`: the SDK's session manager, repository and \
          `Storage`; `[server]` adds [session-backend](https://pypi.org/project/session-backend/), \
          this service as one binary). Start with **Sessions**; the probes are under **Health**.",
-    )
+        )
 }
 
 /// Page-style paging (`page` from 1, `page_size`), both bounded by the
@@ -161,24 +173,32 @@ impl Routes {
     /// methods), and `others`, each answering `GET`.
     pub fn new(others: &[&str]) -> Self {
         let declared = Apis::meta().into_iter().flat_map(|api| api.paths).map(|path| {
-            let methods = path.operations.iter().map(|op| op.method.as_str().to_owned()).collect();
-            Route::new(&path.path, methods)
+            let methods: Vec<String> =
+                path.operations.iter().map(|op| op.method.as_str().to_owned()).collect();
+            (path.path, methods)
         });
-        let others = others.iter().map(|path| Route::new(path, vec!["GET".into()]));
-        Self(declared.chain(others).collect())
+        let others = others.iter().map(|path| (path.to_string(), vec!["GET".to_owned()]));
+        Self(declared.chain(others).map(|(path, methods)| Route::new(&path, methods)).collect())
     }
 
-    /// The route `path` is on, matched segment by segment without copying.
+    /// The route `path` is on, matched segment by segment without copying:
+    /// of several, the one with the most literal segments
+    /// (`/api/v1/sessions/import` rather than `/api/v1/sessions/{session_id}`).
     fn find(&self, path: &str) -> Option<&Route> {
         let path = path.trim_end_matches('/');
-        self.0.iter().find(|route| {
-            let mut given = path.split('/');
-            route
-                .segments
-                .iter()
-                .all(|t| given.next().is_some_and(|p| t == p || (t.starts_with('{') && !p.is_empty())))
-                && given.next().is_none()
-        })
+        let literal = |route: &Route| route.segments.iter().filter(|t| !t.starts_with('{')).count();
+        self.0
+            .iter()
+            .filter(|route| {
+                let mut given = path.split('/');
+                route
+                    .segments
+                    .iter()
+                    .all(|t| given.next().is_some_and(|p| t == p || (t.starts_with('{') && !p.is_empty())))
+                    && given.next().is_none()
+            })
+            .rev()
+            .max_by_key(|route| literal(route))
     }
 
     /// The `Allow` value for `path`, if it is one of ours.
@@ -212,5 +232,6 @@ fn allow(mut methods: Vec<String>) -> String {
     }
     methods.push("OPTIONS".into());
     methods.sort_by_key(|m| ORDER.iter().position(|o| o == m).unwrap_or(ORDER.len()));
+    methods.dedup();
     methods.join(", ")
 }

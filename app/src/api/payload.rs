@@ -22,7 +22,7 @@ use crate::error::Error;
 pub const JSON: &str = "application/json; charset=utf-8";
 
 /// Whether `content_type` names JSON (`application/json`, `…+json`).
-fn is_json(content_type: &str) -> bool {
+pub fn is_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }

@@ -21,6 +21,11 @@ pub struct AppState {
     pub body_limits: crate::drain::BodyLimits,
     /// How long blob transfers may take, and unused chunks are kept.
     pub blob_timing: store::blobs::Timing,
+    /// The largest document an import reads.
+    pub import_limit_bytes: u64,
+    /// Exports and imports running at once, at most: each holds a
+    /// connection (a snapshot) or a parser thread and a staging.
+    pub transfers: Arc<tokio::sync::Semaphore>,
     /// TTL of sessions created without one.
     pub default_ttl_seconds: u64,
 }

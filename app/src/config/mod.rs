@@ -120,6 +120,7 @@ impl Config {
             ("server.body_limit_bytes", self.server.body_limit_bytes as u64),
             ("server.max_connections", self.server.max_connections as u64),
             ("server.large_bodies_in_flight_bytes", self.server.large_bodies_in_flight_bytes as u64),
+            ("server.import_limit_bytes", self.server.import_limit_bytes),
             ("database.max_connections", u64::from(self.database.max_connections)),
             ("server.request_timeout_ms", self.server.request_timeout_ms),
             ("server.header_timeout_ms", self.server.header_timeout_ms),

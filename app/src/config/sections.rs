@@ -128,6 +128,7 @@ pub struct StorageConfig {
     /// The longest a value's upload (408 after it, nothing stored) or
     /// download (cut off after it) may take; replaced values' chunks are
     /// kept a little longer than this for the downloads still running.
+    /// Also bounds a session export's snapshot and a session import.
     pub transfer_timeout_ms: u64,
 }
 
@@ -170,6 +171,9 @@ pub struct ServerConfig {
     /// this; others wait their turn (up to `request_timeout_ms`), so memory
     /// stays bounded however many arrive at once.
     pub large_bodies_in_flight_bytes: usize,
+    /// Largest session document `POST /api/v1/sessions/import` reads
+    /// (it streams, so this bounds the database's work, not memory).
+    pub import_limit_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -186,6 +190,7 @@ impl Default for ServerConfig {
             write_timeout_ms: 30_000,
             max_connections: 1024,
             large_bodies_in_flight_bytes: 16 * 1024 * 1024,
+            import_limit_bytes: 1024 * 1024 * 1024,
         }
     }
 }

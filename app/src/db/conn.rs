@@ -92,6 +92,17 @@ impl Db for Txn {
     }
 }
 
+/// A transaction shared by the readers of one snapshot.
+impl<T: Db + Send> Db for std::sync::Arc<T> {
+    fn reads(&self) -> Statements<'_> {
+        T::reads(self)
+    }
+
+    fn writes(&self) -> Statements<'_> {
+        T::writes(self)
+    }
+}
+
 impl Conn {
     pub(super) fn new(orm: DatabaseConnection, pool: Option<Pool>, writer: Option<Writer>) -> Self {
         Self { orm, pool, writer }
@@ -154,14 +165,7 @@ impl Conn {
     /// would wait for.
     pub async fn begin(&self) -> Result<Txn, DbErr> {
         let inner = match &self.pool {
-            Some(pool) => {
-                let mut lease = pool.acquire().await?;
-                traced(span("sea_orm.begin", "postgresql", "BEGIN"), async {
-                    lease.begin().await.map_err(exec_err)
-                })
-                .await?;
-                TxnInner::Pg(Mutex::new(lease))
-            }
+            Some(pool) => TxnInner::Pg(Mutex::new(begun(pool).await?)),
             // Every transaction of the store writes: taking the write lock
             // at BEGIN waits its turn (busy timeout) where a read turned
             // write would fail at once once another write committed.
@@ -182,6 +186,38 @@ impl Conn {
         };
         Ok(Txn { inner })
     }
+
+    /// Starts a transaction that only reads, every statement of it from one
+    /// snapshot of the database: `REPEATABLE READ, READ ONLY` on
+    /// PostgreSQL; on SQLite a deferred transaction on a reading connection
+    /// (its first read fixes the snapshot, and it never takes the turn to
+    /// write, so writers go on meanwhile).
+    pub async fn begin_snapshot(&self) -> Result<Txn, DbErr> {
+        let inner = match &self.pool {
+            Some(pool) => {
+                let mut lease = begun(pool).await?;
+                execute_unprepared(&mut lease, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .await?;
+                TxnInner::Pg(Mutex::new(lease))
+            }
+            None => {
+                let options = TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Deferred),
+                    ..TransactionOptions::default()
+                };
+                TxnInner::Orm(self.orm.begin_with_options(options).await?, None)
+            }
+        };
+        Ok(Txn { inner })
+    }
+}
+
+/// A connection of `pool` with a transaction begun on it.
+async fn begun(pool: &Pool) -> Result<Lease, DbErr> {
+    let mut lease = pool.acquire().await?;
+    traced(span("sea_orm.begin", "postgresql", "BEGIN"), async { lease.begin().await.map_err(exec_err) })
+        .await?;
+    Ok(lease)
 }
 
 impl Txn {

@@ -45,6 +45,10 @@ pub fn app(
         body_limits: limits.clone(),
         blob_timing: store::blobs::Timing::of(config),
         default_ttl_seconds: config.retention.default_ttl_seconds,
+        import_limit_bytes: config.server.import_limit_bytes,
+        transfers: Arc::new(tokio::sync::Semaphore::new(
+            (config.database.max_connections as usize / 2).max(2),
+        )),
     };
     let document = bytes::Bytes::from(api::document(auth.enabled()));
     let docs = api::swagger_ui(document.clone());
@@ -61,16 +65,22 @@ pub fn app(
         }))
     };
     let (tenants, operators) = (auth.clone(), auth);
-    let tenant_routes = api::tenant_routes()
-        .around(move |ep, req| middleware::deadline(ep, req, deadline))
-        .around({
-            let limits = limits.clone();
-            move |ep, req| middleware::read_body(ep, req, limits.clone())
-        })
-        .around({
-            let auth = tenants.clone();
-            move |ep, req| auth::tenants_only(ep, req, auth.clone(), Limit::Rate)
-        });
+    let tenant_routes = Arc::new(
+        api::tenant_routes()
+            .around(move |ep, req| middleware::deadline(ep, req, deadline))
+            .around({
+                let limits = limits.clone();
+                move |ep, req| middleware::read_body(ep, req, limits.clone())
+            })
+            .around({
+                let auth = tenants.clone();
+                move |ep, req| auth::tenants_only(ep, req, auth.clone(), Limit::Rate)
+            }),
+    );
+    let transfer_routes = Arc::new(api::transfer_routes().around({
+        let auth = tenants.clone();
+        move |ep, req| auth::tenants_only(ep, req, auth.clone(), Limit::Rate)
+    }));
     let lease_routes = api::lease_routes()
         .around(move |ep, req| middleware::deadline(ep, req, deadline))
         .around(move |ep, req| middleware::read_body(ep, req, limits.clone()))
@@ -85,6 +95,8 @@ pub fn app(
     Route::new()
         .nest_no_strip("/api/v1/storage", storage_routes)
         .at(api::LEASE_PATH, lease_routes)
+        .at(api::EXPORT_PATH, transfer_routes.clone())
+        .at(api::IMPORT_PATH, middleware::PostOr { post: transfer_routes, other: tenant_routes.clone() })
         .nest_no_strip("/api", tenant_routes)
         .nest_no_strip("/health", api::health_routes())
         .at("/metrics", exposition)

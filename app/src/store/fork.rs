@@ -16,7 +16,7 @@ use super::{
     sessions::{self, NewSession},
 };
 use crate::{
-    db::{Conn, Db},
+    db::{Conn, Db, Txn},
     error::Error,
 };
 
@@ -63,13 +63,9 @@ pub async fn fork(db: &Conn, fork: Fork<'_>) -> Result<session::Model, Error> {
         ttl_seconds: source.ttl_seconds.and_then(|ttl| u64::try_from(ttl).ok()).unwrap_or(0),
     };
     let forked = sessions::create_in(&txn, fork.tenant, new).await?;
-    for copy in [
-        copy::<agent::Entity>(fork, None),
-        copy::<message::Entity>(fork, fork.cut.map(kept)),
-        copy::<multi_agent::Entity>(fork, None),
-    ] {
-        txn.writes().execute_raw(txn.backend().build(&copy)).await?;
-    }
+    let from = Place { tenant: fork.tenant, session_id: fork.source };
+    let to = Place { tenant: fork.tenant, session_id: fork.target };
+    copy_tree(&txn, from, to, fork.cut.map(kept)).await?;
     if let (Some(cut), Some(agent)) = (fork.cut, cut_agent) {
         let state = restoring_all(&agent.conversation_manager_state)?;
         let update = Query::update()
@@ -93,24 +89,54 @@ fn kept(cut: Cut<'_>) -> Condition {
         .add(Expr::col(message::Column::MessageId).lte(cut.up_to_message_id))
 }
 
-/// `INSERT INTO <table> SELECT …` of the source session's rows of `E`
-/// (those `only` lets through) under the target's id.
-fn copy<E: EntityTrait>(fork: Fork<'_>, only: Option<Condition>) -> InsertStatement {
+/// A session's key.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Place<'a> {
+    pub tenant: &'a str,
+    pub session_id: &'a str,
+}
+
+/// Copies the agents, messages (those `messages` lets through) and
+/// multi-agent states of session `from` under session `to`, which must
+/// exist: three `INSERT … SELECT`s, in `txn`.
+pub(super) async fn copy_tree(
+    txn: &Txn,
+    from: Place<'_>,
+    to: Place<'_>,
+    messages: Option<Condition>,
+) -> Result<(), Error> {
+    for copy in [
+        copy::<agent::Entity>(from, to, None),
+        copy::<message::Entity>(from, to, messages),
+        copy::<multi_agent::Entity>(from, to, None),
+    ] {
+        txn.writes().execute_raw(txn.backend().build(&copy)).await?;
+    }
+    Ok(())
+}
+
+/// `INSERT INTO <table> SELECT …` of session `from`'s rows of `E` (those
+/// `only` lets through) under session `to`'s key.
+fn copy<E: EntityTrait>(from: Place<'_>, to: Place<'_>, only: Option<Condition>) -> InsertStatement {
     let columns: Vec<E::Column> = E::Column::iter().collect();
     let session_id = |c: &E::Column| c.as_str() == "session_id";
     let tenant_id = |c: &E::Column| c.as_str() == "tenant_id";
     let mut select: SelectStatement = Query::select();
     for column in &columns {
         if session_id(column) {
-            select.expr(Expr::val(fork.target));
+            select.expr(Expr::val(to.session_id));
+        } else if tenant_id(column) {
+            select.expr(Expr::val(to.tenant));
         } else {
             select.column(*column);
         }
     }
     select.from(E::default()).cond_where(
         Condition::all()
-            .add(Expr::col(columns.iter().copied().find(tenant_id).expect("tenant_id")).eq(fork.tenant))
-            .add(Expr::col(columns.iter().copied().find(session_id).expect("session_id")).eq(fork.source)),
+            .add(Expr::col(columns.iter().copied().find(tenant_id).expect("tenant_id")).eq(from.tenant))
+            .add(
+                Expr::col(columns.iter().copied().find(session_id).expect("session_id")).eq(from.session_id),
+            ),
     );
     if let Some(only) = only {
         select.cond_where(only);

@@ -67,15 +67,16 @@ where
 }
 
 /// A page that has at least one row: its counts, and its rows in order.
-pub struct Rows<E: EntityTrait, R = <E as EntityTrait>::Model> {
+pub struct Rows<E: EntityTrait, R = <E as EntityTrait>::Model, D = Conn> {
     /// The values of the listing's count statements, in order.
     pub counts: Vec<u64>,
-    state: Chunks<E, R>,
+    state: Chunks<E, R, D>,
 }
 
 /// Where the reading of a page stands.
-struct Chunks<E: EntityTrait, R> {
-    db: Conn,
+struct Chunks<E: EntityTrait, R, D> {
+    /// The database, or a transaction whose snapshot the rows come from.
+    db: D,
     listing: Listing<E>,
     ready: VecDeque<R>,
     /// The sort key of the last row read, when more rows remain.
@@ -91,8 +92,18 @@ where
     E: EntityTrait,
     R: Listed<E>,
 {
+    open_on(db.clone(), listing).await
+}
+
+/// [`open`] on any database handle, such as a shared snapshot transaction.
+pub async fn open_on<E, R, D>(db: D, listing: Listing<E>) -> Result<Option<Rows<E, R, D>>, Error>
+where
+    E: EntityTrait,
+    R: Listed<E>,
+    D: Db + Send + 'static,
+{
     let left = listing.limit;
-    let mut state = Chunks { db: db.clone(), listing, ready: VecDeque::new(), after: None, left };
+    let mut state = Chunks { db, listing, ready: VecDeque::new(), after: None, left };
     let counts = match state.fetch_whole_page().await? {
         Some(counts) => counts,
         // Empty, or larger than a chunk: read it in chunks.
@@ -104,10 +115,11 @@ where
     Ok(Some(Rows { counts, state }))
 }
 
-impl<E, R> Rows<E, R>
+impl<E, R, D> Rows<E, R, D>
 where
     E: EntityTrait,
     R: Listed<E>,
+    D: Db + Send + 'static,
 {
     /// The rows, read a chunk at a time as they are asked for.
     pub fn into_stream(self) -> impl Stream<Item = Result<R, Error>> + Send + 'static {
@@ -130,10 +142,11 @@ const RUNNING_BYTES: &str = "running_bytes";
 const PAGE_ROWS: &str = "page_rows";
 const POSITION: &str = "position";
 
-impl<E, R> Chunks<E, R>
+impl<E, R, D> Chunks<E, R, D>
 where
     E: EntityTrait,
     R: Listed<E>,
+    D: Db + Send + 'static,
 {
     /// The values of the listing's count statements, as the first row of
     /// a first chunk carries them.

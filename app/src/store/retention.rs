@@ -89,10 +89,20 @@ pub fn insert_alive(
 /// how many. Replicas sweeping at once skip each other's rows on
 /// PostgreSQL (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
 pub async fn sweep(db: &impl Db, batch: u64) -> Result<u64, DbErr> {
+    delete_lapsed(db, lapsed(db.backend()), batch).await
+}
+
+/// Deletes up to `batch` of `tenant`'s lapsed sessions; how many.
+pub async fn purge_lapsed_of(db: &impl Db, tenant: &str, batch: u64) -> Result<u64, DbErr> {
+    let of_tenant = Expr::col((session::Entity, session::Column::TenantId)).eq(tenant);
+    delete_lapsed(db, lapsed(db.backend()).add(of_tenant), batch).await
+}
+
+async fn delete_lapsed(db: &impl Db, due: Condition, batch: u64) -> Result<u64, DbErr> {
     let delete = super::delete_due(
         session::Entity,
         [session::Column::TenantId, session::Column::SessionId],
-        lapsed(db.backend()).into(),
+        due.into(),
         session::Column::ExpiresAt,
         batch,
     );

@@ -175,6 +175,7 @@ fn foreign_calls() -> Vec<(&'static str, Method, &'static str, Option<Value>, u1
             Some(json!({"session_id": "stolen"})),
             404,
         ),
+        ("export_session", Method::GET, leak(&format!("{s}/export")), None, 404),
         (
             "acquire_lease",
             Method::PUT,
@@ -230,7 +231,18 @@ fn foreign_calls() -> Vec<(&'static str, Method, &'static str, Option<Value>, u1
         ("delete_blob", Method::DELETE, "/api/v1/storage/snap/a.json", None, 204),
         ("list_blobs", Method::GET, "/api/v1/storage?prefix=snap/", None, 200),
         ("delete_blobs", Method::DELETE, "/api/v1/storage?prefix=snap/", None, 200),
+        // Another tenant's import makes a session of its own.
+        ("import_session", Method::POST, "/api/v1/sessions/import", Some(document("b-own")), 201),
     ]
+}
+
+/// A session document of one empty session.
+fn document(session_id: &str) -> Value {
+    let at = "2026-12-05T10:00:00.000000+00:00";
+    json!({"format": "session-backend/1",
+           "session": {"session_id": session_id, "session_type": "AGENT", "metadata": {}, "ttl_seconds": 0,
+                       "created_at": at, "updated_at": at},
+           "agents": [], "multi_agents": [], "complete": true})
 }
 
 /// Everything tenant A can see of its rows.
@@ -325,7 +337,7 @@ async fn tenants_see_only_their_own_rows_on_every_route(backend: Backend) {
         app.client.get(app.url("/api/v1/storage/snap/a.json")).bearer_auth(b).send().await.expect("read");
     assert_eq!(read.bytes().await.expect("bytes").as_ref(), b"b's");
     let listed = send(&app, Method::GET, "/api/v1/sessions", Some(b), None).await.expect(200);
-    assert_eq!(listed["total"], 1);
+    assert_eq!(listed["total"], 2, "B's `s:1` and the session B imported");
     assert_eq!(listed["sessions"][0]["metadata"], json!({"b": 1}));
     assert_eq!(everything(&app, a).await, before, "B's rows of the same ids are B's alone");
     send(&app, Method::DELETE, "/api/v1/sessions/s%3A1", Some(b), None).await.expect(204);

@@ -107,12 +107,15 @@ async fn docs_and_openapi_are_served(backend: Backend) {
         }
     }
     // 26 core rows, 6 blob operations (write, read, head, delete,
-    // list/search, prefix delete), 3 of a session's lease and the fork.
-    assert_eq!(operations, 36, "every contract row has an operation");
+    // list/search, prefix delete), 3 of a session's lease, the fork, the
+    // export and the import.
+    assert_eq!(operations, 38, "every contract row has an operation");
     for path in [
         "/api/v1/sessions/{session_id}/agents/{agent_id}/messages/batch",
         "/api/v1/sessions/{session_id}/multi-agents/{multi_agent_id}",
         "/api/v1/sessions/{session_id}/fork",
+        "/api/v1/sessions/{session_id}/export",
+        "/api/v1/sessions/import",
         "/health/ready",
     ] {
         assert!(paths.contains_key(path), "missing {path}");
@@ -141,6 +144,7 @@ async fn docs_and_openapi_are_served(backend: Backend) {
         "HealthReport",
         "HealthFailure",
         "MetricsReport",
+        "SessionDocument",
     ] {
         assert!(schemas[name].get("example").is_some(), "{name} has no example");
     }

@@ -29,4 +29,5 @@ mod startup;
 mod storage;
 mod strands;
 mod testcontainers_postgres;
+mod transfer;
 mod versions;

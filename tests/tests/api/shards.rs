@@ -87,8 +87,23 @@ const MULTI_AGENTS: &str = "/api/v1/sessions/{session_id}/multi-agents";
 const MULTI_AGENT: &str = "/api/v1/sessions/{session_id}/multi-agents/{multi_agent_id}";
 const LEASE: &str = "/api/v1/sessions/{session_id}/lease";
 const FORK: &str = "/api/v1/sessions/{session_id}/fork";
+const EXPORT: &str = "/api/v1/sessions/{session_id}/export";
+const IMPORT: &str = "/api/v1/sessions/import";
 const STORAGE: &str = "/api/v1/storage";
 const KEY: &str = "/api/v1/storage/{key}";
+
+/// A session document of one agent with one message.
+fn imported(session_id: &str) -> Value {
+    let at = "2026-12-05T10:00:00.000000+00:00";
+    let message = json!({"message_id": 0, "message": {"role": "user", "content": [{"text": "hi"}]},
+                         "redact_message": null, "created_at": at, "updated_at": at});
+    json!({"format": "session-backend/1",
+           "session": {"session_id": session_id, "session_type": "AGENT", "metadata": {}, "ttl_seconds": 0,
+                       "created_at": at, "updated_at": at},
+           "agents": [{"agent_id": "a", "state": {}, "conversation_manager_state": {}, "internal_state": {},
+                       "created_at": at, "updated_at": at, "messages": [message]}],
+           "multi_agents": [], "complete": true})
+}
 
 /// Every call on one session, then on one key, then the fan-outs.
 fn tour() -> Vec<Call> {
@@ -123,6 +138,11 @@ fn tour() -> Vec<Call> {
         call(Method::PUT, MULTI_AGENT, &format!("{s}/multi-agents/g"), Some(json!({"state": {"n": 2}}))),
         // A fork reads one session and writes another: two partitions.
         call(Method::POST, FORK, &format!("{s}/fork"), Some(json!({"session_id": "tour-fork"}))).fan_out(),
+        call(Method::GET, EXPORT, &format!("{s}/export"), None),
+        // An import stages its rows under a session of their own, then
+        // copies them: two partitions (and its purge of lapsed stagings
+        // reaches every one).
+        call(Method::POST, IMPORT, IMPORT, Some(imported("tour-import"))).fan_out(),
         call(Method::DELETE, MULTI_AGENT, &format!("{s}/multi-agents/g"), None),
         call(Method::PUT, LEASE, &format!("{s}/lease"), Some(json!({"holder": "w", "ttl_seconds": 30}))),
         call(Method::GET, LEASE, &format!("{s}/lease"), None),

@@ -76,12 +76,14 @@ fn string_schema() -> MetaSchema {
 
 mod ids;
 mod json;
+mod marks;
 mod presence;
 mod time;
 
 pub use self::{
     ids::{Id, IdPrefix, MessageId, SessionType, TtlSeconds},
     json::{MessageJson, ObjectJson, json_text},
+    marks::{Complete, Format},
     presence::{Nullable, ObjectOf, Optional},
     time::Timestamp,
 };

@@ -11,8 +11,8 @@ use crate::{
     store::messages::{MessageRow, NewMessage},
 };
 
-/// One message of the conversation.
-#[derive(Debug, Object, Serialize)]
+/// One message of the conversation (a session document carries it so too).
+#[derive(Debug, Object, Serialize, Deserialize)]
 #[oai(example)]
 pub struct Message {
     /// The client's 0-based index in the conversation; never renumbered.
