@@ -20,6 +20,7 @@ use super::{
 use crate::{
     api::AppState,
     auth::Tenant,
+    error::Error,
     store,
     store::{
         leases::Fence,
@@ -252,7 +253,10 @@ impl SessionsApi {
 
     /// Delete a session
     ///
-    /// Its agents, messages and multi-agent states go with it.
+    /// Its agents, messages and multi-agent states go with it, and so do its
+    /// snapshots (the SDK's `SnapshotSessionManager` blobs under
+    /// `session/{session_id}/`). A session kept only as such snapshots is
+    /// deleted the same way; `404` when there is neither.
     #[oai(path = "/api/v1/sessions/:session_id", method = "delete", operation_id = "delete_session")]
     async fn delete(
         &self,
@@ -264,8 +268,19 @@ impl SessionsApi {
         lease_token: Header<Option<i64>>,
         session_id: Path<Id>,
     ) -> ApiResult<Deleted, MissingOrLeased> {
-        store::sessions::delete(state.db.conn(), tenant.as_str(), session_id.as_str(), Fence(lease_token.0))
-            .await?;
+        let (db, tenant_id, id) = (state.db.conn(), tenant.as_str(), session_id.as_str());
+        // The row first: its lease decides whether the session may go.
+        let row = store::sessions::delete(db, tenant_id, id, Fence(lease_token.0)).await;
+        let snapshots = match &row {
+            Ok(()) | Err(Error::NotFound(_)) => {
+                store::snapshots::delete(db, tenant_id, id, state.blob_timing).await?
+            }
+            Err(_) => 0,
+        };
+        match row {
+            Err(Error::NotFound(_)) if snapshots > 0 => {}
+            other => other?,
+        }
         tracing::info!(
             audit = "delete",
             tenant = tenant.as_str(),

@@ -14,6 +14,7 @@ pub mod messages;
 pub mod multi_agents;
 pub mod retention;
 pub mod sessions;
+pub mod snapshots;
 pub mod transfer;
 pub mod version;
 

@@ -25,6 +25,7 @@ mod retention;
 mod roundtrip;
 mod sessions;
 mod shards;
+mod snapshot_sessions;
 mod startup;
 mod storage;
 mod strands;

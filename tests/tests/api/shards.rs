@@ -150,7 +150,9 @@ fn tour() -> Vec<Call> {
         call(Method::PUT, AGENT, a, Some(json!({"state": {"n": 3}}))).leased(),
         call(Method::DELETE, LEASE, &format!("{s}/lease"), None).leased(),
         call(Method::DELETE, AGENT, a, None),
-        call(Method::DELETE, SESSION, s, None),
+        // Deleting a session deletes its snapshot blobs too, a prefix of
+        // keys, which are spread like any prefix.
+        call(Method::DELETE, SESSION, s, None).fan_out(),
         call(Method::PUT, KEY, key, None).raw("the zebra crossed"),
         call(Method::GET, KEY, key, None),
         call(Method::HEAD, KEY, key, None),

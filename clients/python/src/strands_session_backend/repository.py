@@ -198,7 +198,8 @@ class SessionBackendRepository(SessionRepository):
         return SessionRecord.of(self._require(response, "session or agent"))
 
     def delete_session(self, session_id: str, **kwargs: Any) -> bool:
-        """Deletes the session and everything under it; False when it did not exist."""
+        """Deletes the session and everything under it (its snapshot blobs, ``session/<id>/``,
+        too); False when neither existed."""
         return self._call("DELETE", self._session(session_id), ok=(204,), fenced=session_id) is not None
 
     def list_sessions(
