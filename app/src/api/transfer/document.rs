@@ -19,8 +19,9 @@ use crate::api::{
 pub const FORMAT: &str = "session-backend/1";
 
 /// One session as one JSON document: what an export writes and an
-/// import reads. Its members come in this order; `complete` comes last, so
-/// an export cut short lacks it (and an import refuses it).
+/// import reads. An export writes its members in this order, `complete`
+/// last, so a download cut short lacks it; an import reads them in any
+/// order and refuses a document without it.
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct SessionDocument {
@@ -97,8 +98,7 @@ impl From<&session::Model> for SessionRecord {
     }
 }
 
-/// An agent and its messages. `messages` comes last: an import reads
-/// the agent's other members before it.
+/// An agent and its messages (an export writes `messages` last).
 #[derive(Debug, Object, Serialize)]
 pub struct AgentRecord {
     pub agent_id: Id,
@@ -108,7 +108,7 @@ pub struct AgentRecord {
     pub internal_state: ObjectJson,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-    /// By `message_id`, which increases.
+    /// By `message_id`.
     pub messages: Vec<Message>,
 }
 
