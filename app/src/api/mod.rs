@@ -3,6 +3,7 @@
 //! [`fields`] (which carry the contract's rules), call the store, translate.
 
 mod agents;
+mod console;
 mod document;
 mod errors;
 mod fields;
@@ -22,6 +23,7 @@ mod versioned;
 use poem_openapi::{OpenApi, OpenApiService, Tags};
 
 pub use self::{
+    console::{CONSOLE_FILE_PATH, CONSOLE_PATH, console_routes},
     document::{document, endpoint as document_endpoint, swagger_ui},
     state::AppState,
 };

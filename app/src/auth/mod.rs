@@ -8,8 +8,10 @@
 //! own (`metrics.keys`, `metrics.keys_file`), never with a tenant's. Keys files are read again
 //! every reload interval and on SIGHUP, so keys rotate without a restart
 //! ([`key_source`]). A per-tenant token bucket ([`rate`]) may limit
-//! requests.
+//! requests. Without keys, browsers may call only from the server's own
+//! pages ([`browsers`]).
 
+mod browsers;
 mod key_source;
 mod rate;
 mod scheme;
@@ -18,8 +20,9 @@ use std::{sync::Arc, time::Duration};
 
 use poem::{Endpoint, IntoResponse, Request, Response, http::HeaderMap};
 
+pub use self::browsers::same_site_only;
 use self::{key_source::KeySource, rate::RateLimiter};
-use crate::{config::Config, error::Error};
+use crate::{config::Config, domain::hosts::HostPatterns, error::Error};
 
 /// The tenant a request acts for; every store query is scoped by it.
 #[derive(Clone, Debug)]
@@ -53,6 +56,8 @@ pub struct Auth {
     default_tenant: Arc<str>,
     /// Whether the service-wide figures are shown to anyone.
     metrics_public: bool,
+    /// The names answered while keys are off ([`browsers`]).
+    hosts: HostPatterns,
     /// How much of a refused request's body is read (so its client gets
     /// the answer rather than a reset): the body limit plus a margin.
     drain_bytes: u64,
@@ -81,7 +86,9 @@ impl Auth {
             None
         };
         let limit = &whole.rate_limit;
+        let hosts = whole.server.host_patterns()?;
         Ok(Self {
+            hosts,
             keys,
             metrics_keys,
             limiter: RateLimiter::new(limit.requests_per_second, limit.burst),

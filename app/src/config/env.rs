@@ -48,6 +48,7 @@ pub(super) const SETTINGS: &[Setting] = &[
     parsed("server.max_connections", None),
     parsed("server.large_bodies_in_flight_bytes", None),
     parsed("server.import_limit_bytes", None),
+    text("server.allowed_hosts", None),
     text("database.url", Some("DATABASE_URL")),
     text("database.url_file", Some("DATABASE_URL_FILE")),
     text("database.pooler", None),

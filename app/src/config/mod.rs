@@ -24,8 +24,8 @@ pub use self::{
     logging::{LogConfig, LogFormat, LogLevel},
     secret::{Backend, DatabaseUrl, Secret},
     sections::{
-        AuthConfig, DatabaseConfig, KeyList, MetricsConfig, Pooler, PostgresParts, RateLimitConfig,
-        RetentionConfig, ServerConfig, StorageConfig,
+        AuthConfig, DatabaseConfig, MetricsConfig, Pooler, PostgresParts, RateLimitConfig, RetentionConfig,
+        ServerConfig, StorageConfig, TextList,
     },
 };
 
@@ -168,6 +168,9 @@ impl Config {
             if let Err(problem) = keys.key_set(setting) {
                 return Err(ConfigError(format!("invalid {problem}")));
             }
+        }
+        if let Err(problem) = self.server.host_patterns() {
+            return Err(ConfigError(problem));
         }
         for (setting, file) in
             [("auth.keys_file", &self.auth.keys_file), ("metrics.keys_file", &self.metrics.keys_file)]

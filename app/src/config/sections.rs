@@ -11,7 +11,7 @@ pub struct MetricsConfig {
     /// Serve them to anyone, without a key.
     pub public: bool,
     /// Operators' metrics keys as `NAME HASH` entries (like `auth.keys`).
-    pub keys: KeyList,
+    pub keys: TextList,
     /// A file of `NAME HASH` lines, read again like `auth.keys_file`.
     pub keys_file: Option<String>,
 }
@@ -47,7 +47,7 @@ impl Default for RetentionConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// `TENANT HASH` entries (in the environment: separated by `,` or newlines).
-    pub keys: KeyList,
+    pub keys: TextList,
     /// A file of `TENANT HASH` lines, read again when it changes and on SIGHUP.
     pub keys_file: Option<String>,
     /// How often the keys file is checked for changes.
@@ -56,7 +56,7 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { keys: KeyList::default(), keys_file: None, reload_interval_ms: 2_000 }
+        Self { keys: TextList::default(), keys_file: None, reload_interval_ms: 2_000 }
     }
 }
 
@@ -67,25 +67,31 @@ impl AuthConfig {
     }
 }
 
-/// `TENANT HASH` entries, from a TOML list or one string.
+/// Text entries, from a TOML list or one string of lines or commas
+/// (`TENANT HASH` keys, host names).
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(transparent)]
-pub struct KeyList(Vec<String>);
+pub struct TextList(Vec<String>);
 
-impl KeyList {
+impl TextList {
+    /// The entries, trimmed, empty ones left out.
+    pub fn entries(&self) -> &[String] {
+        &self.0
+    }
+
     /// The entries of `setting` as a key set; an error names the bad entry.
     pub fn key_set(&self, setting: &str) -> Result<crate::domain::keys::KeySet, String> {
         crate::domain::keys::KeySet::parse(&self.0.join("\n"), &env::describe(setting))
     }
 }
 
-impl<S: Into<String>> FromIterator<S> for KeyList {
+impl<S: Into<String>> FromIterator<S> for TextList {
     fn from_iter<I: IntoIterator<Item = S>>(entries: I) -> Self {
         Self(entries.into_iter().map(Into::into).collect())
     }
 }
 
-impl<'de> Deserialize<'de> for KeyList {
+impl<'de> Deserialize<'de> for TextList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -174,6 +180,10 @@ pub struct ServerConfig {
     /// Largest session document `POST /api/v1/sessions/import` reads
     /// (it streams, so this bounds the database's work, not memory).
     pub import_limit_bytes: u64,
+    /// While API keys are off, the `Host` names answered besides IP
+    /// addresses and one-label names: `name`, `.domain` (it and every name
+    /// under it) or `*` (any); see [`crate::auth::hosts`].
+    pub allowed_hosts: TextList,
 }
 
 impl Default for ServerConfig {
@@ -191,7 +201,16 @@ impl Default for ServerConfig {
             max_connections: 1024,
             large_bodies_in_flight_bytes: 16 * 1024 * 1024,
             import_limit_bytes: 1024 * 1024 * 1024,
+            allowed_hosts: TextList::default(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// `allowed_hosts` as patterns, or what is wrong with one.
+    pub fn host_patterns(&self) -> Result<crate::domain::hosts::HostPatterns, String> {
+        crate::domain::hosts::HostPatterns::parse(self.allowed_hosts.entries())
+            .map_err(|problem| format!("invalid {}: {problem}", env::describe("server.allowed_hosts")))
     }
 }
 

@@ -3,6 +3,7 @@
 //! tenant and the longest TTL. No I/O, no HTTP, no database: `config`,
 //! `store`, `api` and `ops` all check input against these.
 
+pub mod hosts;
 pub mod keys;
 pub mod rules;
 

@@ -54,7 +54,9 @@ pub fn app(
     let docs = api::swagger_ui(document.clone());
     let spec = api::document_endpoint(document);
     static ROUTES: std::sync::OnceLock<api::Routes> = std::sync::OnceLock::new();
-    let routes = ROUTES.get_or_init(|| api::Routes::new(&["/openapi.json", "/docs", "/metrics"]));
+    let routes = ROUTES.get_or_init(|| {
+        api::Routes::new(&["/openapi.json", "/docs", "/metrics", api::CONSOLE_PATH, api::CONSOLE_FILE_PATH])
+    });
     let deadline = Duration::from_millis(config.server.request_timeout_ms);
     let exposition = {
         let (metrics, db) = (metrics.clone(), state.db.clone());
@@ -64,7 +66,7 @@ pub fn app(
                 .body(metrics.render(db.pool_stats()))
         }))
     };
-    let (tenants, operators) = (auth.clone(), auth);
+    let (tenants, operators, browsers) = (auth.clone(), auth.clone(), auth);
     let tenant_routes = Arc::new(
         api::tenant_routes()
             .around(move |ep, req| middleware::deadline(ep, req, deadline))
@@ -102,7 +104,9 @@ pub fn app(
         .at("/metrics", exposition)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .nest(api::CONSOLE_PATH, api::console_routes())
         .data(state)
+        .around(move |ep, req| auth::same_site_only(ep, req, browsers.clone()))
         .with(CatchPanic::new().with_handler(middleware::PanicToEnvelope))
         .around(move |ep, req| middleware::observe(ep, req, metrics.clone(), routes))
         .before(|req| async move { Ok(middleware::key_as_one_segment(req)) })

@@ -11,6 +11,7 @@ mod blob_search;
 mod citus_ddl;
 mod concurrency;
 mod connections;
+mod console;
 mod edges;
 mod faults;
 mod fork;

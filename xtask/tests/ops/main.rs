@@ -2,8 +2,7 @@
 //! validation, assertions on the objects), `cargo xtask deploy --dry-run`,
 //! the container image against a PostgreSQL container, and backup → wipe →
 //! restore on PostgreSQL and SQLite, Schemathesis, cargo-deny over the
-//! dependency graph, Swagger UI's "Authorize" in headless Chromium, and a
-//! brief run of `cargo xtask bench`.
+//! dependency graph, and a brief run of `cargo xtask bench`.
 //!
 //! They need helm, Docker, pg_dump and a manifest validator. Without them
 //! a test says what is missing and passes, unless `REQUIRE_OPS_TOOLS=1`
@@ -17,5 +16,4 @@ mod image;
 mod pod;
 mod supply_chain;
 mod support;
-mod swagger;
 mod wheel;

@@ -183,7 +183,7 @@ document_as!(
 );
 
 /// A session's time to live in seconds: 0 (kept forever) to 100 years.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct TtlSeconds(pub u64);
 

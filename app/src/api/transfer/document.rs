@@ -78,8 +78,10 @@ pub struct SessionRecord {
     pub session_id: Id,
     pub session_type: SessionType,
     pub metadata: ObjectJson,
-    /// Seconds the session lives after its last update; 0: forever. An
-    /// import counts it from the import.
+    /// Seconds the session lives after its last update; 0 (the default):
+    /// forever. An import counts it from the import.
+    #[oai(default)]
+    #[serde(default)]
     pub ttl_seconds: TtlSeconds,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
