@@ -49,6 +49,8 @@ async function send(method, target, body) {
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
+    // `cors` mode (fetch's default) sends this origin in `Origin`, which a
+    // server with keys off checks; another mode would send `null`.
     response = await fetch(target, {
       method,
       headers,
@@ -71,7 +73,9 @@ async function send(method, target, body) {
   return response;
 }
 
-const V1 = "/api/v1";
+// Relative to the page (`/ui/`), so the console also works behind a proxy
+// that serves the service under a path prefix.
+const V1 = "../api/v1";
 const s = encodeURIComponent;
 
 /** The calls the console makes, by what they are for. */
@@ -90,8 +94,7 @@ export const api = {
   keys: (prefix, startAfter, limit) =>
     call("GET", `${V1}/storage`, { query: { prefix, start_after: startAfter, limit } }),
   search: (q, prefix, limit) => call("GET", `${V1}/storage`, { query: { q, prefix, limit } }),
-  blob: async (key) => {
-    const path = `${V1}/storage/${key.split("/").map(s).join("/")}`;
-    return (await download(path)).text();
-  },
+  // The whole key as one segment: a `.` segment in a key must not be
+  // resolved away by the browser into another key.
+  blob: async (key) => (await download(`${V1}/storage/${s(key)}`)).text(),
 };

@@ -47,6 +47,9 @@ function status(result) {
   return h("span", { class: `badge ${state === "error" ? "bad" : state === "success" ? "good" : ""}` }, state);
 }
 
+/** Tool calls rendered so far on this page, for unique element ids. */
+let calls = 0;
+
 /** Renders message records into `container`, page after page: a tool
  * result finds the call it answers on an earlier page as well. */
 export class Conversation {
@@ -54,7 +57,6 @@ export class Conversation {
     this.container = container;
     this.onFork = onFork;
     this.calls = new Map();
-    this.count = 0;
   }
 
   /** Appends records (`{message_id, message, redact_message, created_at}`). */
@@ -101,8 +103,8 @@ export class Conversation {
   }
 
   call(use) {
-    this.count += 1;
-    const id = `tool-call-${this.count}`;
+    calls += 1;
+    const id = `tool-call-${calls}`;
     const badge = status(null);
     const details = h("details", { class: "tool", id },
       h("summary", {}, h("span", { class: "tool-name" }, `Tool call · ${use.name ?? "?"}`), " ", badge),

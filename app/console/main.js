@@ -20,11 +20,24 @@ const ui = {
   },
   // A notice outlives the one page change that usually follows it.
   notify: (text) => {
+    notice.className = "";
+    notice.setAttribute("role", "status");
     notice.textContent = text;
     notice.hidden = false;
     notice.dataset.fresh = "yes";
   },
   fail: (error) => showError(error),
+  // A failed action: said above the page, which stays as it was.
+  problem: (error) => {
+    if (error instanceof ApiError && error.status === 401) {
+      showError(error);
+      return;
+    }
+    notice.textContent = `${describe(error)}${error.requestId ? ` (request id ${error.requestId})` : ""}`;
+    notice.className = "bad";
+    notice.setAttribute("role", "alert");
+    notice.hidden = false;
+  },
   confirm: ({ title, text, action }) => ask({ title, text, action }),
   prompt: ({ title, label, value, action }) => ask({ title, label, value, action }),
 };
@@ -64,6 +77,13 @@ function showError(error) {
     h("p", {}, error.message),
     error.requestId ? h("p", { class: "hint" }, `Request id ${error.requestId}`) : null,
     h("p", {}, h("a", { href: "#/sessions" }, "Back to the sessions"))));
+  main.querySelector("h1").focus();
+}
+
+/** An error in one line: `409 ConflictError: …`. */
+function describe(error) {
+  const status = error.status ? `${error.status} ${error.kind ?? ""}`.trim() : "Error";
+  return `${status}: ${error.message}`;
 }
 
 function askForKey(problem) {
@@ -97,25 +117,37 @@ function updateKeyButton() {
   keyButton.textContent = key.get() ? "Forget API key" : "Enter API key";
 }
 
+/** Which page change is the latest: a slow page must not replace a newer one. */
+let generation = 0;
+
 /** Renders the page the address names. */
 async function route() {
+  generation += 1;
+  const mine = generation;
+  const started = performance.now();
   const hash = location.hash.startsWith("#/") ? location.hash : "#/sessions";
   const [path, query] = hash.slice(1).split("?");
   const params = new URLSearchParams(query ?? "");
-  const parts = path.split("/").slice(1).map(decodeURIComponent);
   main.setAttribute("aria-busy", "true");
+  const page = document.createElement("div");
+  const view = { ...ui, main: page };
   try {
-    if (parts[0] === "session" && parts.length === 2) await views.session(ui, parts[1]);
-    else if (parts[0] === "session" && parts[2] === "agent" && parts.length === 4) await views.agent(ui, parts[1], parts[3]);
-    else if (parts[0] === "snapshot" && parts.length === 2) await views.snapshot(ui, parts[1]);
-    else if (parts[0] === "search") await views.search(ui, params);
-    else await views.sessions(ui, params);
+    const parts = path.split("/").slice(1).map(decodeURIComponent);
+    if (parts.slice(1).some((part) => part === "")) throw Object.assign(new Error("That address names no page."), { status: 404 });
+    if (parts[0] === "session" && parts.length === 2) await views.session(view, parts[1]);
+    else if (parts[0] === "session" && parts[2] === "agent" && parts.length === 4) await views.agent(view, parts[1], parts[3]);
+    else if (parts[0] === "snapshot" && parts.length === 2) await views.snapshot(view, parts[1]);
+    else if (parts[0] === "search") await views.search(view, params);
+    else await views.sessions(view, params);
+    if (mine !== generation) return;
+    main.replaceChildren(...page.childNodes);
+    performance.measure("page-rendered", { start: started });
     document.title = `${main.querySelector("h1")?.textContent ?? "Console"} · Session Backend`;
     main.querySelector("h1")?.focus({ preventScroll: true });
   } catch (error) {
-    showError(error);
+    if (mine === generation) showError(error);
   } finally {
-    main.setAttribute("aria-busy", "false");
+    if (mine === generation) main.setAttribute("aria-busy", "false");
   }
 }
 
@@ -128,6 +160,11 @@ window.addEventListener("hashchange", () => {
 });
 notice.addEventListener("click", () => {
   notice.hidden = true;
+});
+// The skip link moves focus; it does not change the page.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
 });
 updateKeyButton();
 route();

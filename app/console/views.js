@@ -30,6 +30,12 @@ function localValue(text) {
   return shifted.toISOString().slice(0, 16);
 }
 
+/** Whether `id` is a valid session id (the API's rules). */
+function validId(id) {
+  const length = new TextEncoder().encode(id).length;
+  return length >= 1 && length <= 255 && id !== "." && id !== ".." && !/[/\\\u0000-\u001f\u007f]/.test(id);
+}
+
 function heading(title, ...extra) {
   return h("div", { class: "heading" }, h("h1", { tabindex: -1 }, title), ...extra);
 }
@@ -88,7 +94,8 @@ export async function sessions(ui, params) {
     h("p", { class: "hint" }, "Sessions kept by the SDK's SnapshotSessionManager as snapshots under session/<id>/."));
   fill(ui.main, heading("Sessions", h("span", { class: "count" }, `${list.total} session${list.total === 1 ? "" : "s"}`)),
     form, table, pager, snapshots);
-  await snapshotList(snapshots);
+  // The snapshot sessions take a call each: they fill in after the page shows.
+  snapshotList(ui, snapshots).catch(ui.problem);
 }
 
 /** A short one-line view of an object. */
@@ -114,18 +121,25 @@ async function distinct(prefix, after, count) {
   return { found, more: keys.length > 0, cursor };
 }
 
-async function snapshotList(section, after = null) {
+async function snapshotList(ui, section, after = null) {
   const { found, more, cursor } = await distinct("session/", after, 20);
   if (!found.length && after === null) {
     section.append(h("p", { class: "empty" }, "None."));
     return;
   }
-  const list = h("ul", { class: "names" }, found.map(({ name }) => h("li", {}, link(`/snapshot/${seg(name)}`, name))));
+  const list = h("ul", { class: "names" }, found.filter(({ name }) => validId(name))
+    .map(({ name }) => h("li", {}, link(`/snapshot/${seg(name)}`, name))));
   section.append(list);
   if (more) {
     const button = h("button", { type: "button", onclick: async () => {
-      button.remove();
-      await snapshotList(section, cursor);
+      button.disabled = true;
+      try {
+        await snapshotList(ui, section, cursor);
+        button.remove();
+      } catch (error) {
+        button.disabled = false;
+        ui.problem(error);
+      }
     } }, "More snapshot sessions");
     section.append(button);
   }
@@ -144,7 +158,7 @@ function actions(ui, id, { snapshot = false } = {}) {
       setTimeout(() => URL.revokeObjectURL(a.href), 60000);
       ui.notify(`Exported ${id} (${bytes(blob.size)}).`);
     } catch (error) {
-      ui.fail(error);
+      ui.problem(error);
     } finally {
       exportButton.disabled = false;
     }
@@ -159,12 +173,25 @@ function actions(ui, id, { snapshot = false } = {}) {
       action: "Delete",
     });
     if (!sure) return;
-    await api.deleteSession(id);
+    try {
+      await api.deleteSession(id);
+    } catch (error) {
+      ui.problem(error);
+      return;
+    }
     ui.notify(`Deleted ${id}.`);
     ui.go("/sessions");
   } }, "Delete");
   return h("div", { class: "toolbar", role: "group", "aria-label": "Session actions" },
     snapshot ? null : exportButton, snapshot ? null : forkButton, deleteButton);
+}
+
+/** A fresh id for a fork of `id` that stays within the 255-byte limit. */
+function suggestion(id) {
+  const suffix = `-fork-${Date.now().toString(36)}`;
+  let base = id;
+  while (new TextEncoder().encode(base + suffix).length > 255) base = base.slice(0, -1);
+  return base + suffix;
 }
 
 /** Asks for the new id and forks, whole or cut after a message. */
@@ -173,11 +200,17 @@ async function fork(ui, id, cut) {
   const newId = await ui.prompt({
     title: `Fork ${id}${where}`,
     label: "New session id",
-    value: `${id}-fork-${Date.now().toString(36)}`,
+    value: suggestion(id),
     action: "Fork",
   });
   if (!newId) return;
-  const created = await api.fork(id, { session_id: newId, ...cut });
+  let created;
+  try {
+    created = await api.fork(id, { session_id: newId, ...cut });
+  } catch (error) {
+    ui.problem(error);
+    return;
+  }
   ui.notify(`Forked into ${created.session_id}.`);
   ui.go(`/session/${seg(created.session_id)}`);
 }
@@ -219,7 +252,6 @@ export async function session(ui, id) {
 
 /** An agent: its states and its conversation, a page at a time. */
 export async function agent(ui, id, agentId) {
-  const started = performance.now();
   const [a, first] = await Promise.all([api.agent(id, agentId), api.messages(id, agentId, 0, MESSAGE_PAGE)]);
   const chat = h("div", { class: "chat", role: "feed", "aria-label": "Conversation", "aria-busy": "false" });
   const conversation = new Conversation(chat, {
@@ -243,7 +275,7 @@ export async function agent(ui, id, agentId) {
     try {
       show(await api.messages(id, agentId, next, MESSAGE_PAGE));
     } catch (error) {
-      ui.fail(error);
+      ui.problem(error);
     } finally {
       more.disabled = false;
       chat.setAttribute("aria-busy", "false");
@@ -257,7 +289,6 @@ export async function agent(ui, id, agentId) {
       json("Internal state", a._internal_state)),
     h("h2", { class: "sr-only" }, "Conversation"), chat, more);
   show(first);
-  performance.measure("conversation-rendered", { start: started });
 }
 
 /** The scopes of a snapshot session: `[{scope, id}]`. */
@@ -303,7 +334,7 @@ export async function snapshot(ui, id) {
         Array.isArray(data.messages) ? ` · ${data.messages.length} messages` : ""),
       others.map(([name, value]) => json(name, value)), json("App data", appData), chat);
   }));
-  fill(ui.main, crumbs(link("/sessions", "Sessions"), id), heading(id, actions(ui, id, { snapshot: true })),
+  fill(ui.main, crumbs(link("/sessions", "Sessions"), id), heading(id, validId(id) ? actions(ui, id, { snapshot: true }) : null),
     h("p", { class: "hint" }, "A snapshot session: the SDK's SnapshotSessionManager keeps it as snapshots, not as rows."),
     parts);
 }

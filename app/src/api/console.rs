@@ -19,7 +19,7 @@ pub const CONSOLE_FILE_PATH: &str = "/ui/{file}";
 
 /// Scripts, styles, images and requests from this origin only; no inline
 /// script or style, no plugins, no framing, no `<base>`, forms post nowhere.
-const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                       connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// One embedded file.
@@ -57,11 +57,12 @@ pub fn console_routes() -> impl Endpoint + 'static {
 }
 
 /// The answer for a console path: `/ui` moves to `/ui/` (so relative module
-/// paths resolve), `/ui/` is the page, `/ui/<name>` one of the files.
+/// paths resolve; the location is relative too, for proxies that add a
+/// path prefix), `/ui/` is the page, `/ui/<name>` one of the files.
 fn file(path: &str) -> poem::Result<Response> {
     let name = path.strip_prefix(CONSOLE_PATH).unwrap_or_default();
     if name.is_empty() {
-        return Ok(Redirect::permanent(format!("{CONSOLE_PATH}/")).into_response());
+        return Ok(Redirect::permanent("ui/").into_response());
     }
     let name = match name.trim_start_matches('/') {
         "" => "index.html",

@@ -209,7 +209,8 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// `allowed_hosts` as patterns, or what is wrong with one.
     pub fn host_patterns(&self) -> Result<crate::domain::hosts::HostPatterns, String> {
-        crate::domain::hosts::HostPatterns::parse(self.allowed_hosts.entries())
+        let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+        crate::domain::hosts::HostPatterns::parse(self.allowed_hosts.entries(), in_cluster)
             .map_err(|problem| format!("invalid {}: {problem}", env::describe("server.allowed_hosts")))
     }
 }

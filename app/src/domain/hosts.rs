@@ -1,23 +1,33 @@
 //! Which `Host` names a server with API keys off answers (DNS rebinding):
 //! always IP addresses, one-label names and the names nobody can register
 //! in the public DNS ([`BUILT_IN`]: `localhost`, `*.localhost`, `.internal`,
-//! a cluster's `.svc` and `.cluster.local`), plus the configured patterns:
-//! `name`, `.domain` (the domain and every name under it) or `*` (any).
+//! a cluster's `.svc`; `.cluster.local` only inside Kubernetes, as
+//! elsewhere `.local` names are answered by anyone on the network), plus
+//! the configured patterns: `name`, `.domain` or `*.domain` (the domain and
+//! every name under it) or `*` (any).
 
 use std::net::IpAddr;
 
 /// The names always answered besides addresses and one-label names.
-pub const BUILT_IN: [&str; 5] = ["localhost", ".localhost", ".internal", ".svc", ".cluster.local"];
+pub const BUILT_IN: [&str; 4] = ["localhost", ".localhost", ".internal", ".svc"];
+
+/// A cluster's own domain, built in when running in Kubernetes.
+pub const IN_CLUSTER: &str = ".cluster.local";
 
 /// The built-in and configured patterns, checked and lower-cased.
 #[derive(Clone, Debug)]
 pub struct HostPatterns(Vec<String>);
 
 impl HostPatterns {
-    /// The patterns, or what is wrong with the first bad one.
-    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
+    /// The patterns (with [`IN_CLUSTER`] when `in_cluster`), or what is
+    /// wrong with the first bad one.
+    pub fn parse<S: AsRef<str>>(entries: &[S], in_cluster: bool) -> Result<Self, String> {
         let patterns = entries.iter().map(|entry| {
             let entry = entry.as_ref().trim().trim_end_matches('.').to_ascii_lowercase();
+            let entry = entry
+                .strip_prefix('*')
+                .filter(|rest| rest.starts_with('.'))
+                .map_or(entry.clone(), str::to_owned);
             let name = entry.strip_prefix('.').unwrap_or(&entry);
             let name_like = !name.is_empty()
                 && name.split('.').all(|label| {
@@ -32,6 +42,7 @@ impl HostPatterns {
         });
         let mut patterns: Vec<String> = patterns.collect::<Result<_, _>>()?;
         patterns.extend(BUILT_IN.map(str::to_owned));
+        patterns.extend(in_cluster.then(|| IN_CLUSTER.to_owned()));
         Ok(Self(patterns))
     }
 
@@ -90,7 +101,7 @@ mod tests {
     use super::*;
 
     fn defaults() -> HostPatterns {
-        HostPatterns::parse::<&str>(&[]).expect("valid")
+        HostPatterns::parse::<&str>(&[], true).expect("valid")
     }
 
     #[test]
@@ -115,15 +126,20 @@ mod tests {
         {
             assert!(!hosts.allows(refused), "{refused}");
         }
-        assert!(HostPatterns::parse(&["*"]).expect("valid").allows("anything.example"));
-        assert!(HostPatterns::parse(&[".example.com"]).expect("valid").allows("a.b.example.com:443"));
-        assert!(!HostPatterns::parse(&[".example.com"]).expect("valid").allows("badexample.com"));
+        assert!(HostPatterns::parse(&["*"], false).expect("valid").allows("anything.example"));
+        for pattern in [".example.com", "*.example.com"] {
+            let hosts = HostPatterns::parse(&[pattern], false).expect("valid");
+            assert!(hosts.allows("a.b.example.com:443") && hosts.allows("example.com"), "{pattern}");
+            assert!(!hosts.allows("badexample.com"), "{pattern}");
+        }
+        let outside = HostPatterns::parse::<&str>(&[], false).expect("valid");
+        assert!(!outside.allows("sb.default.svc.cluster.local"), ".local is mDNS outside a cluster");
     }
 
     #[test]
     fn patterns_with_schemes_ports_or_paths_are_refused() {
-        for bad in ["http://x", "x:8000", "x/y", "", ".", "a..b"] {
-            assert!(HostPatterns::parse(&[bad]).is_err(), "{bad}");
+        for bad in ["http://x", "x:8000", "x/y", "", ".", "a..b", "a.*.b", "*x.y"] {
+            assert!(HostPatterns::parse(&[bad], false).is_err(), "{bad}");
         }
     }
 

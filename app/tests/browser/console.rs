@@ -339,7 +339,7 @@ async fn console_reads_forks_exports_and_deletes() {
     browser.text_when("main .count", |t| t == "100 of 10000 messages").await;
     let rendered = browser
         .run(
-            "const m = performance.getEntriesByName('conversation-rendered').at(-1); \
+            "const m = performance.getEntriesByName('page-rendered').at(-1); \
              return [m.startTime + m.duration, m.duration];",
             json!([]),
         )
@@ -449,10 +449,39 @@ fetch("http://127.0.0.1:{port}/api/v1/sessions", {{method: "POST", mode: "no-cor
     browser.open(&format!("http://rebind.example:{port}/ui/")).await;
     assert!(browser.page_text().await.contains("ForbiddenError"));
 
-    // The console itself, on the server's own address, works without a key.
-    browser.open(&format!("{base}/ui/")).await;
+    // The console itself, on the server's own address, works without a
+    // key: its own writes (a fork, a delete) pass the origin check.
+    let created = http
+        .post(format!("{base}/api/v1/sessions"))
+        .header("content-type", "application/json")
+        .body(json!({"session_id": "local"}).to_string())
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    browser.open(&format!("{base}/ui/#/session/local")).await;
+    heading(&browser, "local").await;
+    browser.click_text(".toolbar button", "Fork").await;
+    browser.clear("#ask-dialog input").await;
+    browser.type_into("#ask-dialog input", "local-copy").await;
+    browser.click("#ask-dialog button[value=ok]").await;
+    heading(&browser, "local-copy").await;
+    browser.click_text(".toolbar button", "Delete").await;
+    browser.click("#ask-dialog button[value=ok]").await;
     heading(&browser, "Sessions").await;
-    browser.text_when("main .count", |t| t == "0 sessions").await;
+    browser.text_when("main .count", |t| t == "1 session").await;
+    let gone = http.get(format!("{base}/api/v1/sessions/local-copy")).send().await.expect("get");
+    assert_eq!(gone.status(), 404);
+
+    // A refused action says why and leaves the page as it was.
+    browser.open(&format!("{base}/ui/#/session/local")).await;
+    heading(&browser, "local").await;
+    browser.click_text(".toolbar button", "Fork").await;
+    browser.clear("#ask-dialog input").await;
+    browser.type_into("#ask-dialog input", "local").await;
+    browser.click("#ask-dialog button[value=ok]").await;
+    browser.text_when("#notice", |t| t.starts_with("409 ConflictError")).await;
+    heading(&browser, "local").await;
     browser.quit().await;
     served.abort();
 }

@@ -37,9 +37,11 @@ async fn the_console_is_served_with_a_strict_policy() {
     let moved = client.get(app.url("/ui")).send().await.expect("ui");
     assert_eq!(
         (moved.status().as_u16(), &moved.headers()[header::LOCATION]),
-        (308, &"/ui/".parse().expect("value"))
+        (308, &"ui/".parse().expect("value"))
     );
 
+    let followed = reqwest::get(app.url("/ui")).await.expect("followed");
+    assert_eq!(followed.url().path(), "/ui/", "the relative location leads to the page");
     let page = client.get(app.url("/ui/")).send().await.expect("page");
     assert_eq!(page.status(), 200);
     let headers = page.headers().clone();
@@ -77,9 +79,7 @@ async fn the_console_is_served_with_a_strict_policy() {
 async fn with_keys_off_only_own_names_and_same_origin_pages_are_answered() {
     let app = app(|_| {}).await;
     let port = app.url("").rsplit(':').next().expect("port").to_owned();
-    for host in
-        ["127.0.0.1", "[::1]:8001", "localhost:8001", "session-backend:8000", "sb.default.svc.cluster.local"]
-    {
+    for host in ["127.0.0.1", "[::1]:8001", "localhost:8001", "session-backend:8000", "sb.default.svc"] {
         assert_eq!(status(&app, Method::GET, "/api/v1/sessions", &[("host", host)]).await.0, 200, "{host}");
     }
     for host in
@@ -90,8 +90,12 @@ async fn with_keys_off_only_own_names_and_same_origin_pages_are_answered() {
         let refused = status(&app, Method::GET, "/ui/", &[("host", host)]).await;
         assert_eq!(refused.0, 403, "the console for {host}");
     }
-    // Probes come from the kubelet by any name.
-    assert_eq!(status(&app, Method::GET, "/health/ready", &[("host", "attacker.example")]).await.0, 200);
+    // Probes come from the kubelet by any name; the counters of every
+    // tenant's traffic do not go to a rebound page.
+    for probe in ["/health", "/health/live", "/health/ready", "/health/db"] {
+        assert_eq!(status(&app, Method::GET, probe, &[("host", "attacker.example")]).await.0, 200, "{probe}");
+    }
+    assert_eq!(status(&app, Method::GET, "/health/metrics", &[("host", "attacker.example")]).await.0, 403);
 
     // Another page's request is refused and changes nothing; a page of the
     // server itself (any scheme, as behind a TLS proxy) is answered.
@@ -130,7 +134,7 @@ async fn with_keys_on_the_key_is_the_guard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_hosts_must_be_names() {
-    for bad in ["http://sb.example.com", "sb.example.com:8001", "a/b"] {
+    for bad in ["http://sb.example.com", "sb.example.com:8001", "a/b", "a.*.example.com"] {
         let mut config = session_backend::config::Config::for_database("sqlite::memory:");
         config.server.allowed_hosts = [bad].into_iter().collect::<TextList>();
         let problem = session_backend::Server::start(config).await.err().expect("refused").to_string();

@@ -537,15 +537,16 @@ fn metrics_are_scrapable_as_configured() {
 #[test]
 fn the_ingress_hosts_and_listed_names_are_answered_with_keys_off() {
     let Some(objects) = render(&[], &[]) else { return };
-    assert!(find(&objects, "ConfigMap", None)["data"].get("SESSION_BACKEND_SERVER__ALLOWED_HOSTS").is_none());
+    let hosts = &find(&objects, "ConfigMap", None)["data"]["SESSION_BACKEND_SERVER__ALLOWED_HOSTS"];
+    assert_eq!(hosts, "rel-session-backend.sb", "the service's short name in its namespace");
     let sets = [
         "ingress.enabled=true",
-        "ingress.hosts[0].host=sessions.example.org",
+        "ingress.hosts[0].host=*.sessions.example.org",
         "ingress.hosts[0].paths[0].path=/",
         "ingress.hosts[0].paths[0].pathType=Prefix",
         "sessionBackend.config.allowedHosts={.corp.example}",
     ];
     let Some(objects) = render(&[], &sets) else { return };
     let hosts = &find(&objects, "ConfigMap", None)["data"]["SESSION_BACKEND_SERVER__ALLOWED_HOSTS"];
-    assert_eq!(hosts, ".corp.example,sessions.example.org");
+    assert_eq!(hosts, "rel-session-backend.sb,.corp.example,.sessions.example.org");
 }
