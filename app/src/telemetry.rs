@@ -50,7 +50,11 @@ pub fn init(log: &LogConfig, traces: bool) -> Telemetry {
                 level = log.level.as_str()
             ))
         });
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: never in files, pipes or
+    // log collectors, nor with `NO_COLOR` set.
+    let colour =
+        std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
     let logs = match log.format {
         LogFormat::Json => fmt.json().flatten_event(true).with_current_span(true).with_filter(filter).boxed(),
         LogFormat::Text => fmt.compact().with_filter(filter).boxed(),

@@ -186,6 +186,9 @@ fn every_command_explains_itself() {
         &["restore", "--help"],
         &["import", "file-sessions", "--help"],
         &["export", "file-sessions", "--help"],
+        &["sessions", "--help"],
+        &["sessions", "show", "--help"],
+        &["sessions", "fork", "--help"],
     ] {
         let output = cmd(&dir).args(args).output().expect("run");
         assert!(output.status.success(), "{args:?}");

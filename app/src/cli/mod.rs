@@ -1,9 +1,10 @@
 //! Commands: `serve` (default), `migrate`, `openapi`, `healthcheck`, `config`,
-//! `keys`, `backup`, `restore`, `import`, `export`.
+//! `keys`, `backup`, `restore`, `import`, `export`, `sessions`.
 
 mod healthcheck;
 mod keys;
 mod migrate;
+mod sessions;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -68,6 +69,9 @@ enum Command {
         #[command(subcommand)]
         target: ExportTarget,
     },
+    /// Read, export, import, fork and delete a running service's sessions
+    /// through its API.
+    Sessions(sessions::Args),
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -147,6 +151,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, String> {
             println!("{verb}\n{imported}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sessions(args) => sessions::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Export { target: ExportTarget::FileSessions(args) } => {
             let exported = ops::file_sessions::export(&logging(load()?), &args).await?;
             println!("{exported} to {}", args.dir.display());

@@ -18,6 +18,7 @@ use sea_orm::{ConnectionTrait, IsolationLevel, Statement, TransactionTrait};
 use super::{
     libpq,
     manifest::{self, Manifest},
+    progress::{self, Progress},
     tools,
 };
 use crate::{
@@ -55,16 +56,23 @@ pub async fn run(args: &Args) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", args.output.display()))?;
     let name = args.name.clone().unwrap_or_else(|| format!("session-backend-{}", manifest::stamp()));
     let started = Instant::now();
-    let (file, mut manifest) = match (&args.database_url, &args.release) {
-        (Some(url), _) => from_url(url, &args.output, &name).await?,
-        (None, Some(release)) => from_release(release, args, &name)?,
-        (None, None) => return Err("give --database-url or --release".into()),
-    };
+    let progress = Progress::start("backing up");
+    let dumped = progress::watch_growth(&progress, &args.output, &name, async {
+        match (&args.database_url, &args.release) {
+            (Some(url), _) => from_url(url, &args.output, &name).await,
+            (None, Some(release)) => from_release(release, args, &name),
+            (None, None) => Err("give --database-url or --release".into()),
+        }
+    })
+    .await;
+    let (file, mut manifest) = dumped?;
+    progress.set(|| "checking the sha256".into());
     let (sha256, bytes) = manifest::digest(&file)?;
     manifest.sha256 = sha256;
     manifest.bytes = bytes;
     manifest.seconds = started.elapsed().as_secs_f64();
     let path = manifest.write(&args.output, &name)?;
+    progress.finish();
     eprintln!(
         "backed up {} rows in {:.2} s to {} ({bytes} bytes); manifest {}",
         manifest.tables.values().sum::<u64>(),

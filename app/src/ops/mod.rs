@@ -8,5 +8,6 @@ pub mod backup;
 pub mod file_sessions;
 mod libpq;
 mod manifest;
+pub mod progress;
 pub mod restore;
 mod tools;

@@ -10,6 +10,7 @@ use std::{
 use super::{
     libpq,
     manifest::{self, Manifest},
+    progress::Progress,
     tools,
 };
 use crate::{
@@ -42,6 +43,8 @@ pub async fn run(args: &Args) -> Result<(), String> {
         .map(|dir| dir.join(&manifest.file))
         .unwrap_or_else(|| manifest.file.clone().into());
     let dump = std::path::absolute(&dump).map_err(|e| format!("{}: {e}", dump.display()))?;
+    let progress = Progress::start("restoring");
+    progress.set(|| "checking the sha256".into());
     let (sha256, _) = manifest::digest(&dump)?;
     if sha256 != manifest.sha256 {
         return Err(format!(
@@ -78,6 +81,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
             describe(&existing)
         ));
     }
+    progress.set(|| format!("restoring {}", super::progress::size(manifest.bytes)));
     match backend {
         Backend::Postgres => {
             tools::require_postgres_client("pg_restore")?;
@@ -101,6 +105,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
         }
         Backend::Sqlite => replace_file(&dump, &manifest::sqlite_path(&args.database_url))?,
     }
+    progress.set(|| "migrating and counting rows".into());
     let db = Database::connect(&config).await.map_err(|e| e.to_string())?;
     db.migrate_up().await.map_err(|e| format!("migrating the restored database: {e}"))?;
     let restored = Database::table_counts(&db.conn().reads()).await.map_err(|e| e.to_string());
@@ -113,6 +118,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
             describe(&manifest.tables)
         ));
     }
+    progress.finish();
     eprintln!("restored {} in {:.2} s: {}", target, started.elapsed().as_secs_f64(), describe(&restored));
     Ok(())
 }

@@ -9,6 +9,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use crate::{
     config::Config,
     db::{Conn, Database, Db},
+    ops::progress::Progress,
 };
 
 use super::ExportArgs;
@@ -69,7 +70,10 @@ pub async fn export(config: &Config, args: &ExportArgs) -> Result<Exported, Stri
         return Err(format!("session `{id}` not found"));
     }
     let mut done = Exported::default();
+    let progress = Progress::start("exporting");
+    let total = sessions.len();
     for s in sessions {
+        progress.set(|| format!("{} of {total} sessions, {} messages", done.sessions, done.messages));
         let dir = args.dir.join(format!("session_{}", s.session_id));
         let body = format!(
             r#"{{"session_id": {}, "session_type": {}, "created_at": {}, "updated_at": {}}}"#,
@@ -100,6 +104,7 @@ pub async fn export(config: &Config, args: &ExportArgs) -> Result<Exported, Stri
             write(&agent_dir.join("agent.json"), &body)?;
             done.agents += 1;
             done.messages += export_messages(conn, &a, &agent_dir.join("messages")).await?;
+            progress.set(|| format!("{} of {total} sessions, {} messages", done.sessions, done.messages));
         }
         let states = multi_agent::Entity::find()
             .filter(multi_agent::Column::TenantId.eq(tenant))
@@ -116,6 +121,7 @@ pub async fn export(config: &Config, args: &ExportArgs) -> Result<Exported, Stri
             done.multi_agents += 1;
         }
     }
+    progress.finish();
     db.close().await;
     Ok(done)
 }

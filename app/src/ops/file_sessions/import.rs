@@ -15,6 +15,7 @@ use crate::{
     db::{Conn, Database},
     domain::rules as validate,
     error::Error,
+    ops::progress::Progress,
     store::{
         self, ChildKey,
         agents::NewAgent,
@@ -156,7 +157,12 @@ pub async fn import(config: &Config, args: &ImportArgs) -> Result<Imported, Stri
     db.prepare(config.database.auto_migrate).await.map_err(|e| e.to_string())?;
     let mut done = Imported::default();
     let importer = Importer { db: db.conn(), dry_run: args.dry_run, tenant: &args.tenant };
-    for (_, session_dir) in entries(&args.dir, "session_", false) {
+    let progress = Progress::start("importing");
+    let sessions = entries(&args.dir, "session_", false);
+    let total = sessions.len();
+    for (n, (_, session_dir)) in sessions.into_iter().enumerate() {
+        let messages = done.messages.created + done.messages.present;
+        progress.set(|| format!("{n} of {total} sessions, {messages} messages"));
         let result = importer.session(&session_dir, &mut done, args.strict).await;
         if let Err(Bad(problem)) = result {
             if args.strict {
@@ -165,6 +171,7 @@ pub async fn import(config: &Config, args: &ImportArgs) -> Result<Imported, Stri
             done.skipped.push(problem);
         }
     }
+    progress.finish();
     db.close().await;
     Ok(done)
 }
