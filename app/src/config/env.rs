@@ -80,6 +80,8 @@ pub(super) const SETTINGS: &[Setting] = &[
     parsed("retention.default_ttl_seconds", None),
     parsed("retention.sweep_interval_ms", None),
     parsed("retention.sweep_batch", None),
+    parsed("retention.snapshot_ttl_seconds", None),
+    parsed("retention.snapshot_history_ttl_seconds", None),
     parsed("metrics.public", None),
     text("metrics.keys", None),
     text("metrics.keys_file", None),

@@ -152,8 +152,14 @@ impl Config {
             );
         }
         let max_ttl = crate::domain::MAX_TTL_SECONDS;
-        if self.retention.default_ttl_seconds > max_ttl {
-            return fail("retention.default_ttl_seconds", &format!("at most {max_ttl} (100 years)"));
+        for (key, ttl) in [
+            ("retention.default_ttl_seconds", self.retention.default_ttl_seconds),
+            ("retention.snapshot_ttl_seconds", self.retention.snapshot_ttl_seconds),
+            ("retention.snapshot_history_ttl_seconds", self.retention.snapshot_history_ttl_seconds),
+        ] {
+            if ttl > max_ttl {
+                return fail(key, &format!("at most {max_ttl} (100 years)"));
+            }
         }
         if self.retention.sweep_batch > 10_000 {
             return fail("retention.sweep_batch", "at most 10000");

@@ -33,11 +33,24 @@ pub struct RetentionConfig {
     pub sweep_interval_ms: u64,
     /// Sessions deleted per statement (each with everything under it).
     pub sweep_batch: u64,
+    /// A snapshot session (blobs under `session/<id>/`, no session row) is
+    /// deleted once nothing under it has been written for this long; 0
+    /// keeps them forever.
+    pub snapshot_ttl_seconds: u64,
+    /// Snapshots under `…/immutable_history/` older than this are deleted
+    /// (the latest snapshots stay); 0 keeps the history forever.
+    pub snapshot_history_ttl_seconds: u64,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        Self { default_ttl_seconds: 0, sweep_interval_ms: 60_000, sweep_batch: 100 }
+        Self {
+            default_ttl_seconds: 0,
+            sweep_interval_ms: 60_000,
+            sweep_batch: 100,
+            snapshot_ttl_seconds: 0,
+            snapshot_history_ttl_seconds: 0,
+        }
     }
 }
 

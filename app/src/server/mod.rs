@@ -73,7 +73,7 @@ impl Server {
         let draining = Draining::new(draining);
         let interval = Duration::from_millis(config.auth.reload_interval_ms);
         let watcher = crate::auth::watch(auth.clone(), interval, metrics.clone());
-        let sweeper = Some(sweeper::start(db.clone(), &config.retention, metrics.clone()));
+        let sweeper = Some(sweeper::start(db.clone(), &config, metrics.clone()));
         let app = Arc::new(app::app(db.clone(), &config, auth, metrics.clone(), draining.clone()));
         let limits = connection::Limits::from(&config.server);
         let slots = Arc::new(Semaphore::new(config.server.max_connections));

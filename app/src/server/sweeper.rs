@@ -1,10 +1,11 @@
 //! The sweeper: every `retention.sweep_interval_ms`, deletes lapsed
 //! sessions in batches of `retention.sweep_batch` (one short statement
-//! each) until none is left, then reclaims the chunks of blob versions
-//! whose time has come ([`reclaim`]), counting runs, deletions and
-//! reclaimed bytes. With the interval at 0 sessions are never swept, but
-//! chunks are still reclaimed, every minute. Safe with many replicas
-//! sweeping at once.
+//! each) until none is left, with their snapshot blobs; then, when
+//! configured, idle snapshot sessions and old snapshot history
+//! ([`snapshots`]); then reclaims the chunks of blob versions whose time
+//! has come ([`reclaim`]), counting runs, deletions and reclaimed bytes.
+//! With the interval at 0 nothing is swept, but chunks are still
+//! reclaimed, every minute. Safe with many replicas sweeping at once.
 
 use std::{
     sync::Arc,
@@ -12,10 +13,13 @@ use std::{
 };
 
 use crate::{
-    config::RetentionConfig,
+    config::{Config, RetentionConfig},
     db::Database,
     metrics::Metrics,
-    store::{blobs::reclaim, retention},
+    store::{
+        blobs::{Timing, reclaim},
+        retention, snapshots,
+    },
 };
 
 /// Batches of sessions one run deletes at most, so a backlog is worked off
@@ -29,39 +33,94 @@ const RECLAIM_PER_RUN: Duration = Duration::from_secs(5);
 const RECLAIM_ONLY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Starts the sweeper.
-pub fn start(db: Database, config: &RetentionConfig, metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
-    let sweep_sessions = config.sweep_interval_ms > 0;
+pub fn start(db: Database, config: &Config, metrics: Arc<Metrics>) -> tokio::task::JoinHandle<()> {
+    let retention = config.retention.clone();
+    let timing = Timing::of(config);
+    let sweep = retention.sweep_interval_ms > 0;
     let interval =
-        if sweep_sessions { Duration::from_millis(config.sweep_interval_ms) } else { RECLAIM_ONLY_INTERVAL };
-    let batch = config.sweep_batch;
+        if sweep { Duration::from_millis(retention.sweep_interval_ms) } else { RECLAIM_ONLY_INTERVAL };
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let (deleted, sessions_failed) =
-                if sweep_sessions { sweep_sessions_once(&db, batch).await } else { (0, false) };
+            let (deleted, failed) =
+                if sweep { sweep_once(&db, &retention, timing).await } else { (0, false) };
             let reclaim_failed = reclaim_blobs(&db, &metrics).await;
-            metrics.sweep_finished(deleted, sessions_failed || reclaim_failed);
+            metrics.sweep_finished(deleted, failed || reclaim_failed);
         }
     })
 }
 
-/// Deletes lapsed sessions; how many, and whether it failed.
-async fn sweep_sessions_once(db: &Database, batch: u64) -> (u64, bool) {
+/// Deletes lapsed sessions (with their snapshot blobs), then idle snapshot
+/// sessions and old snapshot history as configured; how many sessions,
+/// and whether any step failed.
+async fn sweep_once(db: &Database, retention: &RetentionConfig, timing: Timing) -> (u64, bool) {
+    let (mut deleted, mut failed) = sweep_sessions_once(db, retention.sweep_batch, timing).await;
+    let cutoff = |seconds: u64| {
+        let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
+        crate::store::now() - chrono::TimeDelta::try_seconds(seconds).unwrap_or(chrono::TimeDelta::MAX)
+    };
+    if retention.snapshot_ttl_seconds > 0 {
+        let idle = snapshots::expire_idle(
+            db.conn(),
+            cutoff(retention.snapshot_ttl_seconds),
+            retention.sweep_batch,
+            BATCHES_PER_RUN,
+            timing,
+        );
+        match idle.await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(deleted = n, "idle snapshot sessions deleted");
+                deleted += n;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "expiring snapshot sessions failed; retrying at the next run");
+                failed = true;
+            }
+        }
+    }
+    if retention.snapshot_history_ttl_seconds > 0 {
+        let old = snapshots::expire_history(
+            db.conn(),
+            cutoff(retention.snapshot_history_ttl_seconds),
+            retention.sweep_batch,
+            BATCHES_PER_RUN,
+            timing,
+        );
+        match old.await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "old snapshot history deleted"),
+            Err(err) => {
+                tracing::warn!(error = %err, "expiring snapshot history failed; retrying at the next run");
+                failed = true;
+            }
+        }
+    }
+    (deleted, failed)
+}
+
+/// Deletes lapsed sessions and then their snapshot blobs; how many, and
+/// whether it failed.
+async fn sweep_sessions_once(db: &Database, batch: u64, timing: Timing) -> (u64, bool) {
     let mut deleted = 0;
     for _ in 0..BATCHES_PER_RUN {
-        match retention::sweep(db.conn(), batch).await {
-            Ok(n) => {
-                deleted += n;
-                if n < batch {
-                    break;
-                }
-            }
+        let swept = match retention::sweep(db.conn(), batch).await {
+            Ok(swept) => swept,
             Err(err) => {
                 tracing::warn!(error = %err, "retention sweep failed; retrying at the next run");
                 return (deleted, true);
             }
+        };
+        deleted += swept.len() as u64;
+        for (tenant, session_id) in &swept {
+            if let Err(err) = snapshots::delete(db.conn(), tenant, session_id, timing).await {
+                tracing::warn!(error = %err, "deleting a lapsed session's snapshots failed; idle-snapshot retention or a delete removes them");
+            }
+        }
+        if (swept.len() as u64) < batch {
+            break;
         }
     }
     if deleted > 0 {

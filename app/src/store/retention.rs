@@ -86,10 +86,20 @@ pub fn insert_alive(
 }
 
 /// Deletes up to `batch` lapsed sessions (and, by cascade, their rows);
-/// how many. Replicas sweeping at once skip each other's rows on
-/// PostgreSQL (`FOR UPDATE SKIP LOCKED`); SQLite has one writer anyway.
-pub async fn sweep(db: &impl Db, batch: u64) -> Result<u64, DbErr> {
-    delete_lapsed(db, lapsed(db.backend()), batch).await
+/// their `(tenant, session_id)`s, for their snapshot blobs to follow.
+/// Replicas sweeping at once skip each other's rows on PostgreSQL (`FOR
+/// UPDATE SKIP LOCKED`); SQLite has one writer anyway.
+pub async fn sweep(db: &impl Db, batch: u64) -> Result<Vec<(String, String)>, DbErr> {
+    let mut delete = super::delete_due(
+        session::Entity,
+        [session::Column::TenantId, session::Column::SessionId],
+        lapsed(db.backend()).into(),
+        session::Column::ExpiresAt,
+        batch,
+    );
+    delete.returning(Query::returning().columns([session::Column::TenantId, session::Column::SessionId]));
+    let rows = db.writes().query_all_raw(db.backend().build(&delete)).await?;
+    rows.iter().map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?))).collect()
 }
 
 /// Deletes up to `batch` of `tenant`'s lapsed sessions; how many.

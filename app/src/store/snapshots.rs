@@ -1,10 +1,25 @@
 //! Snapshot sessions: the SDK's `SnapshotSessionManager` keeps a session
 //! only as blobs under `session/<id>/` (its agents' and orchestrators'
-//! snapshots and their `immutable_history/`), with no session row. What
-//! is done to a session is done to those blobs too.
+//! latest snapshots under `…/snapshots/`, and every earlier one under
+//! `…/immutable_history/`), with no session row. What is done to a session
+//! is done to those blobs too, and retention expires them: whole idle
+//! snapshot sessions, and old history.
 
-use super::blobs::{self, Timing};
-use crate::{db::Conn, error::Error};
+use chrono::{DateTime, Utc};
+use entity::session;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    sea_query::{Expr, ExprTrait, Order, Query},
+};
+
+use super::blobs::{
+    self, BlobKey, Timing,
+    tables::{Column, Table},
+};
+use crate::{
+    db::{Conn, Db},
+    error::Error,
+};
 
 /// The blob prefix of session `session_id`'s snapshots.
 pub fn prefix(session_id: &str) -> String {
@@ -14,4 +29,119 @@ pub fn prefix(session_id: &str) -> String {
 /// Deletes the snapshot blobs of session `session_id`; how many.
 pub async fn delete(db: &Conn, tenant: &str, session_id: &str, timing: Timing) -> Result<u64, Error> {
     blobs::delete_prefix(db, tenant, &prefix(session_id), timing).await
+}
+
+/// The keys, across tenants, of blobs matching `pattern` (`*` for any
+/// text, compared case-sensitively: `LIKE` on PostgreSQL, `GLOB` on SQLite)
+/// last written before `cutoff`, after `after` in key order, `batch` at
+/// most: `(tenant, key)`.
+async fn written_before(
+    db: &Conn,
+    pattern: &str,
+    cutoff: DateTime<Utc>,
+    after: Option<&(String, String)>,
+    batch: u64,
+) -> Result<Vec<(String, String)>, Error> {
+    let mut select = Query::select()
+        .columns([Column::TenantId, Column::Key])
+        .from(Table::Blobs)
+        .and_where(match db.backend() {
+            DatabaseBackend::Sqlite => Expr::cust_with_values("\"key\" GLOB ?", [pattern]),
+            _ => Expr::col(Column::Key).like(pattern.replace('_', "\\_").replace('*', "%")),
+        })
+        .and_where(Expr::col(Column::UpdatedAt).lt(cutoff))
+        .order_by(Column::TenantId, Order::Asc)
+        .order_by(Column::Key, Order::Asc)
+        .limit(batch)
+        .to_owned();
+    if let Some((tenant, key)) = after {
+        select.and_where(
+            Expr::tuple([Expr::col(Column::TenantId), Expr::col(Column::Key)])
+                .gt(Expr::tuple([Expr::val(tenant.as_str()), Expr::val(key.as_str())])),
+        );
+    }
+    let rows = db.reads().query_all_raw(db.backend().build(&select)).await?;
+    Ok(rows
+        .iter()
+        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+        .collect::<Result<_, sea_orm::DbErr>>()?)
+}
+
+/// Deletes `immutable_history/` snapshots written before `cutoff`, at most
+/// `batches` batches of `batch`; how many. The latest snapshots stay.
+pub async fn expire_history(
+    db: &Conn,
+    cutoff: DateTime<Utc>,
+    batch: u64,
+    batches: usize,
+    timing: Timing,
+) -> Result<u64, Error> {
+    let mut deleted = 0;
+    for _ in 0..batches {
+        let due = written_before(db, "session/*/immutable_history/*", cutoff, None, batch).await?;
+        for (tenant, key) in &due {
+            blobs::delete(db, BlobKey { tenant, key }, timing).await?;
+        }
+        deleted += due.len() as u64;
+        if (due.len() as u64) < batch {
+            break;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Deletes snapshot sessions (blobs only, no session row) where nothing has
+/// been written since `cutoff`, looking at `batches` batches of `batch`
+/// latest snapshots at most; how many sessions.
+pub async fn expire_idle(
+    db: &Conn,
+    cutoff: DateTime<Utc>,
+    batch: u64,
+    batches: usize,
+    timing: Timing,
+) -> Result<u64, Error> {
+    let mut deleted = 0;
+    let mut after = None;
+    for _ in 0..batches {
+        let stale =
+            written_before(db, "session/*/snapshots/snapshot_latest.json", cutoff, after.as_ref(), batch)
+                .await?;
+        for (tenant, key) in &stale {
+            let Some(session_id) = key.strip_prefix("session/").and_then(|rest| rest.split('/').next())
+            else {
+                continue;
+            };
+            if idle(db, tenant, session_id, cutoff).await? {
+                deleted += u64::from(delete(db, tenant, session_id, timing).await? > 0);
+            }
+        }
+        if (stale.len() as u64) < batch {
+            break;
+        }
+        after = stale.last().cloned();
+    }
+    Ok(deleted)
+}
+
+/// Whether `session_id` is a snapshot session with nothing written since
+/// `cutoff`: no session row (a row's own TTL governs it) and no newer blob.
+async fn idle(db: &Conn, tenant: &str, session_id: &str, cutoff: DateTime<Utc>) -> Result<bool, Error> {
+    let rows = session::Entity::find()
+        .filter(session::Column::TenantId.eq(tenant))
+        .filter(session::Column::SessionId.eq(session_id))
+        .count(&db.reads())
+        .await?;
+    if rows > 0 {
+        return Ok(false);
+    }
+    let newer = Query::select()
+        .expr(Expr::val(1))
+        .from(Table::Blobs)
+        .and_where(Expr::col(Column::TenantId).eq(tenant))
+        .and_where(Expr::col(Column::Key).gte(prefix(session_id)))
+        .and_where(Expr::col(Column::Key).lt(format!("session/{session_id}0")))
+        .and_where(Expr::col(Column::UpdatedAt).gte(cutoff))
+        .limit(1)
+        .to_owned();
+    Ok(db.reads().query_all_raw(db.backend().build(&newer)).await?.is_empty())
 }

@@ -1,18 +1,20 @@
 //! Sessions the SDK's `SnapshotSessionManager` keeps as blobs under
-//! `session/<id>/`: deleting the session deletes them, and a session kept
-//! only as such blobs is deleted the same way.
+//! `session/<id>/`: deleting the session deletes them, a session kept
+//! only as such blobs is deleted the same way, and retention expires idle
+//! snapshot sessions, old history and a lapsed session's snapshots.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
     app, both_backends,
-    helpers::{Backend, TestApp},
+    helpers::{Backend, TestApp, spawn_app_with},
 };
 
 both_backends!(
     deleting_a_session_deletes_its_snapshots,
-    a_session_kept_only_as_snapshots_is_deleted_like_one
+    a_session_kept_only_as_snapshots_is_deleted_like_one,
+    retention_expires_idle_snapshot_sessions_and_old_history
 );
 
 async fn put(app: &TestApp, key: &str, bytes: &'static str) {
@@ -71,4 +73,48 @@ async fn a_session_kept_only_as_snapshots_is_deleted_like_one(backend: Backend) 
     let problem: Value = again.body.clone();
     again.expect_error(404, "NotFoundError");
     assert!(problem["detail"]["message"].as_str().is_some_and(|m| m.contains("snap")));
+}
+
+async fn retention_expires_idle_snapshot_sessions_and_old_history(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.retention.sweep_interval_ms = 100;
+        config.retention.snapshot_ttl_seconds = 1;
+        config.retention.snapshot_history_ttl_seconds = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    // `idle` is never written again; `active` keeps writing its latest
+    // snapshot; `kept` has a row (its own TTL governs it); `lapsed` has a
+    // row that lapses after a second.
+    for id in ["idle", "active", "kept", "lapsed"] {
+        snapshots_of(&app, id).await;
+    }
+    app.agent("kept", "a").await;
+    app.post("/api/v1/sessions", &json!({"session_id": "lapsed", "ttl_seconds": 1})).await.expect(201);
+    let latest = "session/active/scopes/agent/a/snapshots/snapshot_latest.json";
+    let want = |keys: &[String]| {
+        let under = |id: &str| keys.iter().filter(|k| k.starts_with(&format!("session/{id}/"))).count();
+        let history = keys.iter().any(|k| k.contains("/immutable_history/"));
+        (under("idle"), under("lapsed"), history, under("active"), under("kept"))
+    };
+    let started = std::time::Instant::now();
+    loop {
+        put(&app, latest, r#"{"schema_version": "1.0", "fresh": true}"#).await;
+        let now = keys(&app).await;
+        if want(&now) == (0, 0, false, 2, 2) {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "not expired as configured: {now:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // What stays: the active session's latest snapshots, the row session's.
+    let left = keys(&app).await;
+    assert!(left.contains(&latest.to_owned()), "{left:?}");
+    assert!(
+        left.contains(&"session/kept/scopes/multiAgent/g/snapshots/snapshot_latest.json".to_owned()),
+        "{left:?}"
+    );
+    app.get("/api/v1/sessions/kept").await.expect(200);
 }

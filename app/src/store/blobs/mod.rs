@@ -19,7 +19,7 @@ mod delete;
 mod read;
 pub mod reclaim;
 mod search;
-mod tables;
+pub(super) mod tables;
 mod write;
 
 use std::time::Duration;
