@@ -56,7 +56,7 @@ impl Service {
         )
         .await;
         let messages = json!({"messages": [
-            {"message_id": 0, "message": {"role": "user", "content": [{"text": "Plan a day in Kyoto."}]}},
+            {"message_id": 0, "message": {"role": "user", "content": [{"text": "Plan a day in Kyoto.\u{1b}[2J\u{1b}]52;c;cHduZWQ=\u{7}"}]}},
             {"message_id": 1, "message": {"role": "assistant", "content": [
                 {"reasoningContent": {"reasoningText": {"text": "Check the weather first."}}},
                 {"toolUse": {"toolUseId": "t1", "name": "weather", "input": {"city": "Kyoto"}}}]}},
@@ -141,6 +141,9 @@ async fn sessions_are_listed_shown_exported_imported_forked_and_deleted() {
 
     let (ok, shown, _) = service.sessions(&["show", "trip plan"]);
     assert!(ok, "{shown}");
+    // Stored control characters are shown, never sent to the terminal.
+    assert!(!shown.contains(ESC) && !shown.contains('\u{7}'), "{shown:?}");
+    assert!(shown.contains("Kyoto.\\u{1b}[2J\\u{1b}]52;c;cHduZWQ=\\u{7}"), "{shown}");
     for line in [
         "session trip plan",
         "agent planner",

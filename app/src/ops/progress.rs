@@ -27,9 +27,11 @@ struct Shared {
 }
 
 impl Progress {
-    /// Starts showing `label: …` if standard error is a terminal.
+    /// Starts showing `label: …` if standard error is a terminal that
+    /// takes escape codes (not `TERM=dumb`).
     pub fn start(label: &str) -> Self {
-        if !std::io::stderr().is_terminal() {
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        if !std::io::stderr().is_terminal() || dumb {
             return Self::quiet();
         }
         let shared = Arc::new(Shared {

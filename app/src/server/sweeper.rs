@@ -106,6 +106,8 @@ async fn sweep_once(db: &Database, retention: &RetentionConfig, timing: Timing) 
 async fn sweep_sessions_once(db: &Database, batch: u64, timing: Timing) -> (u64, bool) {
     let mut deleted = 0;
     for _ in 0..BATCHES_PER_RUN {
+        // Blobs written from now on belong to a new session of the same id.
+        let since = crate::store::now();
         let swept = match retention::sweep(db.conn(), batch).await {
             Ok(swept) => swept,
             Err(err) => {
@@ -115,7 +117,7 @@ async fn sweep_sessions_once(db: &Database, batch: u64, timing: Timing) -> (u64,
         };
         deleted += swept.len() as u64;
         for (tenant, session_id) in &swept {
-            if let Err(err) = snapshots::delete(db.conn(), tenant, session_id, timing).await {
+            if let Err(err) = snapshots::delete_lapsed(db.conn(), tenant, session_id, since, timing).await {
                 tracing::warn!(error = %err, "deleting a lapsed session's snapshots failed; idle-snapshot retention or a delete removes them");
             }
         }

@@ -31,6 +31,18 @@ pub async fn delete(db: &Conn, tenant: &str, session_id: &str, timing: Timing) -
     blobs::delete_prefix(db, tenant, &prefix(session_id), timing).await
 }
 
+/// Deletes the snapshot blobs of a session whose row lapsed, unless one was
+/// written at or after `since` (a new session of that id has begun).
+pub async fn delete_lapsed(
+    db: &Conn,
+    tenant: &str,
+    session_id: &str,
+    since: DateTime<Utc>,
+    timing: Timing,
+) -> Result<(), Error> {
+    blobs::delete_idle_prefix(db, tenant, &prefix(session_id), since, timing).await.map(drop)
+}
+
 /// The keys, across tenants, of blobs matching `pattern` (`*` for any
 /// text, compared case-sensitively: `LIKE` on PostgreSQL, `GLOB` on SQLite)
 /// last written before `cutoff`, after `after` in key order, `batch` at
@@ -67,8 +79,17 @@ async fn written_before(
         .collect::<Result<_, sea_orm::DbErr>>()?)
 }
 
-/// Deletes `immutable_history/` snapshots written before `cutoff`, at most
-/// `batches` batches of `batch`; how many. The latest snapshots stay.
+/// Whether `key` is an `immutable_history/` snapshot in the SDK's layout,
+/// `session/<id>/scopes/<scope>/<owner>/immutable_history/<file>` (and not,
+/// say, the latest snapshot of an agent called `immutable_history`).
+fn is_history(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('/').collect();
+    parts.len() == 7 && parts[0] == "session" && parts[2] == "scopes" && parts[5] == "immutable_history"
+}
+
+/// Deletes `immutable_history/` snapshots written before `cutoff`, looking
+/// at `batches` batches of `batch` candidates at most; how many. The latest
+/// snapshots stay.
 pub async fn expire_history(
     db: &Conn,
     cutoff: DateTime<Utc>,
@@ -77,15 +98,17 @@ pub async fn expire_history(
     timing: Timing,
 ) -> Result<u64, Error> {
     let mut deleted = 0;
+    let mut after = None;
     for _ in 0..batches {
-        let due = written_before(db, "session/*/immutable_history/*", cutoff, None, batch).await?;
-        for (tenant, key) in &due {
+        let due = written_before(db, "session/*/immutable_history/*", cutoff, after.as_ref(), batch).await?;
+        for (tenant, key) in due.iter().filter(|(_, key)| is_history(key)) {
             blobs::delete(db, BlobKey { tenant, key }, timing).await?;
+            deleted += 1;
         }
-        deleted += due.len() as u64;
         if (due.len() as u64) < batch {
             break;
         }
+        after = due.last().cloned();
     }
     Ok(deleted)
 }
@@ -111,8 +134,12 @@ pub async fn expire_idle(
             else {
                 continue;
             };
-            if idle(db, tenant, session_id, cutoff).await? {
-                deleted += u64::from(delete(db, tenant, session_id, timing).await? > 0);
+            // A row's own TTL governs a session that has one; a write while
+            // the blobs go keeps the session (the delete stops there).
+            if !has_row(db, tenant, session_id).await?
+                && matches!(blobs::delete_idle_prefix(db, tenant, &prefix(session_id), cutoff, timing).await?, Some(n) if n > 0)
+            {
+                deleted += 1;
             }
         }
         if (stale.len() as u64) < batch {
@@ -123,25 +150,27 @@ pub async fn expire_idle(
     Ok(deleted)
 }
 
-/// Whether `session_id` is a snapshot session with nothing written since
-/// `cutoff`: no session row (a row's own TTL governs it) and no newer blob.
-async fn idle(db: &Conn, tenant: &str, session_id: &str, cutoff: DateTime<Utc>) -> Result<bool, Error> {
+/// Whether `session_id` has a session row.
+async fn has_row(db: &Conn, tenant: &str, session_id: &str) -> Result<bool, Error> {
     let rows = session::Entity::find()
         .filter(session::Column::TenantId.eq(tenant))
         .filter(session::Column::SessionId.eq(session_id))
         .count(&db.reads())
         .await?;
-    if rows > 0 {
-        return Ok(false);
+    Ok(rows > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn history_is_only_the_sdks_layout() {
+        assert!(super::is_history("session/s/scopes/agent/a/immutable_history/snapshot_1.json"));
+        for other in [
+            "session/s/scopes/agent/immutable_history/snapshots/snapshot_latest.json",
+            "session/s/immutable_history/x",
+            "notes/s/scopes/agent/a/immutable_history/x",
+        ] {
+            assert!(!super::is_history(other), "{other}");
+        }
     }
-    let newer = Query::select()
-        .expr(Expr::val(1))
-        .from(Table::Blobs)
-        .and_where(Expr::col(Column::TenantId).eq(tenant))
-        .and_where(Expr::col(Column::Key).gte(prefix(session_id)))
-        .and_where(Expr::col(Column::Key).lt(format!("session/{session_id}0")))
-        .and_where(Expr::col(Column::UpdatedAt).gte(cutoff))
-        .limit(1)
-        .to_owned();
-    Ok(db.reads().query_all_raw(db.backend().build(&newer)).await?.is_empty())
 }

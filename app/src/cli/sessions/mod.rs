@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use self::{
     client::{Client, key_path, segment, with_query},
-    transcript::{Style, Transcript},
+    transcript::{Style, Transcript, visible},
 };
 
 #[derive(Debug, clap::Args)]
@@ -103,8 +103,28 @@ struct ListArgs {
 
 const SESSIONS: &str = "/api/v1/sessions";
 
+/// What a write to a closed standard output (`… | head`) fails with: the
+/// reader has all it wanted, so the command ends quietly.
+const CLOSED: &str = "standard output was closed";
+
+/// The error of a failed write of the output.
+fn written(e: std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        CLOSED.to_owned()
+    } else {
+        format!("writing the output: {e}")
+    }
+}
+
 /// Runs one `sessions` command.
 pub async fn run(args: Args) -> Result<(), String> {
+    match act(args).await {
+        Err(problem) if problem == CLOSED => Ok(()),
+        done => done,
+    }
+}
+
+async fn act(args: Args) -> Result<(), String> {
     let client = Client::new(&args.url, args.api_key.clone())?;
     let style = Style::detect();
     match args.action {
@@ -122,7 +142,9 @@ pub async fn run(args: Args) -> Result<(), String> {
             }
             let path = format!("{SESSIONS}/{}/fork", segment(&session_id));
             let forked = client.json(Method::POST, &path, Some(&body)).await?;
-            print(args.json, &forked, || format!("forked {session_id} into {new_session_id}"))
+            print(args.json, &forked, || {
+                format!("forked {} into {}", visible(&session_id), visible(&new_session_id))
+            })
         }
         Action::Delete { session_id, yes } => {
             if !yes
@@ -133,7 +155,7 @@ pub async fn run(args: Args) -> Result<(), String> {
                 return Err("not deleted".into());
             }
             client.json(Method::DELETE, &format!("{SESSIONS}/{}", segment(&session_id)), None).await?;
-            print(args.json, &json!({"deleted": session_id}), || format!("deleted {session_id}"))
+            print(args.json, &json!({"deleted": session_id}), || format!("deleted {}", visible(&session_id)))
         }
     }
 }
@@ -141,7 +163,7 @@ pub async fn run(args: Args) -> Result<(), String> {
 /// Prints `value` as JSON, or `text()`.
 fn print(as_json: bool, value: &Value, text: impl FnOnce() -> String) -> Result<(), String> {
     let out = if as_json { serde_json::to_string_pretty(value).unwrap_or_default() } else { text() };
-    writeln!(std::io::stdout(), "{out}").map_err(|e| format!("writing the output: {e}"))
+    writeln!(std::io::stdout(), "{out}").map_err(written)
 }
 
 /// Asks on the terminal; refuses outright when nobody is there to answer.
@@ -185,7 +207,7 @@ async fn list(client: &Client, args: &ListArgs, as_json: bool, style: Style) -> 
         );
     }
     for s in &sessions {
-        let field = |name: &str| s[name].as_str().unwrap_or_default().to_owned();
+        let field = |name: &str| visible(s[name].as_str().unwrap_or_default());
         lines.push(format!(
             "{:width$}  {:12}  {:32}  {}",
             field("session_id"),
@@ -197,9 +219,9 @@ async fn list(client: &Client, args: &ListArgs, as_json: bool, style: Style) -> 
     if !snapshots.is_empty() {
         lines.push(String::new());
         lines.push(style.bold(&format!("snapshot sessions{}", if more { " (the first 50)" } else { "" })));
-        lines.extend(snapshots);
+        lines.extend(snapshots.iter().map(|id| visible(id)));
     }
-    writeln!(out, "{}", lines.join("\n")).map_err(|e| e.to_string())
+    writeln!(out, "{}", lines.join("\n")).map_err(written)
 }
 
 /// The ids of snapshot sessions (blobs under `session/<id>/`) whose keys
@@ -219,7 +241,11 @@ async fn snapshot_sessions(
         if ids.len() == count {
             return Ok((ids, true));
         }
-        let id = key.trim_start_matches("session/").split('/').next().unwrap_or_default().to_owned();
+        let id = key
+            .strip_prefix("session/")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default()
+            .to_owned();
         // `0` follows `/`: past every key under `session/<id>/`.
         after = format!("session/{id}0");
         ids.push(id);
@@ -245,46 +271,56 @@ async fn show(
         // One consistent document: the export.
         return export(client, id, None).await;
     }
+    let agents = all_pages(client, &format!("{path}/agents"), "agents").await?;
+    if let Some(only) = only.filter(|only| !agents.iter().any(|a| a["agent_id"] == *only)) {
+        return Err(format!("404 NotFoundError: session `{}` has no agent `{}`", visible(id), visible(only)));
+    }
     let mut out = Transcript::new(std::io::stdout().lock(), style);
-    let write = |e: std::io::Error| format!("writing the output: {e}");
-    out.line(&style.bold(&format!("session {id}"))).map_err(write)?;
+    let write = written;
+    out.line(&style.bold(&format!("session {}", visible(id)))).map_err(write)?;
     out.line(&style.dim(&format!(
         "{} · created {} · updated {} · metadata {}",
         session["session_type"].as_str().unwrap_or_default(),
         session["created_at"].as_str().unwrap_or_default(),
         session["updated_at"].as_str().unwrap_or_default(),
-        session["metadata"]
+        visible(&session["metadata"].to_string())
     )))
     .map_err(write)?;
-    let agents = all_pages(client, &format!("{path}/agents"), "agents").await?;
     for agent in agents.iter().filter(|a| only.is_none_or(|o| a["agent_id"] == o)) {
         let agent_id = agent["agent_id"].as_str().unwrap_or_default();
         let messages = format!("{path}/agents/{}/messages", segment(agent_id));
-        let mut offset = 0;
-        let mut total = 0;
-        out.heading(&format!("agent {agent_id}")).map_err(write)?;
+        // By id, after the last one shown: a message deleted meanwhile
+        // cannot shift the pages.
+        let mut after: Option<i64> = None;
+        let mut shown = 0;
+        out.heading(&format!("agent {}", visible(agent_id))).map_err(write)?;
         loop {
-            let page =
-                client.json(Method::GET, &format!("{messages}?offset={offset}&limit=1000"), None).await?;
-            total = page["total"].as_u64().unwrap_or(total);
-            for record in page["messages"].as_array().into_iter().flatten() {
+            let from = after.map_or_else(|| "offset=0".to_owned(), |id| format!("after_message_id={id}"));
+            let page = client.json(Method::GET, &format!("{messages}?{from}&limit=1000"), None).await?;
+            let records = page["messages"].as_array().cloned().unwrap_or_default();
+            for record in &records {
                 let redacted = !record["redact_message"].is_null();
                 let message = if redacted { &record["redact_message"] } else { &record["message"] };
                 let id = record["message_id"].as_i64().unwrap_or_default();
                 out.message(id, message, redacted, record["created_at"].as_str()).map_err(write)?;
+                after = Some(id);
+                shown += 1;
             }
-            match page["next_offset"].as_u64() {
-                Some(next) => offset = next,
-                None => break,
+            if records.len() < 1000 {
+                break;
             }
         }
-        out.line(&style.dim(&format!("({total} messages)"))).map_err(write)?;
+        out.line(&style.dim(&format!("({shown} messages)"))).map_err(write)?;
     }
     if only.is_none() {
         for state in all_pages(client, &format!("{path}/multi-agents"), "multi_agents").await? {
-            out.heading(&format!("multi-agent {}", state["multi_agent_id"].as_str().unwrap_or_default()))
+            out.heading(&format!(
+                "multi-agent {}",
+                visible(state["multi_agent_id"].as_str().unwrap_or_default())
+            ))
+            .map_err(write)?;
+            out.line(&visible(&serde_json::to_string_pretty(&state["state"]).unwrap_or_default()))
                 .map_err(write)?;
-            out.line(&serde_json::to_string_pretty(&state["state"]).unwrap_or_default()).map_err(write)?;
         }
     }
     out.flush().map_err(write)
@@ -314,7 +350,13 @@ async fn show_snapshots(client: &Client, id: &str, as_json: bool, style: Style) 
         for owner in owners {
             let key = format!("session/{id}/scopes/{scope}/{owner}/snapshots/snapshot_latest.json");
             let request = client.request(Method::GET, &format!("/api/v1/storage/{}", key_path(&key)));
-            let bytes = client.send(request).await?.bytes().await.map_err(|e| client.unreachable(&e))?;
+            // An owner with history but no latest snapshot has nothing to show.
+            let response = match client.send(request).await {
+                Ok(response) => response,
+                Err(problem) if problem.starts_with("404") => continue,
+                Err(problem) => return Err(problem),
+            };
+            let bytes = response.bytes().await.map_err(|e| client.unreachable(&e))?;
             let snapshot: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             latest.push((scope, owner, key, snapshot));
         }
@@ -330,12 +372,16 @@ async fn show_snapshots(client: &Client, id: &str, as_json: bool, style: Style) 
         return print(true, &json!({"session_id": id, "snapshots": snapshots}), String::new);
     }
     let mut out = Transcript::new(std::io::stdout().lock(), style);
-    let write = |e: std::io::Error| format!("writing the output: {e}");
-    out.line(&style.bold(&format!("snapshot session {id}"))).map_err(write)?;
+    let write = written;
+    out.line(&style.bold(&format!("snapshot session {}", visible(id)))).map_err(write)?;
     for (scope, owner, _, snapshot) in &latest {
         let taken = snapshot.get("created_at").or_else(|| snapshot.get("createdAt")).and_then(Value::as_str);
-        out.heading(&format!("{scope} {owner} (latest snapshot, {})", taken.unwrap_or("time unknown")))
-            .map_err(write)?;
+        out.heading(&format!(
+            "{scope} {} (latest snapshot, {})",
+            visible(owner),
+            visible(taken.unwrap_or("time unknown"))
+        ))
+        .map_err(write)?;
         let data = &snapshot["data"];
         match data["messages"].as_array() {
             Some(messages) => {
@@ -343,7 +389,9 @@ async fn show_snapshots(client: &Client, id: &str, as_json: bool, style: Style) 
                     out.message(n as i64, message, false, None).map_err(write)?;
                 }
             }
-            None => out.line(&serde_json::to_string_pretty(data).unwrap_or_default()).map_err(write)?,
+            None => {
+                out.line(&visible(&serde_json::to_string_pretty(data).unwrap_or_default())).map_err(write)?
+            }
         }
     }
     out.flush().map_err(write)
@@ -369,14 +417,26 @@ async fn export(client: &Client, id: &str, output: Option<PathBuf>) -> Result<()
     let response =
         client.send(client.request(Method::GET, &format!("{SESSIONS}/{}/export", segment(id)))).await?;
     let total = response.content_length();
-    let progress = Progress::start(&format!("exporting {id}"));
     let to_file = output.filter(|p| p.as_os_str() != "-");
+    // Progress would draw over a document going to the same terminal.
+    let progress = if to_file.is_some() || !std::io::stdout().is_terminal() {
+        Progress::start(&format!("exporting {}", visible(id)))
+    } else {
+        Progress::quiet()
+    };
     let partial =
         to_file.as_ref().map(|p| PathBuf::from(format!("{}.partial-{}", p.display(), std::process::id())));
     let mut sink: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match &partial {
-        Some(path) => {
-            Box::new(tokio::fs::File::create(path).await.map_err(|e| format!("{}: {e}", path.display()))?)
-        }
+        // Conversations are private: the file is its user's alone.
+        Some(path) => Box::new(
+            tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+        ),
         None => Box::new(tokio::io::stdout()),
     };
     let copied = async {
@@ -384,21 +444,22 @@ async fn export(client: &Client, id: &str, output: Option<PathBuf>) -> Result<()
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| client.unreachable(&e))?;
-            sink.write_all(&chunk).await.map_err(|e| format!("writing the document: {e}"))?;
+            sink.write_all(&chunk).await.map_err(written)?;
             received += chunk.len() as u64;
             progress.set(|| match total {
                 Some(total) => format!("{} of {}", progress::size(received), progress::size(total)),
                 None => format!("{} received", progress::size(received)),
             });
         }
-        sink.flush().await.map_err(|e| format!("writing the document: {e}"))
+        sink.flush().await.map_err(written)
     }
     .await;
     progress.finish();
     match (copied, partial, to_file) {
-        (Ok(()), Some(partial), Some(path)) => {
-            tokio::fs::rename(&partial, &path).await.map_err(|e| format!("{}: {e}", path.display()))
-        }
+        (Ok(()), Some(partial), Some(path)) => tokio::fs::rename(&partial, &path).await.map_err(|e| {
+            drop(std::fs::remove_file(&partial));
+            format!("{}: {e}", path.display())
+        }),
         (Err(problem), Some(partial), _) => {
             drop(tokio::fs::remove_file(&partial).await);
             Err(problem)
@@ -409,7 +470,7 @@ async fn export(client: &Client, id: &str, output: Option<PathBuf>) -> Result<()
 
 /// Streams a document to `POST /sessions/import`, with progress.
 async fn import(client: &Client, file: &std::path::Path, as_json: bool) -> Result<(), String> {
-    let progress = Progress::start(&format!("importing {}", file.display()));
+    let progress = Progress::start(&format!("importing {}", visible(&file.display().to_string())));
     let request = client
         .request(Method::POST, &format!("{SESSIONS}/import"))
         .header("content-type", "application/json");
@@ -454,5 +515,5 @@ async fn import(client: &Client, file: &std::path::Path, as_json: bool) -> Resul
     shown.finish();
     let created: Value = result?.json().await.map_err(|e| client.unreachable(&e))?;
     let id = created["session_id"].as_str().unwrap_or_default().to_owned();
-    print(as_json, &created, || format!("imported {id}"))
+    print(as_json, &created, || format!("imported {}", visible(&id)))
 }

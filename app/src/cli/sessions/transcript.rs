@@ -50,11 +50,25 @@ impl Style {
     }
 }
 
+/// `text` with control characters shown as escapes (`\u{1b}`), so stored
+/// text cannot drive the terminal (move the cursor, hide lines, write the
+/// clipboard); new lines and tabs stay.
+pub fn visible(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// Longest JSON shown inline for a tool's input or result.
 const INLINE_JSON: usize = 2000;
 
+/// A JSON value on one line, cut at [`INLINE_JSON`], made [`visible`].
 fn compact(value: &Value) -> String {
-    let text = value.to_string();
+    let text = visible(&value.to_string());
     match text.char_indices().nth(INLINE_JSON) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
@@ -72,8 +86,8 @@ fn size_of(source: &Value) -> Option<u64> {
 
 fn placeholder(kind: &str, block: &Value) -> String {
     let mut parts = vec![kind.to_owned()];
-    parts.extend(block.get("name").and_then(Value::as_str).map(|n| format!("“{n}”")));
-    parts.extend(block.get("format").and_then(Value::as_str).map(str::to_owned));
+    parts.extend(block.get("name").and_then(Value::as_str).map(|n| format!("“{}”", visible(n))));
+    parts.extend(block.get("format").and_then(Value::as_str).map(visible));
     parts.extend(block.get("source").and_then(size_of).map(session_backend::ops::progress::size));
     format!("[{}]", parts.join(", "))
 }
@@ -91,12 +105,12 @@ impl<W: Write> Transcript<W> {
         Self { out, style, tools: HashMap::new() }
     }
 
-    /// A heading line.
+    /// A heading line (its stored parts made [`visible`] by the caller).
     pub fn heading(&mut self, text: &str) -> std::io::Result<()> {
         writeln!(self.out, "\n{}", self.style.bold(text))
     }
 
-    /// A line as it is.
+    /// A line as it is (its stored parts made [`visible`] by the caller).
     pub fn line(&mut self, text: &str) -> std::io::Result<()> {
         writeln!(self.out, "{text}")
     }
@@ -109,10 +123,10 @@ impl<W: Write> Transcript<W> {
         redacted: bool,
         at: Option<&str>,
     ) -> std::io::Result<()> {
-        let role = message.get("role").and_then(Value::as_str).unwrap_or("unknown");
-        let mut header = format!("{} {}", self.style.dim(&format!("[{id}]")), self.style.role(role));
+        let role = visible(message.get("role").and_then(Value::as_str).unwrap_or("unknown"));
+        let mut header = format!("{} {}", self.style.dim(&format!("[{id}]")), self.style.role(&role));
         if let Some(at) = at {
-            header.push_str(&self.style.dim(&format!(" · {at}")));
+            header.push_str(&self.style.dim(&format!(" · {}", visible(at))));
         }
         if redacted {
             header.push_str(&self.style.dim(" · redacted"));
@@ -129,6 +143,8 @@ impl<W: Write> Transcript<W> {
         Ok(())
     }
 
+    /// Text indented under its message (stored parts made [`visible`] by
+    /// the caller, before any styling).
     fn indented(&mut self, text: &str) -> std::io::Result<()> {
         for line in text.lines() {
             writeln!(self.out, "    {line}")?;
@@ -139,12 +155,12 @@ impl<W: Write> Transcript<W> {
     fn block(&mut self, block: &Value) -> std::io::Result<()> {
         let style = self.style;
         if let Some(text) = block.get("text").and_then(Value::as_str) {
-            return self.indented(text);
+            return self.indented(&visible(text));
         }
         if let Some(tool) = block.get("toolUse") {
-            let name = tool.get("name").and_then(Value::as_str).unwrap_or("?");
+            let name = visible(tool.get("name").and_then(Value::as_str).unwrap_or("?"));
             if let Some(id) = tool.get("toolUseId").and_then(Value::as_str) {
-                self.tools.insert(id.to_owned(), name.to_owned());
+                self.tools.insert(id.to_owned(), name.clone());
             }
             let input = compact(tool.get("input").unwrap_or(&Value::Null));
             return self.indented(&format!("{} {input}", style.tool(&format!("→ {name}"))));
@@ -152,12 +168,12 @@ impl<W: Write> Transcript<W> {
         if let Some(result) = block.get("toolResult") {
             let id = result.get("toolUseId").and_then(Value::as_str).unwrap_or_default();
             let name = self.tools.get(id).cloned().unwrap_or_else(|| "a tool".to_owned());
-            let status = result.get("status").and_then(Value::as_str).unwrap_or("success");
-            let status = if status == "error" { style.bad(status) } else { status.to_owned() };
+            let status = visible(result.get("status").and_then(Value::as_str).unwrap_or("success"));
+            let status = if status == "error" { style.bad(&status) } else { status };
             self.indented(&format!("{} ({status})", style.tool(&format!("← {name}"))))?;
             for part in result.get("content").and_then(Value::as_array).into_iter().flatten() {
                 match part.get("text").and_then(Value::as_str) {
-                    Some(text) => self.indented(&format!("  {text}"))?,
+                    Some(text) => self.indented(&format!("  {}", visible(text)))?,
                     None => self.indented(&format!("  {}", compact(part.get("json").unwrap_or(part))))?,
                 }
             }
@@ -166,7 +182,7 @@ impl<W: Write> Transcript<W> {
         if let Some(reasoning) = block.get("reasoningContent") {
             let text =
                 reasoning.pointer("/reasoningText/text").and_then(Value::as_str).unwrap_or("(redacted)");
-            return self.indented(&style.dim(&format!("(reasoning) {text}")));
+            return self.indented(&style.dim(&format!("(reasoning) {}", visible(text))));
         }
         for kind in ["image", "document", "video"] {
             if let Some(inner) = block.get(kind) {

@@ -2,13 +2,14 @@
 //! switch, so a delete and a write of one key take effect one after the
 //! other. The deleted values go as a replaced one does ([`super::release`]).
 
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend,
     sea_query::{Alias, Expr, ExprTrait, Query},
 };
 
 use super::{
-    BlobKey, Head, Timing, keys, lock, release,
+    BlobKey, Head, Range, Timing, keys, lock, release,
     tables::{Column, Table},
 };
 use crate::{
@@ -41,6 +42,29 @@ pub async fn delete(db: &Conn, blob: BlobKey<'_>, timing: Timing) -> Result<(), 
 /// Deletes every key with `prefix` (non-empty), a batch of keys per short
 /// transaction; how many keys were deleted.
 pub async fn delete_prefix(db: &Conn, tenant: &str, prefix: &str, timing: Timing) -> Result<u64, Error> {
+    Ok(delete_prefix_unless_written(db, tenant, prefix, None, timing).await?.unwrap_or_default())
+}
+
+/// Like [`delete_prefix`], unless a key with `prefix` has been written at or
+/// after `since`: each batch checks under its locks and, finding one, stops
+/// there (`None`), so a value written while the prefix idled is kept.
+pub async fn delete_idle_prefix(
+    db: &Conn,
+    tenant: &str,
+    prefix: &str,
+    since: DateTime<Utc>,
+    timing: Timing,
+) -> Result<Option<u64>, Error> {
+    delete_prefix_unless_written(db, tenant, prefix, Some(since), timing).await
+}
+
+async fn delete_prefix_unless_written(
+    db: &Conn,
+    tenant: &str,
+    prefix: &str,
+    since: Option<DateTime<Utc>>,
+    timing: Timing,
+) -> Result<Option<u64>, Error> {
     let mut deleted = 0;
     let mut after: Option<String> = None;
     loop {
@@ -48,6 +72,19 @@ pub async fn delete_prefix(db: &Conn, tenant: &str, prefix: &str, timing: Timing
         let backend = txn.backend();
         let keys = lock_batch(&txn, tenant, prefix, after.as_deref()).await?;
         let Some(last) = keys.last().cloned() else { break };
+        if let Some(since) = since {
+            let written = Query::select()
+                .expr(Expr::val(1))
+                .from(Table::Blobs)
+                .and_where(Expr::col(Column::TenantId).eq(tenant))
+                .cond_where(Range::of(prefix).condition(Column::Key))
+                .and_where(Expr::col(Column::UpdatedAt).gte(since))
+                .limit(1)
+                .to_owned();
+            if txn.query_one_raw(backend.build(&written)).await?.is_some() {
+                return Ok(None);
+            }
+        }
         // Exactly the keys locked: a key written meanwhile is not among
         // them, and its write comes after this batch.
         let delete = Query::delete()
@@ -69,7 +106,7 @@ pub async fn delete_prefix(db: &Conn, tenant: &str, prefix: &str, timing: Timing
         }
         after = Some(last);
     }
-    Ok(deleted)
+    Ok(Some(deleted))
 }
 
 /// The next batch of keys with `prefix` after `after`, ascending, each

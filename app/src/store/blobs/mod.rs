@@ -31,7 +31,7 @@ use sea_orm::{
 
 use self::tables::{Column, Table, postgres, sqlite};
 pub use self::{
-    delete::{delete, delete_prefix},
+    delete::{delete, delete_idle_prefix, delete_prefix},
     read::{Opened, chunk, open},
     search::{Search, search},
     write::{WriteLimits, write},
