@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// Backup options.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct Args {
     /// The database to back up (`postgres://…` or `sqlite://…`).
     #[arg(long, required_unless_present = "release", conflicts_with = "release")]
@@ -60,7 +60,13 @@ pub async fn run(args: &Args) -> Result<(), String> {
     let dumped = progress::watch_growth(&progress, &args.output, &name, async {
         match (&args.database_url, &args.release) {
             (Some(url), _) => from_url(url, &args.output, &name).await,
-            (None, Some(release)) => from_release(release, args, &name),
+            // kubectl blocks: on a thread of its own, so the progress moves.
+            (None, Some(release)) => {
+                let (release, args, name) = (release.clone(), args.clone(), name.clone());
+                tokio::task::spawn_blocking(move || from_release(&release, &args, &name))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
             (None, None) => Err("give --database-url or --release".into()),
         }
     })
