@@ -89,6 +89,10 @@ export const api = {
   agent: (id, agent) => call("GET", `${V1}/sessions/${s(id)}/agents/${s(agent)}`),
   messages: (id, agent, offset, limit) =>
     call("GET", `${V1}/sessions/${s(id)}/agents/${s(agent)}/messages`, { query: { offset, limit } }),
+  /** The newest messages before message `before` (all, when undefined), newest first. */
+  newest: (id, agent, before, limit) =>
+    call("GET", `${V1}/sessions/${s(id)}/agents/${s(agent)}/messages`,
+      { query: { order: "desc", after_message_id: before, limit } }),
   multiAgents: (id, page) =>
     call("GET", `${V1}/sessions/${s(id)}/multi-agents`, { query: { page, page_size: 100 } }),
   keys: (prefix, startAfter, limit) =>

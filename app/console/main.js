@@ -135,7 +135,7 @@ async function route() {
     const parts = path.split("/").slice(1).map(decodeURIComponent);
     if (parts.slice(1).some((part) => part === "")) throw Object.assign(new Error("That address names no page."), { status: 404 });
     if (parts[0] === "session" && parts.length === 2) await views.session(view, parts[1]);
-    else if (parts[0] === "session" && parts[2] === "agent" && parts.length === 4) await views.agent(view, parts[1], parts[3]);
+    else if (parts[0] === "session" && parts[2] === "agent" && parts.length === 4) await views.agent(view, parts[1], parts[3], params);
     else if (parts[0] === "snapshot" && parts.length === 2) await views.snapshot(view, parts[1]);
     else if (parts[0] === "search") await views.search(view, params);
     else await views.sessions(view, params);

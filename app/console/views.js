@@ -251,29 +251,55 @@ export async function session(ui, id) {
 }
 
 /** An agent: its states and its conversation, a page at a time. */
-export async function agent(ui, id, agentId) {
-  const [a, first] = await Promise.all([api.agent(id, agentId), api.messages(id, agentId, 0, MESSAGE_PAGE)]);
+export async function agent(ui, id, agentId, params) {
+  const newest = params.get("from") === "end";
+  const [a, first] = await Promise.all([
+    api.agent(id, agentId),
+    newest ? api.newest(id, agentId, undefined, MESSAGE_PAGE) : api.messages(id, agentId, 0, MESSAGE_PAGE),
+  ]);
   const chat = h("div", { class: "chat", role: "feed", "aria-label": "Conversation", "aria-busy": "false" });
-  const conversation = new Conversation(chat, {
-    onFork: (messageId) => fork(ui, id, { agent_id: agentId, up_to_message_id: messageId }),
-  });
+  const onFork = (messageId) => fork(ui, id, { agent_id: agentId, up_to_message_id: messageId });
+  let conversation = new Conversation(chat, { onFork });
+  const total = first.total;
   const shown = h("span", { class: "count", role: "status" });
   const more = h("button", { type: "button", class: "more" }, "Load more");
+  const here = `/session/${seg(id)}/agent/${seg(agentId)}`;
+  const jump = newest ? link(here, "From the first message") : link(`${here}?from=end`, "Jump to the newest");
+  // From the start, pages are appended; from the end, earlier pages are
+  // put before what is shown, which is drawn again so that tool results
+  // still find their calls.
+  const records = [];
   let next = first.next_offset;
-  let loaded = 0;
+  const count = () => {
+    shown.textContent = `${records.length} of ${total} message${total === 1 ? "" : "s"}`;
+    const left = total - records.length;
+    more.hidden = newest ? left <= 0 : next === null;
+    more.textContent = newest ? `Load ${Math.min(MESSAGE_PAGE, left)} earlier` : `Load ${Math.min(MESSAGE_PAGE, left)} more`;
+  };
   const show = (page) => {
-    conversation.add(page.messages);
-    loaded += page.messages.length;
-    next = page.next_offset;
-    shown.textContent = `${loaded} of ${page.total} message${page.total === 1 ? "" : "s"}`;
-    more.hidden = next === null;
-    more.textContent = `Load ${Math.min(MESSAGE_PAGE, page.total - loaded)} more`;
+    if (newest) {
+      records.unshift(...[...page.messages].reverse());
+      const before = document.documentElement.scrollHeight;
+      chat.replaceChildren();
+      conversation = new Conversation(chat, { onFork });
+      conversation.add(records);
+      // Keep the reader where they were: the new messages are above.
+      if (chat.isConnected) window.scrollBy(0, document.documentElement.scrollHeight - before);
+    } else {
+      records.push(...page.messages);
+      conversation.add(page.messages);
+      next = page.next_offset;
+    }
+    count();
   };
   more.addEventListener("click", async () => {
     more.disabled = true;
     chat.setAttribute("aria-busy", "true");
     try {
-      show(await api.messages(id, agentId, next, MESSAGE_PAGE));
+      const page = newest
+        ? await api.newest(id, agentId, records[0]?.message_id, MESSAGE_PAGE)
+        : await api.messages(id, agentId, next, MESSAGE_PAGE);
+      show(page);
     } catch (error) {
       ui.problem(error);
     } finally {
@@ -283,12 +309,16 @@ export async function agent(ui, id, agentId) {
   });
   fill(ui.main,
     crumbs(link("/sessions", "Sessions"), link(`/session/${seg(id)}`, id), agentId),
-    heading(agentId, shown),
+    heading(agentId, h("div", { class: "toolbar" }, shown, jump)),
     h("div", { class: "states" },
       json("Agent state", a.state), json("Conversation-manager state", a.conversation_manager_state),
       json("Internal state", a._internal_state)),
-    h("h2", { class: "sr-only" }, "Conversation"), chat, more);
+    h("h2", { class: "sr-only" }, "Conversation"),
+    newest ? [more, chat] : [chat, more]);
   show(first);
+  // The newest message is what the reader came for: bring it into view
+  // once the page is shown.
+  if (newest) setTimeout(() => chat.lastElementChild?.scrollIntoView({ block: "end" }));
 }
 
 /** The scopes of a snapshot session: `[{scope, id}]`. */

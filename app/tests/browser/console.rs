@@ -347,6 +347,21 @@ async fn console_reads_forks_exports_and_deletes() {
     browser.click("button.more").await;
     browser.text_when("main .count", |t| t == "200 of 10000 messages").await;
     browser.text_when(".chat", |t| t.contains("Message 199 of a long conversation.")).await;
+    // The newest first, then the page before them above.
+    browser.click_text("main .heading a", "Jump to the newest").await;
+    browser.text_when("main .count", |t| t == "100 of 10000 messages").await;
+    let newest = browser.text_when(".chat", |t| t.contains("Message 9999 of a long conversation.")).await;
+    assert!(newest.contains("Message 9900 of") && !newest.contains("Message 9899 of"), "the newest 100");
+    browser.click("button.more").await;
+    browser.text_when("main .count", |t| t == "200 of 10000 messages").await;
+    let order = browser
+        .run(
+            "return [...document.querySelectorAll('.chat article')].map((a) => Number(a.dataset.messageId))",
+            json!([]),
+        )
+        .await;
+    let ids: Vec<i64> = order.as_array().expect("ids").iter().filter_map(Value::as_i64).collect();
+    assert_eq!(ids, (9800..10_000).collect::<Vec<i64>>(), "oldest first, no gap");
 
     // What the page weighs, and that it came from this server alone.
     let weight = browser
