@@ -168,7 +168,7 @@ function actions(ui, id, { snapshot = false } = {}) {
     const sure = await ui.confirm({
       title: `Delete ${id}?`,
       text: snapshot
-        ? "Its snapshots go with it. This cannot be undone."
+        ? "Its snapshots go with it, and a session of this id with agents and messages too. This cannot be undone."
         : "Its agents, messages, multi-agent states and snapshots go with it. This cannot be undone.",
       action: "Delete",
     });

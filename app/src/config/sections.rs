@@ -194,8 +194,9 @@ pub struct ServerConfig {
     /// (it streams, so this bounds the database's work, not memory).
     pub import_limit_bytes: u64,
     /// While API keys are off, the `Host` names answered besides IP
-    /// addresses and one-label names: `name`, `.domain` (it and every name
-    /// under it) or `*` (any); see [`crate::auth::hosts`].
+    /// addresses, one-label names and the built-in ones: `name`, `.domain`
+    /// or `*.domain` (it and every name under it) or `*` (any); see
+    /// [`crate::domain::hosts`].
     pub allowed_hosts: TextList,
 }
 

@@ -80,7 +80,9 @@ def start(database_url: str, backend: str, workdir: Path, port: int | None = Non
     deadline = time.monotonic() + 30
     while True:
         try:
-            if httpx.get(f"{service.url}/health/ready", timeout=1).status_code == 200:
+            ready = httpx.get(f"{service.url}/health/ready", timeout=1).status_code == 200
+            # Ready, and this process is the one that answered: it is still running.
+            if ready and process.poll() is None:
                 return service
         except httpx.TransportError:
             pass

@@ -14,7 +14,9 @@ import http.client
 import itertools
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -153,12 +155,28 @@ class Forward(BaseHTTPRequestHandler):
         pass
 
 
+def restartable_port() -> int:
+    """A free port below the system's ephemeral range (32768 and up on Linux): a replica started
+    again on it cannot find it taken by a client connection's local port, as one from
+    ``free_port`` can while the replica is down and the workers keep connecting."""
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(20000, 32768)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 class Fleet:
     """Three replicas of the binary on fixed ports, sharing one database through the pooler."""
 
     def __init__(self, database_url: str, workdir: Path, env: dict[str, str]) -> None:
         self.database_url, self.workdir, self.env = database_url, workdir, env
-        self.ports = [free_port() for _ in range(REPLICAS)]
+        self.ports = [restartable_port() for _ in range(REPLICAS)]
         self.replicas: list[Service] = []
         for port in self.ports:
             self.replicas.append(self._start(port))

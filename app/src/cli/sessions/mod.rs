@@ -362,6 +362,7 @@ async fn show_snapshots(client: &Client, id: &str, as_json: bool, style: Style) 
         }
     }
     if latest.is_empty() {
+        let id = visible(id);
         return Err(format!("404 NotFoundError: no session `{id}`, and no snapshots under session/{id}/"));
     }
     if as_json {
