@@ -62,43 +62,34 @@ async fn sweep_once(db: &Database, retention: &RetentionConfig, timing: Timing) 
         crate::store::now() - chrono::TimeDelta::try_seconds(seconds).unwrap_or(chrono::TimeDelta::MAX)
     };
     if retention.snapshot_ttl_seconds > 0 {
-        let idle = snapshots::expire_idle(
-            db.conn(),
-            cutoff(retention.snapshot_ttl_seconds),
-            retention.sweep_batch,
-            BATCHES_PER_RUN,
-            timing,
-        );
-        match idle.await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(deleted = n, "idle snapshot sessions deleted");
-                deleted += n;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "expiring snapshot sessions failed; retrying at the next run");
-                failed = true;
-            }
-        }
+        let cutoff = cutoff(retention.snapshot_ttl_seconds);
+        let idle = snapshots::expire_idle(db.conn(), cutoff, retention.sweep_batch, BATCHES_PER_RUN, timing);
+        let (n, problem) = counted(idle.await, "idle snapshot sessions");
+        deleted += n;
+        failed |= problem;
     }
     if retention.snapshot_history_ttl_seconds > 0 {
-        let old = snapshots::expire_history(
-            db.conn(),
-            cutoff(retention.snapshot_history_ttl_seconds),
-            retention.sweep_batch,
-            BATCHES_PER_RUN,
-            timing,
-        );
-        match old.await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "old snapshot history deleted"),
-            Err(err) => {
-                tracing::warn!(error = %err, "expiring snapshot history failed; retrying at the next run");
-                failed = true;
-            }
-        }
+        let cutoff = cutoff(retention.snapshot_history_ttl_seconds);
+        let old =
+            snapshots::expire_history(db.conn(), cutoff, retention.sweep_batch, BATCHES_PER_RUN, timing);
+        failed |= counted(old.await, "old snapshot history").1;
     }
     (deleted, failed)
+}
+
+/// How many `what` a step deleted (logged when any), and whether it failed.
+fn counted(result: Result<u64, crate::error::Error>, what: &str) -> (u64, bool) {
+    match result {
+        Ok(0) => (0, false),
+        Ok(n) => {
+            tracing::info!(deleted = n, "{what} deleted");
+            (n, false)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "deleting {what} failed; retrying at the next run");
+            (0, true)
+        }
+    }
 }
 
 /// Deletes lapsed sessions and then their snapshot blobs; how many, and

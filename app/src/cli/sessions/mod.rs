@@ -187,8 +187,8 @@ async fn list(client: &Client, args: &ListArgs, as_json: bool, style: Style) -> 
         ("updated_after", args.updated_after.clone().unwrap_or_default()),
     ];
     let mut page = client.json(Method::GET, &with_query(SESSIONS, &query), None).await?;
-    let prefix = format!("session/{}", args.id_prefix.clone().unwrap_or_default());
-    let (snapshots, more) = snapshot_sessions(client, &prefix, 50).await?;
+    let (snapshots, more) =
+        names_under(client, "session/", args.id_prefix.as_deref().unwrap_or_default(), 50).await?;
     if as_json {
         page["snapshot_sessions"] = json!(snapshots);
         return print(true, &page, String::new);
@@ -224,31 +224,31 @@ async fn list(client: &Client, args: &ListArgs, as_json: bool, style: Style) -> 
     writeln!(out, "{}", lines.join("\n")).map_err(written)
 }
 
-/// The ids of snapshot sessions (blobs under `session/<id>/`) whose keys
-/// start with `prefix`, `count` at most, one listing call each (the rest of
-/// a session's keys are skipped); whether there are more.
-async fn snapshot_sessions(
+/// The names one level under `base` (`session/` → session ids, `…/agent/`
+/// → agents) of the keys starting with `base` + `starting`, `count` at
+/// most, one listing call each (the rest of a name's keys are skipped);
+/// whether there are more.
+async fn names_under(
     client: &Client,
-    prefix: &str,
+    base: &str,
+    starting: &str,
     count: usize,
 ) -> Result<(Vec<String>, bool), String> {
-    let mut ids = Vec::new();
+    let mut names = Vec::new();
     let mut after = String::new();
     loop {
-        let query = [("prefix", prefix.to_owned()), ("start_after", after.clone()), ("limit", "1".into())];
+        let query =
+            [("prefix", format!("{base}{starting}")), ("start_after", after.clone()), ("limit", "1".into())];
         let page = client.json(Method::GET, &with_query("/api/v1/storage", &query), None).await?;
-        let Some(key) = page["keys"].get(0).and_then(Value::as_str) else { return Ok((ids, false)) };
-        if ids.len() == count {
-            return Ok((ids, true));
+        let Some(key) = page["keys"].get(0).and_then(Value::as_str) else { return Ok((names, false)) };
+        if names.len() == count {
+            return Ok((names, true));
         }
-        let id = key
-            .strip_prefix("session/")
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_default()
-            .to_owned();
-        // `0` follows `/`: past every key under `session/<id>/`.
-        after = format!("session/{id}0");
-        ids.push(id);
+        let name =
+            key.strip_prefix(base).and_then(|rest| rest.split('/').next()).unwrap_or_default().to_owned();
+        // `0` follows `/`: past every key under `base + name + /`.
+        after = format!("{base}{name}0");
+        names.push(name);
     }
 }
 
@@ -346,7 +346,7 @@ async fn all_pages(client: &Client, path: &str, field: &str) -> Result<Vec<Value
 async fn show_snapshots(client: &Client, id: &str, as_json: bool, style: Style) -> Result<(), String> {
     let mut latest = Vec::new();
     for scope in ["agent", "multiAgent"] {
-        let (owners, _) = snapshot_owners(client, &format!("session/{id}/scopes/{scope}/")).await?;
+        let (owners, _) = names_under(client, &format!("session/{id}/scopes/{scope}/"), "", 1000).await?;
         for owner in owners {
             let key = format!("session/{id}/scopes/{scope}/{owner}/snapshots/snapshot_latest.json");
             let request = client.request(Method::GET, &format!("/api/v1/storage/{}", key_path(&key)));
@@ -396,20 +396,6 @@ async fn show_snapshots(client: &Client, id: &str, as_json: bool, style: Style) 
         }
     }
     out.flush().map_err(write)
-}
-
-/// The names one level under `prefix` (the agents of a snapshot session).
-async fn snapshot_owners(client: &Client, prefix: &str) -> Result<(Vec<String>, bool), String> {
-    let mut names = Vec::new();
-    let mut after = String::new();
-    loop {
-        let query = [("prefix", prefix.to_owned()), ("start_after", after.clone()), ("limit", "1".into())];
-        let page = client.json(Method::GET, &with_query("/api/v1/storage", &query), None).await?;
-        let Some(key) = page["keys"].get(0).and_then(Value::as_str) else { return Ok((names, false)) };
-        let name = key[prefix.len()..].split('/').next().unwrap_or_default().to_owned();
-        after = format!("{prefix}{name}0");
-        names.push(name);
-    }
 }
 
 /// Streams the export to `output` (a temporary file renamed when whole)
