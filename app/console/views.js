@@ -145,7 +145,7 @@ async function snapshotList(ui, section, after = null) {
   }
 }
 
-/** Actions on a session: export, fork, delete. */
+/** Actions on a session: export, fork (rows only), delete. */
 function actions(ui, id, { snapshot = false } = {}) {
   const exportButton = h("button", { type: "button", onclick: async () => {
     exportButton.disabled = true;
@@ -183,7 +183,7 @@ function actions(ui, id, { snapshot = false } = {}) {
     ui.go("/sessions");
   } }, "Delete");
   return h("div", { class: "toolbar", role: "group", "aria-label": "Session actions" },
-    snapshot ? null : exportButton, snapshot ? null : forkButton, deleteButton);
+    exportButton, snapshot ? null : forkButton, deleteButton);
 }
 
 /** A fresh id for a fork of `id` that stays within the 255-byte limit. */

@@ -56,7 +56,7 @@ impl<T: Type + Serialize + Send + JsonSize> Created<T> {
 }
 
 /// The `ETag` of `version`.
-fn etag(version: i64) -> String {
+pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
 

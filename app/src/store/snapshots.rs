@@ -26,6 +26,11 @@ pub fn prefix(session_id: &str) -> String {
     format!("session/{session_id}/")
 }
 
+/// Whether session `session_id` has snapshot blobs.
+pub async fn exist(db: &impl Db, tenant: &str, session_id: &str) -> Result<bool, Error> {
+    Ok(!blobs::list(db, tenant, &prefix(session_id), None, 1).await?.0.is_empty())
+}
+
 /// Deletes the snapshot blobs of session `session_id`; how many.
 pub async fn delete(db: &Conn, tenant: &str, session_id: &str, timing: Timing) -> Result<u64, Error> {
     blobs::delete_prefix(db, tenant, &prefix(session_id), timing).await

@@ -1,10 +1,14 @@
-//! A whole session in and out. An export reads it from one snapshot
-//! ([`Snapshot`]), a bounded chunk at a time. An import stages its rows as
-//! they arrive under a session no request can see ([`Staging`]), each
-//! batch a short write of its own, and then switches them in with one
-//! short transaction: SQLite's one writer is never held for the upload.
+//! A whole session in and out: its rows and its snapshot blobs. An export
+//! reads it from one snapshot ([`Snapshot`]), a bounded chunk at a time.
+//! An import stages its rows as they arrive under a session no request can
+//! see ([`Staging`]) and its blobs under keys none can name
+//! ([`Staged`]), each batch a short write of its own, and then switches
+//! them in with one short transaction: SQLite's one writer is never held
+//! for the upload.
 
 use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
 
 use entity::{JsonText, agent, message, multi_agent, session};
 use futures::{Stream, StreamExt, stream};
@@ -15,37 +19,64 @@ use sea_orm::{
 };
 
 use super::{
+    blobs::{self, BlobKey, Head, Staged},
     fork::{Place, copy_tree},
     leases::Fence,
     listing::{self, Listing},
     retention,
     sessions::{self, NewSession},
-    version,
+    snapshots, version,
 };
 use crate::{
     db::{Conn, Db, Txn},
     error::Error,
 };
 
-/// One session as one snapshot of the database shows it.
+/// One session as one snapshot of the database shows it: its row, if it
+/// has one, and its snapshot blobs.
 pub struct Snapshot {
     txn: Arc<Txn>,
-    session: session::Model,
+    tenant: String,
+    session_id: String,
+    session: Option<session::Model>,
 }
 
 /// Every row of a listing.
 const ALL: u64 = i64::MAX as u64;
 
 impl Snapshot {
-    /// Opens the snapshot; 404 when the session does not exist.
+    /// Opens the snapshot; 404 when the session has neither a row nor blobs.
     pub async fn open(db: &Conn, tenant: &str, session_id: &str) -> Result<Self, Error> {
         let txn = db.begin_snapshot().await?;
-        let session = sessions::get(&txn, tenant, session_id).await?;
-        Ok(Self { txn: Arc::new(txn), session })
+        let session = match sessions::get(&txn, tenant, session_id).await {
+            Ok(session) => Some(session),
+            Err(Error::NotFound(_)) if snapshots::exist(&txn, tenant, session_id).await? => None,
+            Err(e) => return Err(e),
+        };
+        let (tenant, session_id) = (tenant.to_owned(), session_id.to_owned());
+        Ok(Self { txn: Arc::new(txn), tenant, session_id, session })
     }
 
-    pub fn session(&self) -> &session::Model {
-        &self.session
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The session's row (`None`: it is kept only as blobs).
+    pub fn session(&self) -> Option<&session::Model> {
+        self.session.as_ref()
+    }
+
+    /// Up to `limit` of the session's blobs after the key `after`, by key.
+    pub async fn blobs(&self, after: Option<&str>, limit: u64) -> Result<Vec<(String, Head)>, Error> {
+        blobs::heads(self.txn.as_ref(), &self.tenant, &snapshots::prefix(&self.session_id), after, limit)
+            .await
+    }
+
+    /// Chunk `seq` of `version` of the blob `key`.
+    pub async fn chunk(&self, key: &str, version: i64, seq: i32) -> Result<Bytes, Error> {
+        let blob = BlobKey { tenant: &self.tenant, key };
+        // The snapshot sees every chunk of the versions it sees.
+        blobs::chunk(self.txn.as_ref(), blob, version, seq).await?.ok_or(Error::Internal)
     }
 
     /// The session's agents, by id.
@@ -53,8 +84,8 @@ impl Snapshot {
         &self,
     ) -> Result<impl Stream<Item = Result<agent::Model, Error>> + Send + use<>, Error> {
         let select = agent::Entity::find()
-            .filter(agent::Column::TenantId.eq(&self.session.tenant_id))
-            .filter(agent::Column::SessionId.eq(&self.session.session_id));
+            .filter(agent::Column::TenantId.eq(&self.tenant))
+            .filter(agent::Column::SessionId.eq(&self.session_id));
         let payload =
             vec![agent::Column::State, agent::Column::ConversationManagerState, agent::Column::InternalState];
         self.rows(select, agent::Column::AgentId, payload).await
@@ -66,8 +97,8 @@ impl Snapshot {
         agent_id: &str,
     ) -> Result<impl Stream<Item = Result<message::Model, Error>> + Send + use<>, Error> {
         let select = message::Entity::find()
-            .filter(message::Column::TenantId.eq(&self.session.tenant_id))
-            .filter(message::Column::SessionId.eq(&self.session.session_id))
+            .filter(message::Column::TenantId.eq(&self.tenant))
+            .filter(message::Column::SessionId.eq(&self.session_id))
             .filter(message::Column::AgentId.eq(agent_id));
         let payload = vec![message::Column::Message, message::Column::RedactMessage];
         self.rows(select, message::Column::MessageId, payload).await
@@ -78,8 +109,8 @@ impl Snapshot {
         &self,
     ) -> Result<impl Stream<Item = Result<multi_agent::Model, Error>> + Send + use<>, Error> {
         let select = multi_agent::Entity::find()
-            .filter(multi_agent::Column::TenantId.eq(&self.session.tenant_id))
-            .filter(multi_agent::Column::SessionId.eq(&self.session.session_id));
+            .filter(multi_agent::Column::TenantId.eq(&self.tenant))
+            .filter(multi_agent::Column::SessionId.eq(&self.session_id));
         self.rows(select, multi_agent::Column::MultiAgentId, vec![multi_agent::Column::State]).await
     }
 
@@ -290,9 +321,17 @@ impl Staging {
         Ok(())
     }
 
-    /// Makes the staged rows the session `session` of `tenant`, in one
-    /// transaction; 409 when that session exists. The staging goes either way.
-    pub async fn switch(self, tenant: &str, session: NewSession) -> Result<session::Model, Error> {
+    /// Makes the staged rows and `blobs` the session `session_id` of
+    /// `tenant` (with the row `session`, if the document has one), in one
+    /// transaction; 409 when that session exists, as a row or as blobs.
+    /// The staging goes either way.
+    pub async fn switch(
+        self,
+        tenant: &str,
+        session_id: &str,
+        session: Option<NewSession>,
+        blobs: &Staged,
+    ) -> Result<Option<session::Model>, Error> {
         let switched = async {
             let txn = self.db.begin().await?;
             // Held against the sweeper (which skips locked rows): staged
@@ -309,9 +348,21 @@ impl Staging {
                     "the import took too long and its staged rows lapsed; send it again".into(),
                 ));
             }
-            let target = session.session_id.clone();
-            let made = sessions::create_in(&txn, tenant, session).await?;
-            copy_tree(&txn, self.place(), Place { tenant, session_id: &target }, None).await?;
+            let made = match session {
+                Some(session) => {
+                    let made = sessions::create_in(&txn, tenant, session).await?;
+                    copy_tree(&txn, self.place(), Place { tenant, session_id }, None).await?;
+                    Some(made)
+                }
+                None if sessions::get(&txn, tenant, session_id).await.is_ok() => {
+                    return Err(taken(session_id));
+                }
+                None => None,
+            };
+            blobs.switch(&txn, &snapshots::prefix(session_id)).await.map_err(|e| match e {
+                Error::Conflict(_) => taken(session_id),
+                other => other,
+            })?;
             txn.commit().await?;
             Ok(made)
         }
@@ -337,6 +388,11 @@ impl Drop for Staging {
             runtime.spawn(async move { remove(&db, &id).await });
         }
     }
+}
+
+/// The refusal of an import whose session exists.
+pub fn taken(session_id: &str) -> Error {
+    Error::Conflict(format!("session `{session_id}` already exists"))
 }
 
 /// Deletes the staging `id`: its messages a batch at a time (each

@@ -327,6 +327,16 @@ async fn console_reads_forks_exports_and_deletes() {
     heading(&browser, "snap-chat").await;
     browser.text_when(".chat", |t| t.contains("On the sea ice around Antarctica")).await;
     browser.screenshot(Some(&shots), "snapshot").await;
+    // Its export carries its blobs (no row).
+    browser.click_text(".toolbar button", "Export").await;
+    let document = downloaded(downloads.path(), "snap-chat.session.json").await;
+    assert_eq!(
+        (document["session_id"].clone(), document["session"].clone()),
+        (json!("snap-chat"), Value::Null)
+    );
+    let keys: Vec<&str> =
+        document["blobs"].as_array().expect("blobs").iter().filter_map(|b| b["key"].as_str()).collect();
+    assert!(keys.contains(&"scopes/agent/default/snapshots/snapshot_latest.json"), "{keys:?}");
 
     // Search across snapshots finds it.
     browser.open(&format!("{base}/ui/#/search?q=antarctica")).await;

@@ -32,4 +32,5 @@ mod storage;
 mod strands;
 mod testcontainers_postgres;
 mod transfer;
+mod transfer_blobs;
 mod versions;

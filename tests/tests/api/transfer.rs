@@ -81,7 +81,7 @@ async fn an_export_imports_back_to_the_same_document(backend: Backend) {
     let first = export(&app, "s").await;
     let document: Value = serde_json::from_slice(&first).expect("one JSON document");
     let members: Vec<&String> = document.as_object().expect("object").keys().collect();
-    assert_eq!(members, ["format", "session", "agents", "multi_agents", "complete"]);
+    assert_eq!(members, ["format", "session_id", "session", "agents", "multi_agents", "blobs", "complete"]);
     assert_eq!(document["format"], "session-backend/1");
     assert_eq!(
         document["session"]["metadata"],
@@ -214,6 +214,7 @@ async fn malformed_documents_are_refused_naming_the_path(backend: Backend) {
     seeded(&app, "src").await;
     let original: Value = serde_json::from_slice(&export(&app, "src").await).expect("JSON");
     let renamed = |mut document: Value| {
+        document["session_id"] = json!("copy");
         document["session"]["session_id"] = json!("copy");
         document
     };
@@ -308,11 +309,11 @@ async fn documents_past_the_body_limit_stream_in(backend: Backend) {
             .map(|n| json!({"message_id": n, "message": {"role": "user", "content": [{"text": format!("{n} {text}")}]},
                             "redact_message": null, "created_at": at, "updated_at": at}))
             .collect();
-        json!({"format": "session-backend/1",
+        json!({"format": "session-backend/1", "session_id": id,
                "session": {"session_id": id, "session_type": "AGENT", "metadata": {}, "ttl_seconds": 0, "created_at": at, "updated_at": at},
                "agents": [{"agent_id": "long", "state": {}, "conversation_manager_state": {}, "internal_state": {},
                            "created_at": at, "updated_at": at, "messages": messages}],
-               "multi_agents": [], "complete": true})
+               "multi_agents": [], "blobs": [], "complete": true})
     };
     let long =
         serde_json::to_vec(&document("long", 10_000, "some words of a long conversation")).expect("JSON");
@@ -343,7 +344,7 @@ async fn an_upload_cut_short_leaves_nothing(backend: Backend) {
     let app = app!(backend);
     seeded(&app, "src").await;
     let text =
-        String::from_utf8(export(&app, "src").await).expect("UTF-8").replacen("\"src\"", "\"half\"", 1);
+        String::from_utf8(export(&app, "src").await).expect("UTF-8").replacen("\"src\"", "\"half\"", 2);
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
     let head = format!(
         "POST {IMPORT} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",

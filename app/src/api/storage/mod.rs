@@ -31,6 +31,7 @@ use crate::{
     store::blobs::{self, BlobKey, Head, Opened, Precondition, Search, WriteLimits},
 };
 
+pub(crate) use self::params::normalize_key;
 use self::params::{Key, Prefix, SomePrefix, StartAfter, Value};
 
 #[derive(ApiResponse)]

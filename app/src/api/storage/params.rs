@@ -46,7 +46,7 @@ fn normalize_prefix(raw: &str) -> Result<String, String> {
 }
 
 /// The SDK's `_normalize_key`: collapsed, no trailing `/`, never empty.
-fn normalize_key(raw: &str) -> Result<String, String> {
+pub(crate) fn normalize_key(raw: &str) -> Result<String, String> {
     let mut key = collapse(raw)?;
     if key.ends_with('/') {
         key.pop();

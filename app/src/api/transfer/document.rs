@@ -1,7 +1,8 @@
 //! The session document (`session-backend/1`): a session, its agents with
-//! their messages and its multi-agent states, every stored document as
-//! stored. Versions, expiry and leases belong to a deployment, not to the
-//! conversation, and are not carried: an import starts fresh ones.
+//! their messages, its multi-agent states and its snapshot blobs, every
+//! stored document as stored. Versions, expiry and leases belong to a
+//! deployment, not to the conversation, and are not carried: an import
+//! starts fresh ones.
 
 use entity::{agent, message, multi_agent, session};
 use poem_openapi::{Object, types::Example};
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{
     fields::{
-        Complete, Format, Id, MessageId, MessageJson, Nullable, ObjectJson, SessionType, Timestamp,
+        Complete, Format, Id, MessageId, MessageJson, Nullable, ObjectJson, Optional, SessionType, Timestamp,
         TtlSeconds, json_text,
     },
     messages::Message,
@@ -27,13 +28,35 @@ pub const FORMAT: &str = "session-backend/1";
 pub struct SessionDocument {
     /// `session-backend/1`.
     pub format: Format,
-    pub session: SessionRecord,
-    /// By `agent_id`.
+    /// The session's id. An export always writes it; a document without it
+    /// (an earlier release's) takes it from `session`.
+    pub session_id: Option<Id>,
+    /// The session's row; `null` for a session kept only as snapshot blobs
+    /// (the SDK's `SnapshotSessionManager`).
+    pub session: Optional<SessionRecord>,
+    /// By `agent_id` (none without `session`).
     pub agents: Vec<AgentRecord>,
-    /// By `multi_agent_id`.
+    /// By `multi_agent_id` (none without `session`).
+    #[oai(default)]
     pub multi_agents: Vec<MultiAgentRecord>,
+    /// The blobs under `session/<session_id>/`, by key.
+    #[oai(default)]
+    pub blobs: Vec<BlobRecord>,
     /// `true`: the document is whole.
     pub complete: Complete,
+}
+
+/// A blob under the session's prefix.
+#[derive(Debug, Object)]
+pub struct BlobRecord {
+    /// The key below `session/<session_id>/`, normalised as the storage
+    /// routes normalise keys (`scopes/agent/a/snapshots/snapshot_latest.json`).
+    /// It comes before `data`.
+    #[oai(validator(min_length = 1, max_length = 1024))]
+    pub key: String,
+    /// The value's bytes as standard base64 (padded), in pieces each
+    /// decoded on its own: the value is the decoded pieces in order.
+    pub data: Vec<String>,
 }
 
 impl Example for SessionDocument {
@@ -41,14 +64,15 @@ impl Example for SessionDocument {
         let at = Timestamp::example();
         Self {
             format: Format(FORMAT.into()),
-            session: SessionRecord {
+            session_id: Some("chat-42".into()),
+            session: Optional::Value(SessionRecord {
                 session_id: "chat-42".into(),
                 session_type: "AGENT".into(),
                 metadata: ObjectJson(json_text(r#"{"user": "user@example.com"}"#)),
                 ttl_seconds: TtlSeconds(0),
                 created_at: at,
                 updated_at: at,
-            },
+            }),
             agents: vec![AgentRecord {
                 agent_id: "default".into(),
                 state: ObjectJson::empty(),
@@ -67,6 +91,10 @@ impl Example for SessionDocument {
                 }],
             }],
             multi_agents: vec![],
+            blobs: vec![BlobRecord {
+                key: "scopes/agent/default/snapshots/snapshot_latest.json".into(),
+                data: vec!["eyJzY2hlbWFfdmVyc2lvbiI6ICIxLjAifQ==".into()],
+            }],
             complete: Complete(true),
         }
     }

@@ -1,6 +1,6 @@
 //! `GET /api/v1/sessions/{session_id}/export` and
-//! `POST /api/v1/sessions/import`: a session as one JSON document
-//! ([`document`]), out and back in.
+//! `POST /api/v1/sessions/import`: a session, its snapshot blobs included,
+//! as one JSON document ([`document`]), out and back in.
 
 mod document;
 mod export;
@@ -10,21 +10,26 @@ mod spool;
 
 use poem::{Body, IntoResponse, Request, RequestBody, Response, http::header, web::Data};
 use poem_openapi::{
-    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, OpenApi,
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi, Union,
     param::Path,
     payload::Payload,
     registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry},
     types::Type,
 };
 
-use self::{document::SessionDocument, import::ImportLimits};
+use serde::{Serialize, Serializer};
+
+use self::{
+    document::SessionDocument,
+    import::{ImportLimits, Made},
+};
 use super::{
     ApiTags,
     errors::{ApiResult, Importing, Missing},
     fields::Id,
-    payload::{JSON, is_json},
+    payload::{FIELDS, JSON, JsonBody, JsonSize, is_json},
     sessions::Session,
-    versioned::Created,
+    versioned::etag,
 };
 use crate::{api::AppState, auth::Tenant, drain::DRAIN_LIMIT, error::Error};
 
@@ -59,6 +64,48 @@ impl IntoResponse for DocumentStream {
     fn into_response(self) -> Response {
         Response::builder().content_type(JSON).body(self.0)
     }
+}
+
+/// What an import made: a session, or one kept only as snapshot blobs.
+#[derive(Debug, Union)]
+#[oai(one_of)]
+pub enum Imported {
+    Session(Session),
+    Blobs(BlobSession),
+}
+
+impl Serialize for Imported {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Session(session) => session.serialize(s),
+            Self::Blobs(blobs) => blobs.serialize(s),
+        }
+    }
+}
+
+impl JsonSize for Imported {
+    fn json_size(&self) -> usize {
+        match self {
+            Self::Session(session) => session.json_size(),
+            Self::Blobs(_) => FIELDS,
+        }
+    }
+}
+
+/// A session kept only as snapshot blobs (no row), as an import made it.
+#[derive(Debug, Object, Serialize)]
+pub struct BlobSession {
+    pub session_id: String,
+    /// How many blobs it has under `session/<session_id>/`.
+    pub blobs: u64,
+}
+
+#[derive(ApiResponse)]
+enum ImportedResponse {
+    /// Imported: the session, with its first version as `ETag`; for a
+    /// session kept only as snapshot blobs, its id and blob count.
+    #[oai(status = 201)]
+    Created(JsonBody<Imported>, #[oai(header = "ETag")] Option<String>),
 }
 
 #[derive(ApiResponse)]
@@ -126,12 +173,16 @@ pub struct TransferApi;
 impl TransferApi {
     /// Export a session
     ///
-    /// The session, its agents with their messages and its multi-agent
-    /// states as one JSON document (`format` `session-backend/1`), every
+    /// The session, its agents with their messages, its multi-agent
+    /// states and its snapshot blobs (the keys under `session/<id>/`, as
+    /// base64) as one JSON document (`format` `session-backend/1`), every
     /// stored document exactly as stored, read from one consistent
-    /// snapshot. The document is written whole before it is sent, so a
-    /// slow download holds nothing in the database; it ends with
-    /// `"complete": true`, which a download cut short lacks.
+    /// snapshot. A session kept only as blobs (the SDK's
+    /// `SnapshotSessionManager`) exports with `"session": null`; `404`
+    /// when there is neither a row nor a blob. The document is written
+    /// whole before it is sent, so a slow download holds nothing in the
+    /// database; it ends with `"complete": true`, which a download cut
+    /// short lacks.
     #[oai(path = "/api/v1/sessions/:session_id/export", method = "get", operation_id = "export_session")]
     async fn export(
         &self,
@@ -141,7 +192,8 @@ impl TransferApi {
     ) -> ApiResult<Exported, Missing> {
         let _turn = turn(&state).await?;
         let deadline = state.blob_timing.transfer;
-        let export = export::export(state.db.conn(), tenant.as_str(), session_id.as_str());
+        let member_bytes = state.body_limits.max_bytes;
+        let export = export::export(state.db.conn(), tenant.as_str(), session_id.as_str(), member_bytes);
         let spool = tokio::time::timeout(deadline, export).await.map_err(|_| {
             Error::Unavailable(format!(
                 "the export did not finish within {} ms (storage.transfer_timeout_ms)",
@@ -157,22 +209,28 @@ impl TransferApi {
     /// Makes the session of a document an export wrote (under this
     /// tenant, whatever tenant exported it). The body streams: it may be
     /// larger than `server.body_limit_bytes`, up to
-    /// `server.import_limit_bytes`, though no one member of it may. Rows
-    /// are staged as they arrive and switched in by one short transaction
-    /// once the document is whole and sound; until then nothing is
-    /// visible. Versions, expiry and leases start fresh (the TTL counts
-    /// from now). `409` when the session exists; `422` names the first
-    /// member at fault (`agents[0].messages[3].message_id: …`).
+    /// `server.import_limit_bytes`, though no one member of it may (a
+    /// blob's value comes in base64 pieces, each a member; the value may
+    /// be up to `storage.max_value_bytes`). Rows and blobs are staged as
+    /// they arrive and switched in by one short transaction once the
+    /// document is whole and sound; until then nothing is visible.
+    /// Versions, expiry and leases start fresh (the TTL counts from now),
+    /// as do the blobs' write times. `409` when the session exists (a row,
+    /// or a blob under `session/<id>/`); `422` names the first member at
+    /// fault (`agents[0].messages[3].message_id: …`, `blobs[1].data[0]: …`).
     #[oai(path = "/api/v1/sessions/import", method = "post", operation_id = "import_session")]
     async fn import(
         &self,
         state: Data<&AppState>,
         tenant: Tenant,
         document: DocumentUpload,
-    ) -> ApiResult<Created<Session>, Importing> {
+    ) -> ApiResult<ImportedResponse, Importing> {
         let limits = ImportLimits {
             max_bytes: state.import_limit_bytes,
             member_bytes: state.body_limits.max_bytes as u64,
+            value_bytes: state.storage.max_value_bytes,
+            index_bytes: state.storage.search_index_bytes,
+            timing: state.blob_timing,
             lifetime: state.blob_timing.transfer,
         };
         // Far past the limit: refused unread (as `middleware::read_body` does).
@@ -189,13 +247,18 @@ impl TransferApi {
             crate::drain::discard(body, DRAIN_LIMIT).await;
             return Err(busy().into());
         };
-        let session = import::import(state.db.conn(), tenant.as_str(), body, limits).await?;
-        tracing::info!(
-            audit = "import",
-            tenant = tenant.as_str(),
-            session_id = session.session_id.as_str(),
-            "session imported"
-        );
-        Ok(Created::of(session))
+        let made = import::import(state.db.conn(), tenant.as_str(), body, limits).await?;
+        let (imported, etag) = match made {
+            Made::Session(session) => {
+                (Imported::Session(session.clone().into()), Some(etag(session.version)))
+            }
+            Made::Blobs(session_id, blobs) => (Imported::Blobs(BlobSession { session_id, blobs }), None),
+        };
+        let session_id = match &imported {
+            Imported::Session(session) => session.session_id.as_str(),
+            Imported::Blobs(blobs) => blobs.session_id.as_str(),
+        };
+        tracing::info!(audit = "import", tenant = tenant.as_str(), session_id, "session imported");
+        Ok(ImportedResponse::Created(JsonBody(imported), etag))
     }
 }

@@ -1,7 +1,7 @@
 //! Reading a session document as it streams in: serde visitors that hand
 //! each part on ([`Part`]: the session, an agent, a batch of its messages,
-//! a multi-agent state) as soon as it is read, so a document of any length
-//! is read in bounded memory. Members may come in any order (an agent's
+//! a multi-agent state, a blob a base64 piece at a time) as soon as it is
+//! read, so a document of any length is read in bounded memory. Members may come in any order (an agent's
 //! `messages` before its `agent_id` are staged under a placeholder); a
 //! repeated agent, message or multi-agent state replaces the earlier one,
 //! as a second write would. Whatever the document breaks, the error names
@@ -21,10 +21,14 @@ use super::document::{FORMAT, MultiAgentRecord, SessionRecord, message_model};
 use crate::api::{
     fields::{Id, ObjectJson, ObjectOf, Timestamp},
     messages::Message,
+    storage::normalize_key,
 };
 
 /// A part of the document, in the order read.
 pub enum Part {
+    /// The session's id, from `session_id` or `session` (whichever comes
+    /// first; the other must agree).
+    SessionId(String),
     Session(SessionRecord),
     /// An agent whose `messages` come before its other members: they are
     /// staged under [`PENDING`] until it is whole.
@@ -37,6 +41,12 @@ pub enum Part {
     /// Messages of an agent sent before them (or of [`PENDING`]).
     Messages(Vec<message::Model>),
     MultiAgent(multi_agent::Model),
+    /// A blob's key (below the session's prefix): its value follows.
+    Blob(String),
+    /// More of the value of the blob named last.
+    BlobData(Bytes),
+    /// The blob named last is whole.
+    BlobEnd,
 }
 
 /// The agent id messages are staged under while their agent is not yet
@@ -57,13 +67,25 @@ pub enum Unread {
     Stopped,
 }
 
-/// Reads a document from `input`, sending its parts to `parts`. No member
-/// may take more than `member_limit` bytes of the input.
-pub fn read(input: Pieces, parts: mpsc::Sender<Part>, member_limit: u64) -> Result<(), Unread> {
+/// What a document may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    /// The most bytes of the input one member may take.
+    pub member: u64,
+    /// The most bytes of one blob's value.
+    pub value: u64,
+}
+
+/// Reads a document from `input`, sending its parts to `parts`.
+pub fn read(input: Pieces, parts: mpsc::Sender<Part>, bounds: Bounds) -> Result<(), Unread> {
     let since_mark = Rc::new(Cell::new(0));
-    let out = Out { parts, since_mark: since_mark.clone(), stopped: Cell::new(false) };
-    let input =
-        Measured { input: std::io::BufReader::with_capacity(READ_AHEAD, input), since_mark, member_limit };
+    let out =
+        Out { parts, since_mark: since_mark.clone(), stopped: Cell::new(false), value_limit: bounds.value };
+    let input = Measured {
+        input: std::io::BufReader::with_capacity(READ_AHEAD, input),
+        since_mark,
+        member_limit: bounds.member,
+    };
     let mut json = serde_json::Deserializer::from_reader(input);
     let mut track = serde_path_to_error::Track::new();
     let read = JsonText::streaming(|| {
@@ -78,7 +100,9 @@ pub fn read(input: Pieces, parts: mpsc::Sender<Part>, member_limit: u64) -> Resu
             Err(Unread::Malformed(at(e.to_string().split(" at line ").next().unwrap_or_default().to_owned())))
         }
         Err(_) if out.stopped.get() => Err(Unread::Stopped),
-        Err(e) => Err(Unread::Malformed(at(e.to_string()))),
+        Err(e) => {
+            Err(Unread::Malformed(at(e.to_string().split(" at line ").next().unwrap_or_default().to_owned())))
+        }
         Ok(()) => {
             json.end().map_err(|e| Unread::Malformed(format!("unexpected data after the document: {e}")))
         }
@@ -147,6 +171,8 @@ struct Out {
     since_mark: Rc<Cell<u64>>,
     /// The parts stopped being taken.
     stopped: Cell<bool>,
+    /// The most bytes of one blob's value.
+    value_limit: u64,
 }
 
 impl Out {
@@ -191,7 +217,9 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let [mut format, mut session, mut agents, mut multi_agents, mut complete] = [false; 5];
+        let [mut format, mut agents, mut multi_agents, mut blobs, mut complete] = [false; 5];
+        // The id of `session_id` and of `session` (`Some(None)`: `null`).
+        let (mut named, mut session): (Option<String>, Option<Option<String>>) = (None, None);
         while let Some(key) = map.next_key::<Cow<'_, str>>()? {
             match key.as_ref() {
                 "format" => {
@@ -203,10 +231,27 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
                         )));
                     }
                 }
+                "session_id" => {
+                    if named.is_some() {
+                        return Err(de::Error::custom("`session_id` appears twice"));
+                    }
+                    let id = map.next_value::<Id>()?.into_string();
+                    self.identify(&id, session.as_ref().and_then(Option::as_deref))?;
+                    named = Some(id);
+                }
                 "session" => {
-                    once(&mut session, "session")?;
-                    let ObjectOf(record) = map.next_value::<ObjectOf<SessionRecord>>()?;
-                    self.out.send(Part::Session(record))?;
+                    if session.is_some() {
+                        return Err(de::Error::custom("`session` appears twice"));
+                    }
+                    let record = map.next_value::<Option<ObjectOf<SessionRecord>>>()?.map(|r| r.0);
+                    let id = record.as_ref().map(|r| r.session_id.as_str().to_owned());
+                    if let Some(id) = &id {
+                        self.identify(id, named.as_deref())?;
+                    }
+                    session = Some(id);
+                    if let Some(record) = record {
+                        self.out.send(Part::Session(record))?;
+                    }
                 }
                 "agents" => {
                     once(&mut agents, "agents")?;
@@ -215,6 +260,10 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
                 "multi_agents" => {
                     once(&mut multi_agents, "multi_agents")?;
                     map.next_value_seed(MultiAgentsSeed { out: self.out })?;
+                }
+                "blobs" => {
+                    once(&mut blobs, "blobs")?;
+                    map.next_value_seed(BlobsSeed { out: self.out })?;
                 }
                 "complete" => {
                     once(&mut complete, "complete")?;
@@ -228,10 +277,15 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
             }
             self.out.member_read();
         }
-        for (present, name) in [(format, "format"), (session, "session"), (agents, "agents")] {
+        for (present, name) in
+            [(format, "format"), (named.is_some() || session.is_some(), "session"), (agents, "agents")]
+        {
             if !present {
                 return Err(de::Error::custom(format!("the document has no `{name}`")));
             }
+        }
+        if named.is_none() && session == Some(None) {
+            return Err(de::Error::custom("`session` is `null` and there is no `session_id`"));
         }
         if !complete {
             return Err(de::Error::custom(
@@ -239,6 +293,20 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
             ));
         }
         Ok(())
+    }
+}
+
+impl DocumentSeed<'_> {
+    /// Sends the session's id `id` on, unless `other` (the id read before,
+    /// from the other member) names it already; refused if it differs.
+    fn identify<E: de::Error>(&self, id: &str, other: Option<&str>) -> Result<(), E> {
+        match other {
+            None => self.out.send(Part::SessionId(id.to_owned())),
+            Some(other) if other == id => Ok(()),
+            Some(other) => {
+                Err(E::custom(format!("`session_id` and `session.session_id` differ (`{other}`, `{id}`)")))
+            }
+        }
     }
 }
 
@@ -457,5 +525,150 @@ impl<'de> Visitor<'de> for MultiAgentsSeed<'_> {
             self.out.send(Part::MultiAgent(record.into_model()))?;
         }
         Ok(())
+    }
+}
+
+/// `blobs`.
+struct BlobsSeed<'a> {
+    out: &'a Out,
+}
+
+impl<'de> DeserializeSeed<'de> for BlobsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BlobsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of blobs")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(BlobSeed { out: self.out })?.is_some() {}
+        Ok(())
+    }
+}
+
+/// One blob: its `key`, then its `data`.
+struct BlobSeed<'a> {
+    out: &'a Out,
+}
+
+impl<'de> DeserializeSeed<'de> for BlobSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BlobSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a blob (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (mut key, mut data) = (false, false);
+        while let Some(name) = map.next_key::<Cow<'_, str>>()? {
+            match name.as_ref() {
+                "key" => {
+                    once(&mut key, "key")?;
+                    let NormalKey(normal) = map.next_value()?;
+                    self.out.send(Part::Blob(normal))?;
+                }
+                "data" => {
+                    if !key {
+                        return Err(de::Error::custom("a blob's `key` must come before its `data`"));
+                    }
+                    once(&mut data, "data")?;
+                    self.out.member_read();
+                    map.next_value_seed(DataSeed { out: self.out })?;
+                }
+                _ => drop(map.next_value::<de::IgnoredAny>()?),
+            }
+            self.out.member_read();
+        }
+        for (present, name) in [(key, "key"), (data, "data")] {
+            if !present {
+                return Err(de::Error::custom(format!("the blob has no `{name}`")));
+            }
+        }
+        self.out.send(Part::BlobEnd)
+    }
+}
+
+/// A blob's `data`: base64 pieces, each sent on as it is decoded.
+struct DataSeed<'a> {
+    out: &'a Out,
+}
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of base64 strings")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut size = 0;
+        while let Some(Base64(bytes)) = seq.next_element::<Base64>()? {
+            self.out.member_read();
+            size += bytes.len() as u64;
+            if size > self.out.value_limit {
+                return Err(de::Error::custom(format!(
+                    "the value is larger than storage.max_value_bytes ({} bytes)",
+                    self.out.value_limit
+                )));
+            }
+            if !bytes.is_empty() {
+                self.out.send(Part::BlobData(bytes))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A blob's key as the storage routes normalise it (and no other spelling).
+struct NormalKey(String);
+
+impl<'de> Deserialize<'de> for NormalKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let given = Cow::<'_, str>::deserialize(d)?;
+        let normal = normalize_key(&given).map_err(de::Error::custom)?;
+        if normal != given {
+            return Err(de::Error::custom(format!(
+                "`{given}` is not a normalised key (it would be `{normal}`)"
+            )));
+        }
+        Ok(Self(normal))
+    }
+}
+
+/// Bytes written as standard, padded base64.
+struct Base64(Bytes);
+
+impl<'de> Deserialize<'de> for Base64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use base64::Engine;
+        let text = Cow::<'_, str>::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| de::Error::custom(format!("not base64: {e}")))?;
+        Ok(Self(Bytes::from(bytes)))
     }
 }

@@ -19,6 +19,7 @@ mod delete;
 mod read;
 pub mod reclaim;
 mod search;
+mod staged;
 pub(super) mod tables;
 mod write;
 
@@ -34,6 +35,7 @@ pub use self::{
     delete::{delete, delete_idle_prefix, delete_prefix},
     read::{Opened, chunk, open},
     search::{Search, search},
+    staged::Staged,
     write::{WriteLimits, write},
 };
 use crate::{
@@ -306,6 +308,24 @@ pub async fn list(
     keys.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next = if more { keys.last().cloned() } else { None };
     Ok((keys, next))
+}
+
+/// Up to `limit` keys with `prefix` after `after`, ascending, with what
+/// each holds.
+pub async fn heads(
+    db: &impl Db,
+    tenant: &str,
+    prefix: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<(String, Head)>, Error> {
+    let select = keys(tenant, prefix, after, limit).columns([Column::Version, Column::Size]).to_owned();
+    let rows = db.reads().query_all_raw(db.backend().build(&select)).await?;
+    let heads = rows.iter().map(|row| {
+        let head = Head { version: row.try_get_by_index(1)?, size: row.try_get_by_index(2)? };
+        Ok((row.try_get_by_index(0)?, head))
+    });
+    Ok(heads.collect::<Result<_, DbErr>>()?)
 }
 
 /// `SELECT key FROM blobs`: up to `limit` of the tenant's keys with

@@ -126,7 +126,7 @@ fn too_slow(transfer: Duration) -> Error {
 
 /// A version no other write of the same key picks: the clock in
 /// microseconds with random low bits.
-fn fresh_version() -> i64 {
+pub(super) fn fresh_version() -> i64 {
     let bytes = uuid::Uuid::new_v4().into_bytes();
     let random = i64::from(u16::from_le_bytes([bytes[0], bytes[1]])) & 0x3ff;
     (crate::store::version::first() << 10) | random
