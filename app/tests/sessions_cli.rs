@@ -179,6 +179,19 @@ async fn sessions_are_listed_shown_exported_imported_forked_and_deleted() {
     assert!(ok && said.trim() == "imported trip plan", "{said}");
     let (_, again, _) = service.sessions(&["export", "trip plan"]);
     assert_eq!(again.as_bytes(), exported, "export → import → export");
+    // A snapshot session goes the same way, its blobs with it.
+    let (ok, snap, _) = service.sessions(&["export", "snap-only"]);
+    assert!(ok && snap.contains(r#""session":null"#), "{snap}");
+    service.sessions(&["delete", "snap-only", "--yes"]);
+    let snap_file = service.dir.path().join("snap.json");
+    std::fs::write(&snap_file, &snap).expect("written");
+    let (ok, said, _) = service.sessions(&["import", snap_file.to_str().expect("path"), "--json"]);
+    assert_eq!(
+        (ok, serde_json::from_str::<Value>(&said).ok()),
+        (true, Some(json!({"session_id": "snap-only", "blobs": 1})))
+    );
+    let (_, shown, _) = service.sessions(&["show", "snap-only"]);
+    assert!(shown.contains("Kept as a snapshot."), "{shown}");
 
     // Fork, cut after the tool call; --json for scripts.
     let (ok, forked, _) =

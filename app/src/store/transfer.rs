@@ -1,7 +1,7 @@
 //! A whole session in and out: its rows and its snapshot blobs. An export
 //! reads it from one snapshot ([`Snapshot`]), a bounded chunk at a time.
 //! An import stages its rows as they arrive under a session no request can
-//! see ([`Staging`]) and its blobs under keys none can name
+//! see ([`Staging`]) and its blobs at a version no key points at
 //! ([`Staged`]), each batch a short write of its own, and then switches
 //! them in with one short transaction: SQLite's one writer is never held
 //! for the upload.
@@ -334,6 +334,8 @@ impl Staging {
     ) -> Result<Option<session::Model>, Error> {
         let switched = async {
             let txn = self.db.begin().await?;
+            // First, so imports of one session go one after another.
+            blobs.hold(&txn).await.map_err(|e| conflict_is_taken(e, session_id))?;
             // Held against the sweeper (which skips locked rows): staged
             // rows that lapsed meanwhile are not half copied.
             let staged = Query::select()
@@ -354,15 +356,13 @@ impl Staging {
                     copy_tree(&txn, self.place(), Place { tenant, session_id }, None).await?;
                     Some(made)
                 }
-                None if sessions::get(&txn, tenant, session_id).await.is_ok() => {
-                    return Err(taken(session_id));
-                }
-                None => None,
+                None => match sessions::get(&txn, tenant, session_id).await {
+                    Ok(_) => return Err(taken(session_id)),
+                    Err(Error::NotFound(_)) => None,
+                    Err(e) => return Err(e),
+                },
             };
-            blobs.switch(&txn, &snapshots::prefix(session_id)).await.map_err(|e| match e {
-                Error::Conflict(_) => taken(session_id),
-                other => other,
-            })?;
+            blobs.switch(&txn).await.map_err(|e| conflict_is_taken(e, session_id))?;
             txn.commit().await?;
             Ok(made)
         }
@@ -393,6 +393,14 @@ impl Drop for Staging {
 /// The refusal of an import whose session exists.
 pub fn taken(session_id: &str) -> Error {
     Error::Conflict(format!("session `{session_id}` already exists"))
+}
+
+/// `e`, said as [`taken`] when it is a conflict.
+fn conflict_is_taken(e: Error, session_id: &str) -> Error {
+    match e {
+        Error::Conflict(_) => taken(session_id),
+        other => other,
+    }
 }
 
 /// Deletes the staging `id`: its messages a batch at a time (each

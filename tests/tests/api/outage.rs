@@ -209,29 +209,40 @@ async fn postgres_locks_and_slow_statements_are_prompt_503s_that_write_nothing()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_pool_exhaustion_is_a_prompt_counted_503() {
     let Some((app, url, pool)) = app_with_a_short_pool_wait().await else { return };
+    app.session("locked").await;
     app.agent("s1", "a1").await;
-    let path = TestApp::messages_path("s1", "a1");
-    let mut holder = lock_messages(&url).await;
-    let writers = pool + 3;
-    let writes = timed_appends(&app, &path, writers).await;
+    // Deletes of a locked session: each holds a connection while it waits
+    // (appends would share connections in groups).
+    let mut holder = sea_orm::sqlx::PgConnection::connect(&url).await.expect("second connection");
+    holder.execute("BEGIN").await.expect("begin");
+    holder.execute("SELECT 1 FROM sessions WHERE session_id = 'locked' FOR UPDATE").await.expect("lock");
+    let requests = pool + 3;
+    let deletes = futures::future::join_all((0..requests).map(|_| async {
+        let started = Instant::now();
+        let reply = app.delete("/api/v1/sessions/locked").await;
+        (reply, started.elapsed())
+    }))
+    .await;
     holder.execute("ROLLBACK").await.expect("unlock");
     let mut without_connection = 0;
-    for (reply, took) in writes {
+    for (reply, took) in deletes {
         reply.expect_error(503, "ServiceUnavailableError");
-        assert!(took < Duration::from_secs(6), "a write took {took:?}");
+        assert!(took < Duration::from_secs(6), "a request took {took:?}");
         if took < Duration::from_millis(2000) {
             without_connection += 1;
         }
     }
-    assert!(without_connection >= writers - pool, "{without_connection} answered before the lock timeout");
+    assert!(without_connection >= requests - pool, "{without_connection} answered before the lock timeout");
     let counted = app.get("/health/metrics").await.expect(200);
     let timeouts = counted["pool_acquire_timeouts_total"].as_u64().unwrap_or(0);
-    assert!(timeouts >= (writers - pool) as u64, "pool waits that ran out: {counted}");
+    assert!(timeouts >= (requests - pool) as u64, "pool waits that ran out: {counted}");
     // The pool is whole again.
+    let path = TestApp::messages_path("s1", "a1");
     for i in 0..pool + 1 {
         let body = json!({"message_id": i, "message": {"role": "user", "content": []}});
         app.post(&path, &body).await.expect(201);
     }
+    app.get("/api/v1/sessions/locked").await.expect(200);
 }
 
 /// An agent that another transaction holds locked (a delete under way)

@@ -138,7 +138,8 @@ fn tour() -> Vec<Call> {
         call(Method::PUT, MULTI_AGENT, &format!("{s}/multi-agents/g"), Some(json!({"state": {"n": 2}}))),
         // A fork reads one session and writes another: two partitions.
         call(Method::POST, FORK, &format!("{s}/fork"), Some(json!({"session_id": "tour-fork"}))).fan_out(),
-        call(Method::GET, EXPORT, &format!("{s}/export"), None),
+        // An export reads the session's snapshot blobs too, a prefix of keys.
+        call(Method::GET, EXPORT, &format!("{s}/export"), None).fan_out(),
         // An import stages its rows under a session of their own, then
         // copies them: two partitions (and its purge of lapsed stagings
         // reaches every one).

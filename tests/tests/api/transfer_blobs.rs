@@ -20,7 +20,8 @@ both_backends!(
     a_snapshot_session_exports_and_imports_its_blobs,
     a_session_with_rows_and_blobs_carries_both,
     malformed_blobs_are_refused_naming_the_path,
-    a_blob_upload_cut_short_leaves_nothing
+    a_blob_upload_cut_short_leaves_nothing,
+    writes_racing_an_import_of_their_keys_go_before_or_after_it
 );
 
 const IMPORT: &str = "/api/v1/sessions/import";
@@ -57,13 +58,15 @@ async fn import(app: &TestApp, document: impl Into<reqwest::Body>) -> crate::hel
     app.call_raw(Method::POST, IMPORT, document).await
 }
 
-/// Staged values not yet given up (listings not yet due).
+/// Staged values not yet given up: listed to come due after the longest
+/// import (`storage.transfer_timeout_ms`, 10 min here) and an upload's
+/// grace (as long again), which no replaced value's listing (the grace
+/// alone) reaches.
 async fn staged_values(app: &TestApp) -> i64 {
-    scalar(
-        &app.database_url,
-        "SELECT COUNT(*) FROM blob_garbage WHERE key LIKE '/import/%' AND reclaim_after > 0",
-    )
-    .await
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    let later = now.as_micros() + 900_000_000;
+    scalar(&app.database_url, &format!("SELECT COUNT(*) FROM blob_garbage WHERE reclaim_after > {later}"))
+        .await
 }
 
 /// Bytes of every value, 2.5 MiB of them (three chunks), not UTF-8.
@@ -234,7 +237,20 @@ async fn malformed_blobs_are_refused_naming_the_path(backend: Backend) {
     let mut nameless = good.clone();
     nameless.as_object_mut().expect("object").shift_remove("session_id");
     let problem = import(&app, nameless.to_string()).await.expect_error(422, "ValidationError");
+    assert!(problem.contains("`blobs` must come after `session_id`"), "{problem}");
+    nameless.as_object_mut().expect("object").shift_remove("blobs");
+    let problem = import(&app, nameless.to_string()).await.expect_error(422, "ValidationError");
     assert!(problem.contains("`session` is `null` and there is no `session_id`"), "{problem}");
+    // Values are staged under their session's keys: its id comes first.
+    let late = json!({"format": "session-backend/1", "blobs": good["blobs"], "session_id": "copy",
+                      "agents": [], "complete": true});
+    let problem = import(&app, late.to_string()).await.expect_error(422, "ValidationError");
+    assert!(problem.contains("`blobs` must come after `session_id`"), "{problem}");
+    // What a refusal quotes of a key is short.
+    let problem = import(&app, blob(json!(format!("{}k", "/".repeat(10_000))), json!([])).to_string())
+        .await
+        .expect_error(422, "ValidationError");
+    assert!(problem.len() < 300 && problem.contains("…"), "{problem}");
     // A key too long under the session's prefix.
     let long = with("blobs", json!([{"key": "k".repeat(1020), "data": []}]));
     let problem = import(&app, long.to_string()).await.expect_error(422, "ValidationError");
@@ -281,4 +297,48 @@ async fn a_blob_upload_cut_short_leaves_nothing(backend: Backend) {
     assert_eq!(staged_values(&app).await, 0, "the staged value is given up");
     assert_eq!(read(&app, "session/half/big").await.0, 404);
     assert_eq!(app.get("/api/v1/storage?prefix=session/half/").await.expect(200)["keys"], json!([]));
+}
+
+/// A conditional write (`If-None-Match: *`) of a key an import brings,
+/// sent while the import is switched in: it goes before the import (which
+/// is then refused, 409) or after it (and is refused, 412), never beside
+/// it, and no value is left that nothing points at or lists.
+async fn writes_racing_an_import_of_their_keys_go_before_or_after_it(backend: Backend) {
+    let Some(app) = small_members(backend).await else { return };
+    let value = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let (mut before, mut after) = (0, 0);
+    for n in 0..24u64 {
+        let id = format!("race-{n}");
+        let document = json!({"format": "session-backend/1", "session_id": id, "session": null, "agents": [],
+                              "blobs": [{"key": "j", "data": [value("imported j")]}, {"key": "k", "data": [value("imported k")]}],
+                              "complete": true});
+        let key = format!("session/{id}/k");
+        let write = async {
+            tokio::time::sleep(Duration::from_millis(n % 6)).await;
+            let put = app.client.put(app.url(&format!("/api/v1/storage/{key}"))).header("if-none-match", "*");
+            put.body("written").send().await.expect("write").status().as_u16()
+        };
+        let (imported, written) = tokio::join!(import(&app, document.to_string()), write);
+        match (imported.status.as_u16(), written) {
+            (201, 412) => {
+                after += 1;
+                assert_eq!(read(&app, &key).await, (200, b"imported k".to_vec()));
+            }
+            (409, 204) => {
+                before += 1;
+                assert_eq!(read(&app, &key).await, (200, b"written".to_vec()));
+                assert_eq!(read(&app, &format!("session/{id}/j")).await.0, 404, "nothing of the import");
+            }
+            other => panic!("import and write answered {other:?}"),
+        }
+    }
+    eprintln!("writes before the import: {before}, after it: {after}");
+    let orphans = scalar(
+        &app.database_url,
+        "SELECT COUNT(*) FROM blob_chunks c WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.tenant_id = c.tenant_id \
+         AND b.key = c.key AND b.version = c.version) AND NOT EXISTS (SELECT 1 FROM blob_garbage g \
+         WHERE g.tenant_id = c.tenant_id AND g.key = c.key AND g.version = c.version)",
+    )
+    .await;
+    assert_eq!(orphans, 0, "chunks nothing points at or lists");
 }

@@ -9,10 +9,7 @@ use poem_openapi::{
     types::{ParseError, ParseFromParameter, ParseResult},
 };
 
-use crate::api::fields::openapi_type;
-
-/// Longest key, in bytes of UTF-8 after normalisation.
-const KEY_MAX_BYTES: usize = 1024;
+use crate::{api::fields::openapi_type, store::blobs::KEY_MAX_BYTES};
 
 /// Collapses runs of `/`, drops leading ones and rejects `\`, NUL and
 /// `..` segments (a trailing `/` is kept).

@@ -39,7 +39,8 @@ pub struct SessionDocument {
     /// By `multi_agent_id` (none without `session`).
     #[oai(default)]
     pub multi_agents: Vec<MultiAgentRecord>,
-    /// The blobs under `session/<session_id>/`, by key.
+    /// The blobs under `session/<session_id>/`, by key (after `session_id`
+    /// or `session`: an import stages them under their session's keys).
     #[oai(default)]
     pub blobs: Vec<BlobRecord>,
     /// `true`: the document is whole.

@@ -71,7 +71,7 @@ where
     let (parts_out, mut parts) = mpsc::channel(2);
     let bounds = Bounds { member: limits.member_bytes, value: limits.value_bytes };
     let reader = tokio::task::spawn_blocking(move || reader::read(Pieces::new(pieces_in), parts_out, bounds));
-    let mut blobs = Staged::new(tenant, limits.index_bytes, limits.timing);
+    let mut blobs = Staged::new(db, tenant, limits.index_bytes, limits.timing);
     let pump = async {
         let mut received = 0u64;
         while let Some(piece) = body.next().await {
@@ -98,11 +98,15 @@ where
             match part {
                 Part::SessionId(id) => {
                     // Refused early what the switch would refuse at the end.
-                    if sessions::get(db, tenant, &id).await.is_ok()
-                        || snapshots::exist(db, tenant, &id).await?
-                    {
+                    match sessions::get(db, tenant, &id).await {
+                        Ok(_) => return Err(taken(&id)),
+                        Err(Error::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                    if snapshots::exist(db, tenant, &id).await? {
                         return Err(taken(&id));
                     }
+                    blobs.under(snapshots::prefix(&id));
                     seen.id = Some(id);
                 }
                 Part::Session(session) => seen.record = Some(session),
@@ -116,9 +120,9 @@ where
                     seen.rows = true;
                     staging.multi_agent(state).await?;
                 }
-                Part::Blob(key) => blobs.begin(db, &key).await?,
-                Part::BlobData(piece) => blobs.feed(db, &piece).await?,
-                Part::BlobEnd => blobs.end(db).await?,
+                Part::Blob(key) => blobs.begin(&key).await?,
+                Part::BlobData(piece) => blobs.feed(&piece).await?,
+                Part::BlobEnd => blobs.end().await?,
             }
         }
         Ok(seen)
@@ -133,18 +137,18 @@ where
     let read = reader.await.map_err(|_| Error::Internal);
     let seen = match (staged, read) {
         (Ok(((), seen)), Ok(Ok(()))) => seen,
-        (Err(e), _) | (Ok(_), Err(e)) => return refuse(db, staging, &blobs, body, e).await,
+        (Err(e), _) | (Ok(_), Err(e)) => return refuse(staging, blobs, body, e).await,
         (Ok(_), Ok(Err(Unread::Malformed(problem)))) => {
-            return refuse(db, staging, &blobs, body, Error::Validation(problem)).await;
+            return refuse(staging, blobs, body, Error::Validation(problem)).await;
         }
         (Ok(_), Ok(Err(Unread::Stopped))) => {
             let e = Error::Validation("the document ended early".into());
-            return refuse(db, staging, &blobs, body, e).await;
+            return refuse(staging, blobs, body, e).await;
         }
     };
     let (Some(id), record) = (seen.id, seen.record) else {
         // The reader reads no whole document without an id.
-        return refuse(db, staging, &blobs, body, Error::Internal).await;
+        return refuse(staging, blobs, body, Error::Internal).await;
     };
     let nothing = match &record {
         None if seen.rows => Some(
@@ -154,7 +158,7 @@ where
         _ => None,
     };
     if let Some(problem) = nothing {
-        return refuse(db, staging, &blobs, body, Error::Validation(problem.into())).await;
+        return refuse(staging, blobs, body, Error::Validation(problem.into())).await;
     }
     let new = record.map(|record| NewSession {
         session_id: record.session_id.into_string(),
@@ -165,12 +169,12 @@ where
         ttl_seconds: record.ttl_seconds.0,
     });
     let switched = staging.switch(tenant, &id, new, &blobs).await;
-    if switched.is_err() {
-        blobs.discard(db).await;
-    }
+    let count = blobs.count();
+    // After a switch nothing is left staged, and this finds nothing.
+    blobs.discard().await;
     Ok(match switched? {
         Some(session) => Made::Session(session),
-        None => Made::Blobs(id, blobs.count()),
+        None => Made::Blobs(id, count),
     })
 }
 
@@ -185,12 +189,12 @@ struct Seen {
 
 /// Gives the staging up, reads what the client is still sending (so it
 /// receives the answer rather than a reset), and answers `e`.
-async fn refuse<S>(db: &Conn, staging: Staging, blobs: &Staged, body: S, e: Error) -> Result<Made, Error>
+async fn refuse<S>(staging: Staging, blobs: Staged, body: S, e: Error) -> Result<Made, Error>
 where
     S: Stream<Item = Result<Bytes, Error>>,
 {
     staging.discard().await;
-    blobs.discard(db).await;
+    blobs.discard().await;
     discard(body, DRAIN_LIMIT).await;
     Err(e)
 }

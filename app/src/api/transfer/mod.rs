@@ -211,7 +211,8 @@ impl TransferApi {
     /// larger than `server.body_limit_bytes`, up to
     /// `server.import_limit_bytes`, though no one member of it may (a
     /// blob's value comes in base64 pieces, each a member; the value may
-    /// be up to `storage.max_value_bytes`). Rows and blobs are staged as
+    /// be up to `storage.max_value_bytes`, and `blobs` come after
+    /// `session_id` or `session`). Rows and blobs are staged as
     /// they arrive and switched in by one short transaction once the
     /// document is whole and sound; until then nothing is visible.
     /// Versions, expiry and leases start fresh (the TTL counts from now),

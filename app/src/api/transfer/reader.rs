@@ -189,6 +189,15 @@ impl Out {
     }
 }
 
+/// `text` as an error message quotes it: its first 64 characters, escaped.
+fn shown(text: &str) -> String {
+    let mut shown: String = text.chars().take(64).flat_map(char::escape_debug).collect();
+    if text.chars().nth(64).is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
 /// Raises "`name` appears twice" when `seen` is already set.
 fn once<E: de::Error>(seen: &mut bool, name: &str) -> Result<(), E> {
     if std::mem::replace(seen, true) {
@@ -227,7 +236,8 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
                     let value = map.next_value::<Cow<'_, str>>()?;
                     if value != FORMAT {
                         return Err(de::Error::custom(format!(
-                            "`format` is `{value}`; this server reads `{FORMAT}`"
+                            "`format` is `{}`; this server reads `{FORMAT}`",
+                            shown(&value)
                         )));
                     }
                 }
@@ -263,6 +273,10 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
                 }
                 "blobs" => {
                     once(&mut blobs, "blobs")?;
+                    // Values are staged under their session's keys as they come.
+                    if named.is_none() && !matches!(session, Some(Some(_))) {
+                        return Err(de::Error::custom("`blobs` must come after `session_id` (or `session`)"));
+                    }
                     map.next_value_seed(BlobsSeed { out: self.out })?;
                 }
                 "complete" => {
@@ -651,9 +665,7 @@ impl<'de> Deserialize<'de> for NormalKey {
         let given = Cow::<'_, str>::deserialize(d)?;
         let normal = normalize_key(&given).map_err(de::Error::custom)?;
         if normal != given {
-            return Err(de::Error::custom(format!(
-                "`{given}` is not a normalised key (it would be `{normal}`)"
-            )));
+            return Err(de::Error::custom(format!("`{}` is not a normalised key", shown(&given))));
         }
         Ok(Self(normal))
     }

@@ -5,7 +5,10 @@
 //! Every change of a key (a write's switch, a delete) is one short
 //! transaction holding the key's lock (an advisory lock on PostgreSQL, the
 //! one write lock on SQLite), so writes and deletes of a key take effect
-//! one after another, as if sent in that order. A value's chunks are never
+//! one after another, as if sent in that order. An import's switch makes
+//! only new keys, under its session's prefix lock rather than theirs
+//! ([`Staged`]); a write that finds its key made meanwhile goes after it.
+//! A value's chunks are never
 //! deleted under a reader: one of a single chunk is read whole in one
 //! statement, so it goes with the change that replaces it; a larger one is
 //! read chunk by chunk within [`Timing::transfer`], so it is only listed in
@@ -45,6 +48,9 @@ use crate::{
 
 /// A value is stored in pieces of this size (the last one shorter).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// The longest key, in bytes of UTF-8.
+pub const KEY_MAX_BYTES: usize = 1024;
 
 /// What a stored key currently holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,18 +1,18 @@
-//! Values an import stages: each stored as an upload is (listed in
-//! `blob_garbage`, its chunks and index segments stored as they arrive),
-//! under a key no request can name and one version for them all, then
-//! switched in together, renamed under their session, within the import's
-//! switch. Nothing staged is seen before; what is given up (or cut off by
-//! a crash) is reclaimed by the sweeper like any upload.
+//! Values an import stages: each stored as an upload is, under its final
+//! key and one version for them all (listed in `blob_garbage`, its chunks
+//! and index segments stored as they arrive), unseen until the import's
+//! switch points the keys at that version, one statement for them all.
+//! What is given up (or cut off by a crash) is reclaimed by the sweeper
+//! like any upload.
 
 use bytes::BytesMut;
 use sea_orm::{
-    DatabaseBackend, Statement, Value,
+    ConnectionTrait, DatabaseBackend, DbErr, Statement, Value,
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 
 use super::{
-    BlobKey, CHUNK_BYTES, Range, Timing,
+    BlobKey, CHUNK_BYTES, KEY_MAX_BYTES, Range, Timing,
     chunks::{Words, store_listed},
     drop_version, execute, lock,
     tables::{Column, Table, postgres, sqlite},
@@ -23,23 +23,23 @@ use crate::{
     store::now,
 };
 
-/// Longest key, in bytes (as the storage routes allow).
-const KEY_MAX_BYTES: usize = 1024;
-
-/// The values of one import, staged under `/import/<uuid>/` (no
-/// normalised key starts with `/`) in the importer's tenant, so their
-/// index segments are that tenant's.
+/// The values of one import, in the importer's tenant (so their index
+/// segments are that tenant's), under its session's prefix.
 pub struct Staged {
+    db: Conn,
     tenant: String,
-    prefix: String,
+    /// `session/<id>/`, once the document has named its session.
+    prefix: Option<String>,
     version: i64,
     index_bytes: usize,
-    timing: Timing,
-    /// Keys staged (each once).
+    /// How long after it is listed a value is kept if never switched in:
+    /// past the longest an import may take, then as long as any upload.
+    keep_micros: i64,
+    /// Keys staged (each once), and the bytes of their values.
     count: u64,
-    /// The longest key below the session's prefix.
-    longest: usize,
+    bytes: u64,
     current: Option<Current>,
+    settled: bool,
 }
 
 /// The value being staged.
@@ -51,18 +51,27 @@ struct Current {
 }
 
 impl Staged {
-    /// Stages values of `tenant`, indexing the first `index_bytes` of each.
-    pub fn new(tenant: &str, index_bytes: usize, timing: Timing) -> Self {
+    /// Stages values of `tenant` for an import that may take up to
+    /// `timing.transfer`, indexing the first `index_bytes` of each.
+    pub fn new(db: &Conn, tenant: &str, index_bytes: usize, timing: Timing) -> Self {
+        let transfer = i64::try_from(timing.transfer.as_micros()).unwrap_or(i64::MAX);
         Self {
+            db: db.clone(),
             tenant: tenant.to_owned(),
-            prefix: format!("/import/{}/", uuid::Uuid::new_v4()),
+            prefix: None,
             version: super::write::fresh_version(),
             index_bytes,
-            timing,
+            keep_micros: transfer.saturating_add(timing.grace_micros()),
             count: 0,
-            longest: 0,
+            bytes: 0,
             current: None,
+            settled: false,
         }
+    }
+
+    /// The values to come are under `prefix` (a session's).
+    pub fn under(&mut self, prefix: String) {
+        self.prefix = Some(prefix);
     }
 
     /// How many values are staged.
@@ -72,53 +81,54 @@ impl Staged {
 
     /// Starts the value of `key` (below the session's prefix), replacing
     /// one staged before under it.
-    pub async fn begin(&mut self, db: &Conn, key: &str) -> Result<(), Error> {
-        self.end(db).await?;
-        let staged = format!("{}{key}", self.prefix);
-        let blob = BlobKey { tenant: &self.tenant, key: &staged };
-        // Due once the longest an import may take (and its switch) is over.
+    pub async fn begin(&mut self, key: &str) -> Result<(), Error> {
+        self.end().await?;
+        let Some(prefix) = &self.prefix else { return Err(Error::Internal) };
+        let full = format!("{prefix}{key}");
+        if full.len() > KEY_MAX_BYTES {
+            return Err(Error::Validation(format!(
+                "`blobs`: a key under `{prefix}` is longer than {KEY_MAX_BYTES} bytes"
+            )));
+        }
+        let blob = BlobKey { tenant: &self.tenant, key: &full };
         let listed = Query::insert()
             .into_table(Table::BlobGarbage)
             .columns([Column::TenantId, Column::Key, Column::Version, Column::ReclaimAfter])
             .values([
-                Expr::val(self.tenant.as_str()),
-                Expr::val(staged.as_str()),
+                Expr::val(blob.tenant),
+                Expr::val(blob.key),
                 Expr::val(self.version),
-                now_micros(db.backend()).add(self.timing.grace_micros()),
+                now_micros(self.db.backend()).add(self.keep_micros),
             ])
             .map_err(|_| Error::Internal)?
             .on_conflict(
                 OnConflict::columns([Column::TenantId, Column::Key, Column::Version]).do_nothing().to_owned(),
             )
             .to_owned();
-        let listed = db.backend().build(&listed);
-        if execute(db, listed).await? == 1 {
+        if execute(&self.db, self.db.backend().build(&listed)).await? == 1 {
             self.count += 1;
         } else {
-            drop_version(db, blob, self.version).await?;
+            let dropped = drop_version(&self.db, blob, self.version).await?;
+            self.bytes = self.bytes.saturating_sub(dropped);
         }
-        self.longest = self.longest.max(key.len());
-        self.current = Some(Current {
-            key: staged,
-            pending: BytesMut::new(),
-            seq: 0,
-            words: Words::new(self.index_bytes),
-        });
+        let words = Words::new(self.index_bytes);
+        self.current = Some(Current { key: full, pending: BytesMut::new(), seq: 0, words });
         Ok(())
     }
 
     /// More of the value begun last.
-    pub async fn feed(&mut self, db: &Conn, piece: &[u8]) -> Result<(), Error> {
+    pub async fn feed(&mut self, piece: &[u8]) -> Result<(), Error> {
         let Some(current) = &mut self.current else { return Err(Error::Internal) };
         current.pending.extend_from_slice(piece);
         current.words.feed(piece);
+        self.bytes += piece.len() as u64;
         // A chunk is stored once more bytes have arrived, so the last chunk,
         // which carries the last index segments, is known at the end.
         while current.pending.len() > CHUNK_BYTES {
             let data = current.pending.split_to(CHUNK_BYTES).freeze();
             let words = current.words.ready();
             let blob = BlobKey { tenant: &self.tenant, key: &current.key };
-            if !store_listed(db, blob, self.version, current.seq, data, words).await? {
+            if !store_listed(&self.db, blob, self.version, current.seq, data, words).await? {
                 return Err(lapsed());
             }
             current.seq += 1;
@@ -127,7 +137,7 @@ impl Staged {
     }
 
     /// Ends the value begun last.
-    pub async fn end(&mut self, db: &Conn) -> Result<(), Error> {
+    pub async fn end(&mut self) -> Result<(), Error> {
         let Some(mut current) = self.current.take() else { return Ok(()) };
         if current.pending.is_empty() {
             return Ok(());
@@ -135,89 +145,100 @@ impl Staged {
         let data = current.pending.split().freeze();
         let words = current.words.rest();
         let blob = BlobKey { tenant: &self.tenant, key: &current.key };
-        if !store_listed(db, blob, self.version, current.seq, data, words).await? {
+        if !store_listed(&self.db, blob, self.version, current.seq, data, words).await? {
             return Err(lapsed());
         }
         Ok(())
     }
 
-    /// Within the import's transaction `txn`, makes the staged values the
-    /// keys under `prefix` (a session's); 409 when a key under it exists
-    /// (staged values or not), checked under the prefix's own lock, which
-    /// imports into the same session take one after another.
-    pub async fn switch(&self, txn: &Txn, prefix: &str) -> Result<(), Error> {
-        if prefix.len() + self.longest > KEY_MAX_BYTES {
-            return Err(Error::Validation(format!(
-                "`blobs`: a key under `{prefix}` would be longer than {KEY_MAX_BYTES} bytes"
-            )));
-        }
+    /// First within the import's transaction `txn`: takes the session's
+    /// prefix lock (imports into one session go one after another), holds
+    /// the staged values' listings against the sweeper, and refuses (409)
+    /// when a key under the prefix exists.
+    pub async fn hold(&self, txn: &Txn) -> Result<(), Error> {
+        let Some(prefix) = &self.prefix else { return Err(Error::Internal) };
         // `prefix` ends with `/`, so no key (which never does) shares its lock.
         lock(txn, BlobKey { tenant: &self.tenant, key: prefix }).await?;
+        if txn.backend() == DatabaseBackend::Postgres && self.count > 0 {
+            let (values, within) = self.staged("key");
+            let sql = format!(
+                "SELECT 1 FROM blob_garbage WHERE tenant_id = $1 AND version = $2{within} FOR UPDATE"
+            );
+            txn.query_all_raw(postgres(&sql, values)).await?;
+        }
         if !super::list(txn, &self.tenant, prefix, None, 1).await?.0.is_empty() {
             return Err(Error::Conflict(format!("blobs under `{prefix}` exist")));
         }
+        Ok(())
+    }
+
+    /// Points the staged keys at their values, within `txn` after
+    /// [`Staged::hold`]; 409 when a key was written meanwhile.
+    pub async fn switch(&self, txn: &Txn) -> Result<(), Error> {
         if self.count == 0 {
             return Ok(());
         }
         let backend = txn.backend();
-        // `$3` is `prefix`; the staged keys' range follows.
-        let renamed = |column: &str| format!("$3 || substr({column}, {})", self.prefix.chars().count() + 1);
-        let (pointed, within) = self.sql(Some(prefix), "g.key");
-        let pointed = self.statement(
-            backend,
-            &format!(
-                "INSERT INTO blobs (tenant_id, key, version, size, updated_at) \
-                 SELECT g.tenant_id, {}, g.version, COALESCE((SELECT SUM(length(c.data)) FROM blob_chunks c \
-                 WHERE c.tenant_id = g.tenant_id AND c.key = g.key AND c.version = g.version), 0), ${} \
-                 FROM blob_garbage g WHERE g.tenant_id = $1 AND g.version = $2{within} \
-                 ON CONFLICT (tenant_id, key) DO NOTHING",
-                renamed("g.key"),
-                pointed.len() + 1,
-            ),
-            [pointed, vec![now().into()]].concat(),
+        let (mut values, within) = self.staged("g.key");
+        values.push(now().into());
+        let at = values.len();
+        let point = format!(
+            "INSERT INTO blobs (tenant_id, key, version, size, updated_at) \
+             SELECT g.tenant_id, g.key, g.version, COALESCE((SELECT SUM(length(c.data)) FROM blob_chunks c \
+             WHERE c.tenant_id = g.tenant_id AND c.key = g.key AND c.version = g.version), 0), ${at} \
+             FROM blob_garbage g WHERE g.tenant_id = $1 AND g.version = $2{within} \
+             ON CONFLICT (tenant_id, key) DO NOTHING"
         );
-        let pointed = execute(txn, pointed).await?;
-        let (values, within) = self.sql(None, "key");
+        let pointed = execute(txn, self.statement(backend, &point, values)).await?;
+        let (values, within) = self.staged("key");
         let claim = format!("DELETE FROM blob_garbage WHERE tenant_id = $1 AND version = $2{within}");
         if execute(txn, self.statement(backend, &claim, values)).await? != self.count {
             return Err(lapsed());
         }
         if pointed != self.count {
-            return Err(Error::Conflict(format!("blobs under `{prefix}` were written meanwhile")));
+            return Err(Error::Conflict("a key of the session was written meanwhile".into()));
         }
-        for table in ["blob_chunks", "blob_text"] {
-            let (values, within) = self.sql(Some(prefix), "key");
-            let rename = format!(
-                "UPDATE {table} SET key = {} WHERE tenant_id = $1 AND version = $2{within}",
-                renamed("key")
-            );
-            execute(txn, self.statement(backend, &rename, values)).await?;
+        // Every chunk is there (a replica of an earlier release, during a
+        // rolling upgrade, deletes all of a key's chunks).
+        let (values, within) = self.staged("key");
+        let sum = format!(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE tenant_id = $1 AND version = $2{within}"
+        );
+        let row = txn.query_one_raw(self.statement(backend, &sum, values)).await?;
+        let stored: i64 = row.map(|r| r.try_get_by_index(0)).transpose()?.unwrap_or(0);
+        if u64::try_from(stored).ok() != Some(self.bytes) {
+            return Err(lapsed());
         }
         Ok(())
     }
 
-    /// Gives the staged values up: their listings come due now, for the
-    /// sweeper's next pass (best effort: else they come due by themselves).
-    pub async fn discard(&self, db: &Conn) {
-        if self.count == 0 {
-            return;
-        }
-        let (values, within) = self.sql(None, "key");
-        let due = format!(
-            "UPDATE blob_garbage SET reclaim_after = 0 WHERE tenant_id = $1 AND version = $2{within}"
-        );
-        if let Err(e) = execute(db, self.statement(db.backend(), &due, values)).await {
+    /// Lets the staged values go: what was not switched in comes due now,
+    /// for the sweeper's next pass (best effort: else it comes due by itself).
+    pub async fn discard(mut self) {
+        self.settled = true;
+        if let Err(e) = self.make_due().await {
             tracing::warn!(error = %e, "an import's staged values stay until their listing comes due");
         }
     }
 
+    async fn make_due(&self) -> Result<u64, DbErr> {
+        if self.prefix.is_none() {
+            return Ok(0);
+        }
+        let (values, within) = self.staged("key");
+        let due = format!(
+            "UPDATE blob_garbage SET reclaim_after = 0 WHERE tenant_id = $1 AND version = $2{within}"
+        );
+        execute(&self.db, self.statement(self.db.backend(), &due, values)).await
+    }
+
     /// The values of a statement on the staged rows (`$1` the tenant, `$2`
-    /// the version, then `$3` `prefix` if given), and the condition that
-    /// `column` is a staged key, placeholders following.
-    fn sql(&self, prefix: Option<&str>, column: &str) -> (Vec<Value>, String) {
+    /// the version), and the condition that `column` is under the prefix,
+    /// its placeholders following.
+    fn staged(&self, column: &str) -> (Vec<Value>, String) {
         let mut values: Vec<Value> = vec![self.tenant.clone().into(), self.version.into()];
-        values.extend(prefix.map(Value::from));
-        let within = Range::of(&self.prefix).sql(column, &mut values, '$');
+        let prefix = self.prefix.as_deref().unwrap_or_default();
+        let within = Range::of(prefix).sql(column, &mut values, '$');
         (values, within)
     }
 
@@ -226,6 +247,27 @@ impl Staged {
         match backend {
             DatabaseBackend::Postgres => postgres(sql, values),
             _ => sqlite(&sql.replace('$', "?"), values),
+        }
+    }
+}
+
+impl Drop for Staged {
+    /// Dropped unsettled (its request given up), the values come due in
+    /// the background.
+    fn drop(&mut self) {
+        if self.settled || self.prefix.is_none() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let staged = Self {
+                db: self.db.clone(),
+                tenant: std::mem::take(&mut self.tenant),
+                prefix: self.prefix.take(),
+                current: None,
+                settled: false,
+                ..*self
+            };
+            runtime.spawn(staged.discard());
         }
     }
 }

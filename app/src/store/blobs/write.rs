@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DbErr,
-    sea_query::{Asterisk, Expr, Func, OnConflict, Query},
+    sea_query::{Asterisk, Expr, ExprTrait, Func, OnConflict, Query},
 };
 use tokio::time::Instant;
 
@@ -194,7 +194,7 @@ async fn switch(
 ) -> Result<Head, Error> {
     let txn = db.begin().await?;
     lock(&txn, blob).await?;
-    let previous = super::head(&txn, blob).await?;
+    let mut previous = super::head(&txn, blob).await?;
     if !precondition.holds(previous.map(|h| h.version)) {
         return Err(stale());
     }
@@ -221,19 +221,34 @@ async fn switch(
         }
         Content::Whole { .. } => {}
     }
-    point(&txn, blob, head).await?;
-    if let Some(old) = previous {
-        release(&txn, blob, old, timing).await?;
+    // An import's switch points keys at its values without their locks
+    // (`staged`): when one did meanwhile, this write comes after it.
+    for _ in 0..3 {
+        if point(&txn, blob, head, previous.map(|h| h.version)).await? {
+            if let Some(old) = previous {
+                release(&txn, blob, old, timing).await?;
+            }
+            txn.commit().await?;
+            return Ok(head);
+        }
+        previous = super::head(&txn, blob).await?;
+        if !precondition.holds(previous.map(|h| h.version)) {
+            return Err(stale());
+        }
     }
-    txn.commit().await?;
-    Ok(head)
+    Err(Error::Unavailable("the key kept changing under the write; write it again".into()))
 }
 
-/// Points the key at `head`.
-async fn point(txn: &impl Db, blob: BlobKey<'_>, head: Head) -> Result<(), DbErr> {
+/// Points the key at `head`, if it points at `previous` (`None`: nowhere);
+/// whether it did.
+async fn point(txn: &impl Db, blob: BlobKey<'_>, head: Head, previous: Option<i64>) -> Result<bool, DbErr> {
     let backend = txn.backend();
     let mut on_conflict = OnConflict::columns([Column::TenantId, Column::Key]);
     on_conflict.update_columns([Column::Version, Column::Size, Column::UpdatedAt]);
+    on_conflict.action_and_where(match previous {
+        Some(version) => Expr::col((Table::Blobs, Column::Version)).eq(version),
+        None => Expr::cust("FALSE"),
+    });
     if backend == DatabaseBackend::Postgres {
         // `search` is the earlier index's column, written only by replicas
         // of the earlier version during a rolling upgrade.
@@ -246,8 +261,7 @@ async fn point(txn: &impl Db, blob: BlobKey<'_>, head: Head) -> Result<(), DbErr
         .map_err(|e| DbErr::Custom(e.to_string()))?
         .on_conflict(on_conflict)
         .to_owned();
-    execute(txn, backend.build(&insert)).await?;
-    Ok(())
+    Ok(execute(txn, backend.build(&insert)).await? == 1)
 }
 
 /// Removes what an upload that did not land stored, unless it was switched
