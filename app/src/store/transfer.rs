@@ -356,11 +356,16 @@ impl Staging {
                     copy_tree(&txn, self.place(), Place { tenant, session_id }, None).await?;
                     Some(made)
                 }
-                None => match sessions::get(&txn, tenant, session_id).await {
-                    Ok(_) => return Err(taken(session_id)),
-                    Err(Error::NotFound(_)) => None,
-                    Err(e) => return Err(e),
-                },
+                None => {
+                    // A lapsed row the sweeper has not reached would take
+                    // the imported blobs with it when it does.
+                    retention::purge_lapsed(&txn, tenant, session_id).await?;
+                    match sessions::get(&txn, tenant, session_id).await {
+                        Ok(_) => return Err(taken(session_id)),
+                        Err(Error::NotFound(_)) => None,
+                        Err(e) => return Err(e),
+                    }
+                }
             };
             blobs.switch(&txn).await.map_err(|e| conflict_is_taken(e, session_id))?;
             txn.commit().await?;

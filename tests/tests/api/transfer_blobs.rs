@@ -156,6 +156,16 @@ async fn a_snapshot_session_exports_and_imports_its_blobs(backend: Backend) {
     assert_eq!(staged_values(&app).await, 0, "nothing left staged");
     // The SDK goes on writing it.
     put(&app, "session/snap/scopes/agent/a/snapshots/snapshot_latest.json", b"{}".to_vec()).await;
+
+    // An id whose row has lapsed, not yet swept: the row goes with the
+    // import (else sweeping it would take the imported blobs along).
+    app.post("/api/v1/sessions", &json!({"session_id": "lapsed", "ttl_seconds": 1})).await.expect(201);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let lapsed = String::from_utf8(first).expect("UTF-8").replacen("\"snap\"", "\"lapsed\"", 1);
+    import(&app, lapsed).await.expect(201);
+    let rows = scalar(&app.database_url, "SELECT COUNT(*) FROM sessions WHERE session_id = 'lapsed'").await;
+    assert_eq!(rows, 0, "the lapsed row is purged");
+    assert_eq!(read(&app, "session/lapsed/scopes/agent/a/tool_output/empty").await, (200, Vec::new()));
 }
 
 async fn a_session_with_rows_and_blobs_carries_both(backend: Backend) {

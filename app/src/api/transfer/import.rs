@@ -170,8 +170,10 @@ where
     });
     let switched = staging.switch(tenant, &id, new, &blobs).await;
     let count = blobs.count();
-    // After a switch nothing is left staged, and this finds nothing.
-    blobs.discard().await;
+    match &switched {
+        Ok(_) => blobs.settle(),
+        Err(_) => blobs.discard().await,
+    }
     Ok(match switched? {
         Some(session) => Made::Session(session),
         None => Made::Blobs(id, count),

@@ -7,7 +7,7 @@
 
 use bytes::BytesMut;
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DbErr, Statement, Value,
+    ConnectionTrait, DatabaseBackend, Statement, Value,
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 
@@ -162,9 +162,14 @@ impl Staged {
         if txn.backend() == DatabaseBackend::Postgres && self.count > 0 {
             let (values, within) = self.staged("key");
             let sql = format!(
-                "SELECT 1 FROM blob_garbage WHERE tenant_id = $1 AND version = $2{within} FOR UPDATE"
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM blob_garbage \
+                 WHERE tenant_id = $1 AND version = $2{within} FOR UPDATE) AS held"
             );
-            txn.query_all_raw(postgres(&sql, values)).await?;
+            let row = txn.query_one_raw(postgres(&sql, values)).await?;
+            let held: i64 = row.map(|r| r.try_get_by_index(0)).transpose()?.unwrap_or(0);
+            if u64::try_from(held).ok() != Some(self.count) {
+                return Err(lapsed());
+            }
         }
         if !super::list(txn, &self.tenant, prefix, None, 1).await?.0.is_empty() {
             return Err(Error::Conflict(format!("blobs under `{prefix}` exist")));
@@ -213,41 +218,31 @@ impl Staged {
     }
 
     /// Lets the staged values go: what was not switched in comes due now,
-    /// for the sweeper's next pass (best effort: else it comes due by itself).
+    /// for the sweeper's next pass (best effort: else it comes due by
+    /// itself). Not after a switch: a value it made and a write has
+    /// replaced since is listed again, for the grace of reads under way.
     pub async fn discard(mut self) {
         self.settled = true;
-        if let Err(e) = self.make_due().await {
-            tracing::warn!(error = %e, "an import's staged values stay until their listing comes due");
+        if let Some(prefix) = self.prefix.take() {
+            make_due(&self.db, &self.tenant, &prefix, self.version).await;
         }
     }
 
-    async fn make_due(&self) -> Result<u64, DbErr> {
-        if self.prefix.is_none() {
-            return Ok(0);
-        }
-        let (values, within) = self.staged("key");
-        let due = format!(
-            "UPDATE blob_garbage SET reclaim_after = 0 WHERE tenant_id = $1 AND version = $2{within}"
-        );
-        execute(&self.db, self.statement(self.db.backend(), &due, values)).await
+    /// The values are switched in: nothing is left to let go.
+    pub fn settle(mut self) {
+        self.settled = true;
     }
 
     /// The values of a statement on the staged rows (`$1` the tenant, `$2`
     /// the version), and the condition that `column` is under the prefix,
     /// its placeholders following.
     fn staged(&self, column: &str) -> (Vec<Value>, String) {
-        let mut values: Vec<Value> = vec![self.tenant.clone().into(), self.version.into()];
-        let prefix = self.prefix.as_deref().unwrap_or_default();
-        let within = Range::of(prefix).sql(column, &mut values, '$');
-        (values, within)
+        listings(&self.tenant, self.prefix.as_deref().unwrap_or_default(), self.version, column)
     }
 
     /// `sql`, written with `$n` placeholders, for `backend`.
     fn statement(&self, backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
-        match backend {
-            DatabaseBackend::Postgres => postgres(sql, values),
-            _ => sqlite(&sql.replace('$', "?"), values),
-        }
+        statement(backend, sql, values)
     }
 }
 
@@ -255,20 +250,40 @@ impl Drop for Staged {
     /// Dropped unsettled (its request given up), the values come due in
     /// the background.
     fn drop(&mut self) {
-        if self.settled || self.prefix.is_none() {
+        if self.settled {
             return;
         }
+        let Some(prefix) = self.prefix.take() else { return };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let staged = Self {
-                db: self.db.clone(),
-                tenant: std::mem::take(&mut self.tenant),
-                prefix: self.prefix.take(),
-                current: None,
-                settled: false,
-                ..*self
-            };
-            runtime.spawn(staged.discard());
+            let (db, tenant, version) = (self.db.clone(), std::mem::take(&mut self.tenant), self.version);
+            runtime.spawn(async move { make_due(&db, &tenant, &prefix, version).await });
         }
+    }
+}
+
+/// The values and the condition of a statement on the listings of
+/// `version` of keys of `tenant` under `prefix`.
+fn listings(tenant: &str, prefix: &str, version: i64, column: &str) -> (Vec<Value>, String) {
+    let mut values: Vec<Value> = vec![tenant.into(), version.into()];
+    let within = Range::of(prefix).sql(column, &mut values, '$');
+    (values, within)
+}
+
+/// `sql`, written with `$n` placeholders, for `backend`.
+fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
+    match backend {
+        DatabaseBackend::Postgres => postgres(sql, values),
+        _ => sqlite(&sql.replace('$', "?"), values),
+    }
+}
+
+/// Makes the listings of `version` under `prefix` due now (best effort).
+async fn make_due(db: &Conn, tenant: &str, prefix: &str, version: i64) {
+    let (values, within) = listings(tenant, prefix, version, "key");
+    let due =
+        format!("UPDATE blob_garbage SET reclaim_after = 0 WHERE tenant_id = $1 AND version = $2{within}");
+    if let Err(e) = execute(db, statement(db.backend(), &due, values)).await {
+        tracing::warn!(error = %e, "an import's staged values stay until their listing comes due");
     }
 }
 
