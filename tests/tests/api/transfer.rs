@@ -345,14 +345,7 @@ async fn an_upload_cut_short_leaves_nothing(backend: Backend) {
     seeded(&app, "src").await;
     let text =
         String::from_utf8(export(&app, "src").await).expect("UTF-8").replacen("\"src\"", "\"half\"", 2);
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
-    let head = format!(
-        "POST {IMPORT} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        app.addr,
-        text.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("head");
-    stream.write_all(&text.as_bytes()[..text.len() / 2]).await.expect("half");
+    let stream = import_part(&app, text.as_bytes(), text.len() / 2).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(stream);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -361,6 +354,20 @@ async fn an_upload_cut_short_leaves_nothing(backend: Backend) {
     }
     assert_eq!(staged(&app).await, 0, "the staging is given up");
     app.get("/api/v1/sessions/half").await.expect_error(404, "NotFoundError");
+}
+
+/// An import of `document` over raw TCP that has sent its first `sent`
+/// bytes and waits to send the rest (drop the stream to go away).
+pub async fn import_part(app: &TestApp, document: &[u8], sent: usize) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let head = format!(
+        "POST {IMPORT} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.addr,
+        document.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&document[..sent]).await.expect("part of the body");
+    stream
 }
 
 /// `POST /api/v1/sessions/import` is the import; the path's other methods

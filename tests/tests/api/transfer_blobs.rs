@@ -9,11 +9,11 @@ use std::time::Duration;
 use base64::Engine;
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 use crate::{
     both_backends,
     helpers::{Backend, TestApp, scalar, spawn_app_with},
+    transfer::import_part,
 };
 
 both_backends!(
@@ -285,14 +285,7 @@ async fn a_blob_upload_cut_short_leaves_nothing(backend: Backend) {
     put(&app, "session/src/big", binary()).await;
     let text =
         String::from_utf8(export(&app, "src").await).expect("UTF-8").replacen("\"src\"", "\"half\"", 1);
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
-    let head = format!(
-        "POST {IMPORT} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        app.addr,
-        text.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("head");
-    stream.write_all(&text.as_bytes()[..text.len() * 3 / 4]).await.expect("three quarters");
+    let stream = import_part(&app, text.as_bytes(), text.len() * 3 / 4).await;
     // Its first chunks are staged (listed until it switches or gives up).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while staged_values(&app).await == 0 && tokio::time::Instant::now() < deadline {

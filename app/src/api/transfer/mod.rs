@@ -17,7 +17,7 @@ use poem_openapi::{
     types::Type,
 };
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use self::{
     document::SessionDocument,
@@ -67,20 +67,12 @@ impl IntoResponse for DocumentStream {
 }
 
 /// What an import made: a session, or one kept only as snapshot blobs.
-#[derive(Debug, Union)]
+#[derive(Debug, Union, Serialize)]
 #[oai(one_of)]
+#[serde(untagged)]
 pub enum Imported {
     Session(Session),
     Blobs(BlobSession),
-}
-
-impl Serialize for Imported {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Session(session) => session.serialize(s),
-            Self::Blobs(blobs) => blobs.serialize(s),
-        }
-    }
 }
 
 impl JsonSize for Imported {
@@ -249,15 +241,14 @@ impl TransferApi {
             return Err(busy().into());
         };
         let made = import::import(state.db.conn(), tenant.as_str(), body, limits).await?;
-        let (imported, etag) = match made {
+        let (session_id, imported, etag) = match made {
             Made::Session(session) => {
-                (Imported::Session(session.clone().into()), Some(etag(session.version)))
+                let etag = etag(session.version);
+                (session.session_id.clone(), Imported::Session(session.into()), Some(etag))
             }
-            Made::Blobs(session_id, blobs) => (Imported::Blobs(BlobSession { session_id, blobs }), None),
-        };
-        let session_id = match &imported {
-            Imported::Session(session) => session.session_id.as_str(),
-            Imported::Blobs(blobs) => blobs.session_id.as_str(),
+            Made::Blobs(session_id, blobs) => {
+                (session_id.clone(), Imported::Blobs(BlobSession { session_id, blobs }), None)
+            }
         };
         tracing::info!(audit = "import", tenant = tenant.as_str(), session_id, "session imported");
         Ok(ImportedResponse::Created(JsonBody(imported), etag))

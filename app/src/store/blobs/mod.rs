@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DbErr, Statement, Value,
-    sea_query::{Alias, Condition, Expr, ExprTrait, Func, IntoColumnRef, OnConflict, Order, Query},
+    sea_query::{
+        Alias, Condition, Expr, ExprTrait, Func, InsertStatement, IntoColumnRef, OnConflict, Order, Query,
+    },
 };
 
 use self::tables::{Column, Table, postgres, sqlite};
@@ -215,29 +217,40 @@ async fn list_garbage(
     version: i64,
     grace_micros: i64,
 ) -> Result<u64, DbErr> {
-    let backend = db.backend();
     let excluded = Alias::new("excluded");
     let later = Func::greatest([
         Expr::col((Table::BlobGarbage, Column::ReclaimAfter)),
         Expr::col((excluded, Column::ReclaimAfter)),
     ]);
-    let insert = Query::insert()
+    let on_conflict = garbage_listing().value(Column::ReclaimAfter, later).to_owned();
+    let insert = listing(db.backend(), blob, version, grace_micros)?.on_conflict(on_conflict).to_owned();
+    execute(db, db.backend().build(&insert)).await
+}
+
+/// The insert of a listing of `version` of a key, due `after_micros` from now.
+fn listing(
+    backend: DatabaseBackend,
+    blob: BlobKey<'_>,
+    version: i64,
+    after_micros: i64,
+) -> Result<InsertStatement, DbErr> {
+    let mut insert = Query::insert();
+    insert
         .into_table(Table::BlobGarbage)
         .columns([Column::TenantId, Column::Key, Column::Version, Column::ReclaimAfter])
         .values([
             Expr::val(blob.tenant),
             Expr::val(blob.key),
             Expr::val(version),
-            now_micros(backend).add(grace_micros),
+            now_micros(backend).add(after_micros),
         ])
-        .map_err(|e| DbErr::Custom(e.to_string()))?
-        .on_conflict(
-            OnConflict::columns([Column::TenantId, Column::Key, Column::Version])
-                .value(Column::ReclaimAfter, later)
-                .to_owned(),
-        )
-        .to_owned();
-    execute(db, backend.build(&insert)).await
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok(insert)
+}
+
+/// A conflict with a listing already made (its key and version).
+fn garbage_listing() -> OnConflict {
+    OnConflict::columns([Column::TenantId, Column::Key, Column::Version])
 }
 
 /// Lets go of a version the key no longer points at, within the

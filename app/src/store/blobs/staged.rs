@@ -6,19 +6,16 @@
 //! like any upload.
 
 use bytes::BytesMut;
-use sea_orm::{
-    ConnectionTrait, DatabaseBackend, Statement, Value,
-    sea_query::{Expr, ExprTrait, OnConflict, Query},
-};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
 
 use super::{
     BlobKey, CHUNK_BYTES, KEY_MAX_BYTES, Range, Timing,
     chunks::{Words, store_listed},
-    drop_version, execute, lock,
-    tables::{Column, Table, postgres, sqlite},
+    drop_version, execute, garbage_listing, listing, lock,
+    tables::{postgres, sqlite},
 };
 use crate::{
-    db::{Conn, Db, Txn, clock::now_micros},
+    db::{Conn, Db, Txn},
     error::Error,
     store::now,
 };
@@ -91,19 +88,8 @@ impl Staged {
             )));
         }
         let blob = BlobKey { tenant: &self.tenant, key: &full };
-        let listed = Query::insert()
-            .into_table(Table::BlobGarbage)
-            .columns([Column::TenantId, Column::Key, Column::Version, Column::ReclaimAfter])
-            .values([
-                Expr::val(blob.tenant),
-                Expr::val(blob.key),
-                Expr::val(self.version),
-                now_micros(self.db.backend()).add(self.keep_micros),
-            ])
-            .map_err(|_| Error::Internal)?
-            .on_conflict(
-                OnConflict::columns([Column::TenantId, Column::Key, Column::Version]).do_nothing().to_owned(),
-            )
+        let listed = listing(self.db.backend(), blob, self.version, self.keep_micros)?
+            .on_conflict(garbage_listing().do_nothing().to_owned())
             .to_owned();
         if execute(&self.db, self.db.backend().build(&listed)).await? == 1 {
             self.count += 1;
@@ -194,10 +180,10 @@ impl Staged {
              FROM blob_garbage g WHERE g.tenant_id = $1 AND g.version = $2{within} \
              ON CONFLICT (tenant_id, key) DO NOTHING"
         );
-        let pointed = execute(txn, self.statement(backend, &point, values)).await?;
+        let pointed = execute(txn, statement(backend, &point, values)).await?;
         let (values, within) = self.staged("key");
         let claim = format!("DELETE FROM blob_garbage WHERE tenant_id = $1 AND version = $2{within}");
-        if execute(txn, self.statement(backend, &claim, values)).await? != self.count {
+        if execute(txn, statement(backend, &claim, values)).await? != self.count {
             return Err(lapsed());
         }
         if pointed != self.count {
@@ -209,7 +195,7 @@ impl Staged {
         let sum = format!(
             "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE tenant_id = $1 AND version = $2{within}"
         );
-        let row = txn.query_one_raw(self.statement(backend, &sum, values)).await?;
+        let row = txn.query_one_raw(statement(backend, &sum, values)).await?;
         let stored: i64 = row.map(|r| r.try_get_by_index(0)).transpose()?.unwrap_or(0);
         if u64::try_from(stored).ok() != Some(self.bytes) {
             return Err(lapsed());
@@ -238,11 +224,6 @@ impl Staged {
     /// its placeholders following.
     fn staged(&self, column: &str) -> (Vec<Value>, String) {
         listings(&self.tenant, self.prefix.as_deref().unwrap_or_default(), self.version, column)
-    }
-
-    /// `sql`, written with `$n` placeholders, for `backend`.
-    fn statement(&self, backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
-        statement(backend, sql, values)
     }
 }
 
