@@ -45,7 +45,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         format!("{}:{}", args.repository, env!("CARGO_PKG_VERSION")),
         format!("{}:{}", args.repository, git_sha()?),
     ];
-    let mut build: Vec<String> = ["build", "-f", "deploy/Dockerfile"].map(String::from).into();
+    // --force-rm: a failed build leaves no container holding its half-made layer.
+    let mut build: Vec<String> = ["build", "--force-rm", "-f", "deploy/Dockerfile"].map(String::from).into();
     for (name, value) in [
         ("BASE_IMAGE", args.base_image.as_str()),
         ("BUILDER_IMAGE", builder.as_str()),

@@ -10,7 +10,8 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::support::{
-    BASE_IMAGE, BUILDER_IMAGE, Cleanup, POSTGRES_IMAGE, answers_200, have, image, ok, root, run, text, xtask,
+    BASE_IMAGE, BUILDER_IMAGE, Cleanup, POSTGRES_IMAGE, answers_200, built_images, have, image, ok, root,
+    run, text, xtask,
 };
 
 fn docker(args: &[&str]) -> String {
@@ -78,6 +79,8 @@ async fn image_from_the_prebuilt_binary_serves_read_only_as_non_root() {
         .output()
         .expect("xtask image");
     assert!(built.status.success(), "{}", text(&built.stderr));
+    let mut cleanup = Cleanup::default();
+    built_images(&text(&built.stderr), &mut cleanup);
     let image = format!("{repository}:{}", env!("CARGO_PKG_VERSION"));
     let sha_tag = text(&run("git", &["rev-parse", "--short=12", "HEAD"]).stdout).trim().to_owned();
     assert!(
@@ -101,7 +104,6 @@ async fn image_from_the_prebuilt_binary_serves_read_only_as_non_root() {
     let pg = format!("sb-ops-pg-{id}");
     let api = format!("sb-ops-api-{id}");
     let lite = format!("sb-ops-sqlite-{id}");
-    let mut cleanup = Cleanup::default();
     docker(&["network", "create", &network]);
     cleanup.0.push(("network", network.clone()));
     docker(&[
@@ -234,10 +236,11 @@ async fn image_builds_from_source() {
         .output()
         .expect("xtask image --from-source");
     assert!(built.status.success(), "{}", text(&built.stderr));
+    let mut cleanup = Cleanup::default();
+    built_images(&text(&built.stderr), &mut cleanup);
     let image = format!("{repository}:{}", env!("CARGO_PKG_VERSION"));
     let version = docker(&["run", "--rm", &image, "--version"]);
     assert_eq!(version, format!("session-backend {}", env!("CARGO_PKG_VERSION")));
-    let mut cleanup = Cleanup::default();
     let client = reqwest::Client::new();
     serves_on_its_sqlite_volume(&client, &image, &format!("sb-ops-src-{}", uuid_like()), &mut cleanup).await;
 }

@@ -24,8 +24,8 @@ use std::{
 use serde_json::Value;
 
 use crate::support::{
-    BASE_IMAGE, BUILDER_IMAGE, Cleanup, POSTGRES_IMAGE, answers_200, documents, have, image, ok, root, run,
-    text, xtask,
+    BASE_IMAGE, BUILDER_IMAGE, Cleanup, POSTGRES_IMAGE, answers_200, built_images, documents, have, image,
+    ok, root, run, text, xtask,
 };
 
 const CHART: &str = "deploy/helm/session-backend";
@@ -423,6 +423,8 @@ async fn every_values_file_brings_up_its_pods_as_a_kubelet_would() {
         .output()
         .expect("xtask image");
     assert!(built.status.success(), "{}", text(&built.stderr));
+    let mut images = Cleanup::default();
+    built_images(&text(&built.stderr), &mut images);
     let ordinary = ["postgresql.auth.password=123456", "postgresql.auth.database=2024"];
     run_release(None, &ordinary, &[], None).await;
     run_release(Some("values-development.yaml"), &ordinary, &[], None).await;

@@ -151,11 +151,20 @@ impl Drop for Cleanup {
             let args: &[&str] = match *what {
                 "network" => &["network", "rm", id],
                 "volume" => &["volume", "rm", "-f", id],
+                "image" => &["image", "rm", "-f", id],
                 _ => &["rm", "-f", "-v", id],
             };
             drop(Command::new("docker").args(args).output());
         }
     }
+}
+
+/// The tags `cargo xtask image` reports it built (its `built <tag>, <tag> (…)`
+/// line), each to be removed by `cleanup` when the test ends.
+pub fn built_images(stderr: &str, cleanup: &mut Cleanup) {
+    let line = stderr.lines().find_map(|l| l.strip_prefix("built ")).expect("a `built` line");
+    let tags = line.split(" (").next().unwrap_or_default();
+    cleanup.0.extend(tags.split(", ").map(|tag| ("image", tag.to_owned())));
 }
 
 /// Waits until `GET url` answers 200; the container's log when it never does.
