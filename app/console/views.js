@@ -145,7 +145,7 @@ async function snapshotList(ui, section, after = null) {
   }
 }
 
-/** Actions on a session: export, fork (rows only), delete. */
+/** Actions on a session: export, fork, delete. */
 function actions(ui, id, { snapshot = false } = {}) {
   const exportButton = h("button", { type: "button", onclick: async () => {
     exportButton.disabled = true;
@@ -183,7 +183,7 @@ function actions(ui, id, { snapshot = false } = {}) {
     ui.go("/sessions");
   } }, "Delete");
   return h("div", { class: "toolbar", role: "group", "aria-label": "Session actions" },
-    exportButton, snapshot ? null : forkButton, deleteButton);
+    exportButton, forkButton, deleteButton);
 }
 
 /** A fresh id for a fork of `id` that stays within the 255-byte limit. */
@@ -212,7 +212,9 @@ async function fork(ui, id, cut) {
     return;
   }
   ui.notify(`Forked into ${created.session_id}.`);
-  ui.go(`/session/${seg(created.session_id)}`);
+  // A session kept only as snapshots forks into one: no row, a blob count.
+  const page = created.session_type === undefined ? "snapshot" : "session";
+  ui.go(`/${page}/${seg(created.session_id)}`);
 }
 
 /** All pages of a paged list (`field` of each answer). */

@@ -57,6 +57,11 @@ pub enum Error {
     /// The database cannot be reached or did not answer in time.
     #[error("{0}")]
     Unavailable(String),
+    /// The database refused the transaction for one that changed the same
+    /// rows at once (a serialization failure or a deadlock): nothing was
+    /// written, and the same work succeeds when tried again.
+    #[error("another write to the same data went at the same time; nothing was written, retry")]
+    Collision,
     /// No database connection became free in time (counted by the edge
     /// that answers it: `db_pool_acquire_timeouts_total`).
     #[error("the database is unavailable, retry shortly")]
@@ -96,7 +101,7 @@ impl Error {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) | Self::PoolTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Collision | Self::PoolTimeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,7 +122,7 @@ impl Error {
             Self::UnsupportedMediaType(_) => "UnsupportedMediaTypeError",
             Self::RequestTimeout(_) => "RequestTimeoutError",
             Self::MethodNotAllowed(_) => "MethodNotAllowedError",
-            Self::Unavailable(_) | Self::PoolTimeout => "ServiceUnavailableError",
+            Self::Unavailable(_) | Self::Collision | Self::PoolTimeout => "ServiceUnavailableError",
             Self::Internal => "InternalServerError",
         }
     }
@@ -188,6 +193,9 @@ impl From<DbErr> for Error {
                 "the database did not finish in time (a lock or a slow statement); nothing was written, retry shortly"
                     .into(),
             )
+        } else if failure == Failure::Collision {
+            tracing::warn!(error = %err, "transaction collided with another");
+            Self::Collision
         } else if failure == Failure::PoolTimeout {
             tracing::warn!(error = %err, "no database connection became free in time");
             Self::PoolTimeout

@@ -192,6 +192,10 @@ async fn sessions_are_listed_shown_exported_imported_forked_and_deleted() {
     );
     let (_, shown, _) = service.sessions(&["show", "snap-only"]);
     assert!(shown.contains("Kept as a snapshot."), "{shown}");
+    let (ok, said, _) = service.sessions(&["fork", "snap-only", "snap-branch"]);
+    assert!(ok && said.trim() == "forked snap-only into snap-branch", "{said}");
+    let (_, shown, _) = service.sessions(&["show", "snap-branch"]);
+    assert!(shown.contains("Kept as a snapshot."), "{shown}");
 
     // Fork, cut after the tool call; --json for scripts.
     let (ok, forked, _) =

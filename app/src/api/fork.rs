@@ -10,14 +10,13 @@ use super::{
     errors::{ApiResult, Forking},
     fields::{Id, MessageId, Optional},
     payload::JsonBody,
-    sessions::Session,
-    versioned::Created,
+    transfer::{CopyCreated, turn},
 };
 use crate::{
     api::AppState,
     auth::Tenant,
     error::Error,
-    store::fork::{self, Cut, Fork},
+    store::fork::{self, Copying, Cut, Fork, Forked},
 };
 
 /// Body of `POST /api/v1/sessions/{session_id}/fork`.
@@ -51,14 +50,19 @@ pub struct ForkApi;
 impl ForkApi {
     /// Fork a session
     ///
-    /// A copy of the session, its agents with their messages and its
-    /// multi-agent states under a new id, made in one transaction from one
-    /// snapshot of the source. With `agent_id` and `up_to_message_id`, that
+    /// A copy of the session under a new id: its agents with their
+    /// messages and its multi-agent states, copied in one transaction from
+    /// one snapshot of the source, and its snapshot blobs (the keys under
+    /// `session/<id>/`), read from one snapshot, staged and switched in by
+    /// that transaction. With `agent_id` and `up_to_message_id`, that
     /// agent keeps only its messages up to that id, and its
     /// conversation-manager state restores all of them
     /// (`removed_message_count` 0, no `summary_message`). The fork has no
-    /// lease and the source's time to live, counted from now. `409` when the
-    /// new id is taken.
+    /// lease and the source's time to live, counted from now. A session
+    /// kept only as blobs (the SDK's `SnapshotSessionManager`) forks into
+    /// one kept only as blobs: the answer is its id and blob count, with
+    /// no `ETag`. `404` when the source has neither a row nor a blob,
+    /// `409` when the new id is taken (a row, or a blob under its prefix).
     #[oai(path = "/api/v1/sessions/:session_id/fork", method = "post", operation_id = "fork_session")]
     async fn fork(
         &self,
@@ -66,7 +70,7 @@ impl ForkApi {
         tenant: Tenant,
         session_id: Path<Id>,
         body: JsonBody<ForkSessionRequest>,
-    ) -> ApiResult<Created<Session>, Forking> {
+    ) -> ApiResult<CopyCreated, Forking> {
         let body = body.0;
         let (agent_id, up_to) = (body.agent_id.into_option(), body.up_to_message_id.into_option());
         let cut = match (&agent_id, up_to) {
@@ -84,7 +88,17 @@ impl ForkApi {
         };
         let target = body.session_id.into_string();
         let fork = Fork { tenant: tenant.as_str(), source: session_id.as_str(), target: &target, cut };
-        let forked = fork::fork(state.db.conn(), fork).await?;
+        let copying = Copying { index_bytes: state.storage.search_index_bytes, timing: state.blob_timing };
+        let _turn = turn(&state).await?;
+        let deadline = state.blob_timing.transfer;
+        let forked = tokio::time::timeout(deadline, fork::fork(state.db.conn(), fork, copying))
+            .await
+            .map_err(|_| {
+                Error::Unavailable(format!(
+                    "the fork did not finish within {} ms (storage.transfer_timeout_ms); nothing was made",
+                    deadline.as_millis()
+                ))
+            })??;
         tracing::info!(
             audit = "fork",
             tenant = tenant.as_str(),
@@ -92,6 +106,9 @@ impl ForkApi {
             fork = target.as_str(),
             "session forked"
         );
-        Ok(Created::of(forked))
+        Ok(match forked {
+            Forked::Session(session) => CopyCreated::session(session),
+            Forked::Blobs(blobs) => CopyCreated::blobs(target, blobs),
+        })
     }
 }

@@ -44,6 +44,9 @@ pub struct Snapshot {
 /// Every row of a listing.
 const ALL: u64 = i64::MAX as u64;
 
+/// Blobs read per statement.
+const BLOB_PAGE: u64 = 256;
+
 impl Snapshot {
     /// Opens the snapshot; 404 when the session has neither a row nor blobs.
     pub async fn open(db: &Conn, tenant: &str, session_id: &str) -> Result<Self, Error> {
@@ -66,10 +69,16 @@ impl Snapshot {
         self.session.as_ref()
     }
 
-    /// Up to `limit` of the session's blobs after the key `after`, by key.
-    pub async fn blobs(&self, after: Option<&str>, limit: u64) -> Result<Vec<(String, Head)>, Error> {
-        blobs::heads(self.txn.as_ref(), &self.tenant, &snapshots::prefix(&self.session_id), after, limit)
-            .await
+    /// A page of the session's blobs after the key `after`, by key, and
+    /// the key the next page comes after (`None`: this is the last).
+    pub async fn blobs(&self, after: Option<&str>) -> Result<(Vec<(String, Head)>, Option<String>), Error> {
+        let prefix = snapshots::prefix(&self.session_id);
+        let page = blobs::heads(self.txn.as_ref(), &self.tenant, &prefix, after, BLOB_PAGE).await?;
+        let next = match page.last() {
+            Some((key, _)) if page.len() as u64 == BLOB_PAGE => Some(key.clone()),
+            _ => None,
+        };
+        Ok((page, next))
     }
 
     /// Chunk `seq` of `version` of the blob `key`.
@@ -357,14 +366,8 @@ impl Staging {
                     Some(made)
                 }
                 None => {
-                    // A lapsed row the sweeper has not reached would take
-                    // the imported blobs with it when it does.
-                    retention::purge_lapsed(&txn, tenant, session_id).await?;
-                    match sessions::get(&txn, tenant, session_id).await {
-                        Ok(_) => return Err(taken(session_id)),
-                        Err(Error::NotFound(_)) => None,
-                        Err(e) => return Err(e),
-                    }
+                    vacant(&txn, tenant, session_id).await?;
+                    None
                 }
             };
             blobs.switch(&txn).await.map_err(|e| conflict_is_taken(e, session_id))?;
@@ -400,8 +403,21 @@ pub fn taken(session_id: &str) -> Error {
     Error::Conflict(format!("session `{session_id}` already exists"))
 }
 
+/// Refuses (409) when session `session_id` has a live row, within the
+/// transaction about to give it snapshot blobs only. A lapsed row the
+/// sweeper has not reached is purged first: it would take the blobs with
+/// it when it is.
+pub(super) async fn vacant(txn: &Txn, tenant: &str, session_id: &str) -> Result<(), Error> {
+    retention::purge_lapsed(txn, tenant, session_id).await?;
+    match sessions::get(txn, tenant, session_id).await {
+        Ok(_) => Err(taken(session_id)),
+        Err(Error::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// `e`, said as [`taken`] when it is a conflict.
-fn conflict_is_taken(e: Error, session_id: &str) -> Error {
+pub(super) fn conflict_is_taken(e: Error, session_id: &str) -> Error {
     match e {
         Error::Conflict(_) => taken(session_id),
         other => other,

@@ -337,6 +337,16 @@ async fn console_reads_forks_exports_and_deletes() {
     let keys: Vec<&str> =
         document["blobs"].as_array().expect("blobs").iter().filter_map(|b| b["key"].as_str()).collect();
     assert!(keys.contains(&"scopes/agent/default/snapshots/snapshot_latest.json"), "{keys:?}");
+    // Its fork is a snapshot session too, with the same conversation.
+    browser.click_text(".toolbar button", "Fork").await;
+    browser.find("#ask-dialog[open]").await;
+    browser.clear("#ask-dialog input").await;
+    browser.type_into("#ask-dialog input", "snap-branch").await;
+    browser.click("#ask-dialog button[value=ok]").await;
+    heading(&browser, "snap-branch").await;
+    browser.text_when(".chat", |t| t.contains("On the sea ice around Antarctica")).await;
+    let latest = "/api/v1/storage/session/snap-branch/scopes/agent/default/snapshots/snapshot_latest.json";
+    assert_eq!(api.status(latest).await, 200, "the fork's latest snapshot");
 
     // Search across snapshots finds it.
     browser.open(&format!("{base}/ui/#/search?q=antarctica")).await;

@@ -11,7 +11,7 @@ from strands.session import SnapshotSessionManager
 from strands.storage.storage import Storage
 from strands.types.exceptions import StorageError
 
-from strands_session_backend import SessionBackendStorage
+from strands_session_backend import BlobSession, SessionBackendRepository, SessionBackendStorage
 
 
 def test_the_storage_protocol_round_trips_bytes(url: str, sid: str) -> None:
@@ -97,3 +97,18 @@ def test_snapshot_session_manager_saves_restores_and_deletes(url: str, sid: str,
     assert asyncio.run(storage.list(f"session/{sid}/")) == []
     fresh, _ = snapshot_agent(url, sid, scripted([]))
     assert fresh.messages == []
+
+
+def test_a_snapshot_session_forks_and_the_fork_goes_its_own_way(url: str, sid: str, scripted: Any) -> None:
+    agent, _ = snapshot_agent(url, sid, scripted([[{"text": "one"}], [{"text": "two"}]]))
+    agent("first")
+    agent("second")
+    repository = SessionBackendRepository(url)
+    fork = repository.fork_session(sid, f"{sid}-fork")
+    assert isinstance(fork, BlobSession) and fork.session_id == f"{sid}-fork" and fork.blobs >= 1
+    branch, _ = snapshot_agent(url, f"{sid}-fork", scripted([[{"text": "three"}]]))
+    assert branch.messages == agent.messages
+    branch("another")
+    assert len(branch.messages) == 6
+    assert len(snapshot_agent(url, sid, scripted([]))[0].messages) == 4, "the source is as it was"
+    repository.close()

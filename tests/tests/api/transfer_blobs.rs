@@ -2,7 +2,7 @@
 //! a session kept only as blobs (the SDK's `SnapshotSessionManager`) goes
 //! out with `"session": null` and comes back whole, values of several
 //! chunks in pieces no larger than one member, indexed for search; a
-//! refused document leaves no blob behind.
+//! refused document leaves no blob behind. A fork copies them too.
 
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use crate::{
 both_backends!(
     a_snapshot_session_exports_and_imports_its_blobs,
     a_session_with_rows_and_blobs_carries_both,
+    a_fork_copies_snapshot_blobs,
     malformed_blobs_are_refused_naming_the_path,
     a_blob_upload_cut_short_leaves_nothing,
     writes_racing_an_import_of_their_keys_go_before_or_after_it
@@ -201,6 +202,97 @@ async fn a_session_with_rows_and_blobs_carries_both(backend: Backend) {
     object.shift_remove("session_id");
     object.shift_remove("blobs");
     import(&app, earlier.to_string()).await.expect(201);
+    assert_eq!(staged_values(&app).await, 0);
+}
+
+async fn fork(app: &TestApp, source: &str, body: Value) -> crate::helpers::Reply {
+    app.call_raw(Method::POST, &format!("/api/v1/sessions/{source}/fork"), body.to_string()).await
+}
+
+async fn a_fork_copies_snapshot_blobs(backend: Backend) {
+    let Some(app) = small_members(backend).await else { return };
+    for (key, value) in values() {
+        put(&app, &format!("session/snap/{key}"), value).await;
+    }
+    put(&app, "session/snapx/scopes/agent/a/snapshots/snapshot_latest.json", b"other".to_vec()).await;
+
+    // A session kept only as blobs forks into one kept only as blobs.
+    let made = fork(&app, "snap", json!({"session_id": "copy"})).await;
+    assert!(made.headers.get("etag").is_none(), "no row, no version");
+    assert_eq!(made.expect(201), json!({"session_id": "copy", "blobs": 5}));
+    for (key, value) in values() {
+        assert_eq!(read(&app, &format!("session/copy/{key}")).await, (200, value.clone()), "{key}");
+        assert_eq!(read(&app, &format!("session/snap/{key}")).await, (200, value), "{key} stays");
+    }
+    app.get("/api/v1/sessions/copy").await.expect_error(404, "NotFoundError");
+    let found = app.get("/api/v1/storage?q=glacier&prefix=session/copy/").await.expect(200);
+    assert_eq!(found["results"][0]["key"], "session/copy/scopes/agent/a/snapshots/snapshot_latest.json");
+    let exported = |id: &'static str| {
+        let app = &app;
+        async move {
+            let document: Value = serde_json::from_slice(&export(app, id).await).expect("JSON");
+            document["blobs"].clone()
+        }
+    };
+    assert_eq!(exported("copy").await, exported("snap").await, "the same values under the same keys");
+    // The copy stands alone.
+    app.delete("/api/v1/sessions/copy").await.expect(204);
+    assert_eq!(read(&app, "session/snap/scopes/agent/a/tool_output/empty").await, (200, Vec::new()));
+
+    // Refusals leave nothing: a taken id (a row, or blobs), a cut of a
+    // session with no agents, a missing source.
+    app.post("/api/v1/sessions", &json!({"session_id": "row"})).await.expect(201);
+    fork(&app, "snap", json!({"session_id": "row"})).await.expect_error(409, "ConflictError");
+    fork(&app, "snap", json!({"session_id": "snapx"})).await.expect_error(409, "ConflictError");
+    fork(&app, "row", json!({"session_id": "snapx"})).await.expect_error(409, "ConflictError");
+    let cut = json!({"session_id": "cut", "agent_id": "a", "up_to_message_id": 0});
+    fork(&app, "snap", cut).await.expect_error(404, "NotFoundError");
+    fork(&app, "missing", json!({"session_id": "cut"})).await.expect_error(404, "NotFoundError");
+    assert_eq!(read(&app, "session/cut/scopes/agent/a/tool_output/empty").await.0, 404);
+    assert_eq!(read(&app, "session/row/scopes/agent/a/tool_output/empty").await.0, 404);
+    assert_eq!(staged_values(&app).await, 0, "nothing left staged");
+    // Forks into one id at once: one makes it.
+    let (a, b, c) = tokio::join!(
+        fork(&app, "snap", json!({"session_id": "race"})),
+        fork(&app, "snap", json!({"session_id": "race"})),
+        fork(&app, "snap", json!({"session_id": "race"}))
+    );
+    let statuses: Vec<u16> = [&a, &b, &c].iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [201, 409].contains(s)), "{statuses:?}");
+    assert_eq!(exported("race").await, exported("snap").await);
+    // A write racing a fork into its key goes before it (the fork is
+    // refused) or after it (and wins), never beside it.
+    let latest = "scopes/agent/a/snapshots/snapshot_latest.json";
+    for round in 0..8 {
+        let id = format!("raced-{round}");
+        let write = async {
+            tokio::time::sleep(Duration::from_millis(round * 5)).await;
+            put(&app, &format!("session/{id}/{latest}"), b"written".to_vec()).await;
+        };
+        let (forked, ()) = tokio::join!(fork(&app, "snap", json!({"session_id": id})), write);
+        let status = forked.status.as_u16();
+        assert!([201, 409].contains(&status), "round {round}: {status} {}", forked.body);
+        assert_eq!(read(&app, &format!("session/{id}/{latest}")).await, (200, b"written".to_vec()));
+        let empty = read(&app, &format!("session/{id}/scopes/agent/a/tool_output/empty")).await.0;
+        assert_eq!(empty, if status == 201 { 200 } else { 404 }, "round {round}");
+    }
+
+    // A session with rows and blobs forks both, cut or whole.
+    app.agent("both", "a").await;
+    for id in 0..3 {
+        let message = json!({"message_id": id, "message": {"role": "user", "content": [{"text": "hi"}]}});
+        app.post(&TestApp::messages_path("both", "a"), &message).await.expect(201);
+    }
+    put(&app, "session/both/scopes/agent/a/snapshots/snapshot_latest.json", br#"{"v": 1}"#.to_vec()).await;
+    let cut = json!({"session_id": "both-cut", "agent_id": "a", "up_to_message_id": 1});
+    let made = fork(&app, "both", cut).await;
+    assert!(made.etag().starts_with('"'), "a row has a version");
+    assert_eq!(made.expect(201)["session_id"], "both-cut");
+    let messages = app.get(&TestApp::messages_path("both-cut", "a")).await.expect(200);
+    assert_eq!(messages["messages"].as_array().map(Vec::len), Some(2), "{messages}");
+    let copied = read(&app, "session/both-cut/scopes/agent/a/snapshots/snapshot_latest.json").await;
+    assert_eq!(copied, (200, br#"{"v": 1}"#.to_vec()));
     assert_eq!(staged_values(&app).await, 0);
 }
 

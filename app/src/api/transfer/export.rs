@@ -18,9 +18,6 @@ use crate::{
     store::{snapshots, transfer::Snapshot},
 };
 
-/// Blobs read from the snapshot per statement.
-const BLOB_PAGE: u64 = 256;
-
 /// The session's document; no base64 piece of a blob's value is longer
 /// than `member_bytes` (the most an import reads as one member).
 pub async fn export(db: &Conn, tenant: &str, session_id: &str, member_bytes: usize) -> Result<Spool, Error> {
@@ -72,7 +69,7 @@ async fn write_blobs(out: &mut Spool, snapshot: &Snapshot, piece: usize) -> Resu
     let mut after: Option<String> = None;
     let mut first = true;
     loop {
-        let page = snapshot.blobs(after.as_deref(), BLOB_PAGE).await?;
+        let (page, next) = snapshot.blobs(after.as_deref()).await?;
         for (key, head) in &page {
             if !std::mem::take(&mut first) {
                 out.write(b",").await?;
@@ -95,9 +92,9 @@ async fn write_blobs(out: &mut Spool, snapshot: &Snapshot, piece: usize) -> Resu
             }
             out.write(b"]}").await?;
         }
-        match page.last() {
-            Some((key, _)) if page.len() as u64 == BLOB_PAGE => after = Some(key.clone()),
-            _ => return Ok(()),
+        match next {
+            Some(key) => after = Some(key),
+            None => return Ok(()),
         }
     }
 }

@@ -8,6 +8,7 @@ mod import;
 mod reader;
 mod spool;
 
+use entity::session;
 use poem::{Body, IntoResponse, Request, RequestBody, Response, http::header, web::Data};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi, Union,
@@ -66,16 +67,17 @@ impl IntoResponse for DocumentStream {
     }
 }
 
-/// What an import made: a session, or one kept only as snapshot blobs.
+/// A session an import or a fork made: one with a row, or one kept only
+/// as snapshot blobs.
 #[derive(Debug, Union, Serialize)]
 #[oai(one_of)]
 #[serde(untagged)]
-pub enum Imported {
+pub enum SessionCopy {
     Session(Session),
     Blobs(BlobSession),
 }
 
-impl JsonSize for Imported {
+impl JsonSize for SessionCopy {
     fn json_size(&self) -> usize {
         match self {
             Self::Session(session) => session.json_size(),
@@ -84,7 +86,8 @@ impl JsonSize for Imported {
     }
 }
 
-/// A session kept only as snapshot blobs (no row), as an import made it.
+/// A session kept only as snapshot blobs (no row), as an import or a fork
+/// made it.
 #[derive(Debug, Object, Serialize)]
 pub struct BlobSession {
     pub session_id: String,
@@ -93,11 +96,24 @@ pub struct BlobSession {
 }
 
 #[derive(ApiResponse)]
-enum ImportedResponse {
-    /// Imported: the session, with its first version as `ETag`; for a
-    /// session kept only as snapshot blobs, its id and blob count.
+pub enum CopyCreated {
+    /// Made: the session, with its first version as `ETag`; for a session
+    /// kept only as snapshot blobs, its id and blob count.
     #[oai(status = 201)]
-    Created(JsonBody<Imported>, #[oai(header = "ETag")] Option<String>),
+    Created(JsonBody<SessionCopy>, #[oai(header = "ETag")] Option<String>),
+}
+
+impl CopyCreated {
+    /// The answer for a session with a row.
+    pub fn session(session: session::Model) -> Self {
+        let etag = etag(session.version);
+        Self::Created(JsonBody(SessionCopy::Session(session.into())), Some(etag))
+    }
+
+    /// The answer for a session kept only as snapshot blobs.
+    pub fn blobs(session_id: String, blobs: u64) -> Self {
+        Self::Created(JsonBody(SessionCopy::Blobs(BlobSession { session_id, blobs })), None)
+    }
 }
 
 #[derive(ApiResponse)]
@@ -144,9 +160,9 @@ impl<'a> ApiExtractor<'a> for DocumentUpload {
     }
 }
 
-/// A turn among the exports and imports running at once (503 when none
-/// comes within the request deadline).
-async fn turn(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+/// A turn among the exports, imports and forks running at once (503 when
+/// none comes within the request deadline).
+pub(super) async fn turn(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
     let wait = state.body_limits.turn_wait;
     match tokio::time::timeout(wait, state.transfers.clone().acquire_owned()).await {
         Ok(Ok(permit)) => Ok(permit),
@@ -155,7 +171,7 @@ async fn turn(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, Err
 }
 
 fn busy() -> Error {
-    Error::Unavailable("the server is busy with other exports and imports; retry shortly".into())
+    Error::Unavailable("the server is busy with other exports, imports and forks; retry shortly".into())
 }
 
 /// Moving sessions out and in.
@@ -217,7 +233,7 @@ impl TransferApi {
         state: Data<&AppState>,
         tenant: Tenant,
         document: DocumentUpload,
-    ) -> ApiResult<ImportedResponse, Importing> {
+    ) -> ApiResult<CopyCreated, Importing> {
         let limits = ImportLimits {
             max_bytes: state.import_limit_bytes,
             member_bytes: state.body_limits.max_bytes as u64,
@@ -241,16 +257,11 @@ impl TransferApi {
             return Err(busy().into());
         };
         let made = import::import(state.db.conn(), tenant.as_str(), body, limits).await?;
-        let (session_id, imported, etag) = match made {
-            Made::Session(session) => {
-                let etag = etag(session.version);
-                (session.session_id.clone(), Imported::Session(session.into()), Some(etag))
-            }
-            Made::Blobs(session_id, blobs) => {
-                (session_id.clone(), Imported::Blobs(BlobSession { session_id, blobs }), None)
-            }
+        let (session_id, created) = match made {
+            Made::Session(session) => (session.session_id.clone(), CopyCreated::session(session)),
+            Made::Blobs(session_id, blobs) => (session_id.clone(), CopyCreated::blobs(session_id, blobs)),
         };
         tracing::info!(audit = "import", tenant = tenant.as_str(), session_id, "session imported");
-        Ok(ImportedResponse::Created(JsonBody(imported), etag))
+        Ok(created)
     }
 }

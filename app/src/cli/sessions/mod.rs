@@ -61,7 +61,7 @@ enum Action {
     },
     /// Make a session from a document `export` wrote (`-`: standard input).
     Import { file: PathBuf },
-    /// Copy a session under a new id, or cut one agent's history after a message.
+    /// Copy a session (its snapshots too) under a new id, or cut one agent's history after a message.
     Fork {
         session_id: String,
         new_session_id: String,

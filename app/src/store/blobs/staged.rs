@@ -1,4 +1,4 @@
-//! Values an import stages: each stored as an upload is, under its final
+//! Values an import (or a fork) stages: each stored as an upload is, under its final
 //! key and one version for them all (listed in `blob_garbage`, its chunks
 //! and index segments stored as they arrive), unseen until the import's
 //! switch points the keys at that version, one statement for them all.
@@ -269,5 +269,5 @@ async fn make_due(db: &Conn, tenant: &str, prefix: &str, version: i64) {
 }
 
 fn lapsed() -> Error {
-    Error::Unavailable("the import took too long and its staged values lapsed; send it again".into())
+    Error::Unavailable("the import or fork took too long and its staged values lapsed; try it again".into())
 }

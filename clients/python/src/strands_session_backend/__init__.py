@@ -32,7 +32,7 @@ from .errors import (
     UnavailableError,
 )
 from .lease import Lease
-from .repository import SessionBackendRepository, SessionRecord
+from .repository import BlobSession, SessionBackendRepository, SessionRecord
 from .server import SessionBackendServer
 from .session_manager import SessionBackendSessionManager
 
@@ -62,6 +62,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BlobSession",
     "ConflictError",
     "InvalidRequestError",
     "Lease",

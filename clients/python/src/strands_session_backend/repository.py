@@ -186,16 +186,24 @@ class SessionBackendRepository(SessionRepository):
         *,
         agent_id: str | None = None,
         up_to_message_id: int | None = None,
-    ) -> SessionRecord:
-        """Copies the session (agents, messages, multi-agent states) to ``new_session_id`` in one
-        transaction; with ``agent_id`` and ``up_to_message_id``, that agent keeps its messages up
-        to that id, and restoring the fork gives exactly those. Raises :class:`NotFoundError`
+    ) -> SessionRecord | BlobSession:
+        """Copies the session (agents, messages, multi-agent states and its snapshot blobs,
+        ``session/<id>/``) to ``new_session_id`` in one transaction; with ``agent_id`` and
+        ``up_to_message_id``, that agent keeps its messages up to that id, and restoring the fork
+        gives exactly those. A session kept only as snapshot blobs (``SnapshotSessionManager``'s)
+        forks into one: the answer is then a :class:`BlobSession`. Raises :class:`NotFoundError`
         for a missing session or agent and :class:`ConflictError` when the new id is taken."""
         body: dict[str, Any] = {"session_id": new_session_id}
         if agent_id is not None or up_to_message_id is not None:
             body.update(agent_id=agent_id, up_to_message_id=up_to_message_id)
-        response = self._call("POST", f"{self._session(session_id)}/fork", ok=(201,), json=body)
-        return SessionRecord.of(self._require(response, "session or agent"))
+        response = self._require(
+            self._call("POST", f"{self._session(session_id)}/fork", ok=(201,), json=body),
+            "session or agent",
+        )
+        made = response.json()
+        if "blobs" in made and "session_type" not in made:
+            return BlobSession(session_id=made["session_id"], blobs=int(made["blobs"]))
+        return SessionRecord.of(response)
 
     def delete_session(self, session_id: str, **kwargs: Any) -> bool:
         """Deletes the session and everything under it (its snapshot blobs, ``session/<id>/``,
@@ -375,6 +383,18 @@ class SessionBackendRepository(SessionRepository):
     def drop_lease(self, session_id: str) -> None:
         """Writes of the session's tree stop carrying a token."""
         self._lease_tokens.pop(session_id, None)
+
+
+@dataclass(frozen=True)
+class BlobSession:
+    """A session kept only as snapshot blobs (no session row), as a fork made it.
+
+    Attributes:
+        blobs: How many blobs it has under ``session/<session_id>/``.
+    """
+
+    session_id: str
+    blobs: int
 
 
 @dataclass(frozen=True)
