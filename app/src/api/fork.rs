@@ -43,6 +43,9 @@ impl Example for ForkSessionRequest {
     }
 }
 
+/// Where forks are made.
+pub const PATH: &str = "/api/v1/sessions/:session_id/fork";
+
 /// Forking sessions.
 pub struct ForkApi;
 
@@ -90,15 +93,7 @@ impl ForkApi {
         let fork = Fork { tenant: tenant.as_str(), source: session_id.as_str(), target: &target, cut };
         let copying = Copying { index_bytes: state.storage.search_index_bytes, timing: state.blob_timing };
         let _turn = turn(&state).await?;
-        let deadline = state.blob_timing.transfer;
-        let forked = tokio::time::timeout(deadline, fork::fork(state.db.conn(), fork, copying))
-            .await
-            .map_err(|_| {
-                Error::Unavailable(format!(
-                    "the fork did not finish within {} ms (storage.transfer_timeout_ms); nothing was made",
-                    deadline.as_millis()
-                ))
-            })??;
+        let forked = fork::fork(state.db.conn(), fork, copying).await?;
         tracing::info!(
             audit = "fork",
             tenant = tenant.as_str(),

@@ -50,17 +50,18 @@ pub enum ApiTags {
 }
 
 /// The tenant routes that take JSON bodies: sessions and what is under them.
-pub type TenantApis = (
-    sessions::SessionsApi,
-    fork::ForkApi,
-    agents::AgentsApi,
-    messages::MessagesApi,
-    multi_agents::MultiAgentsApi,
-);
+pub type TenantApis =
+    (sessions::SessionsApi, agents::AgentsApi, messages::MessagesApi, multi_agents::MultiAgentsApi);
 
 /// Every API of the service.
-pub type Apis =
-    (TenantApis, transfer::TransferApi, leases::LeasesApi, storage::StorageApi, health::HealthApi);
+pub type Apis = (
+    TenantApis,
+    fork::ForkApi,
+    transfer::TransferApi,
+    leases::LeasesApi,
+    storage::StorageApi,
+    health::HealthApi,
+);
 
 /// The lease routes, to be mounted (at [`LEASE_PATH`]) under
 /// authentication, body limits and the request deadline, but not the rate
@@ -78,14 +79,17 @@ pub fn tenant_routes() -> OpenApiService<TenantApis, ()> {
 }
 
 fn tenant_apis() -> TenantApis {
-    (
-        sessions::SessionsApi,
-        fork::ForkApi,
-        agents::AgentsApi,
-        messages::MessagesApi,
-        multi_agents::MultiAgentsApi,
-    )
+    (sessions::SessionsApi, agents::AgentsApi, messages::MessagesApi, multi_agents::MultiAgentsApi)
 }
+
+/// The fork route, to be mounted (at [`FORK_PATH`]) under authentication
+/// and body limits; its time is bounded by `storage.transfer_timeout_ms`
+/// (it copies snapshot blobs), not by the request deadline.
+pub fn fork_routes() -> OpenApiService<fork::ForkApi, ()> {
+    routes(fork::ForkApi)
+}
+
+pub use self::fork::PATH as FORK_PATH;
 
 /// Export and import, to be mounted (at their two paths) under
 /// authentication; their bodies stream, and their time is bounded by
@@ -113,9 +117,16 @@ fn routes<T: OpenApi>(apis: T) -> OpenApiService<T, ()> {
 
 /// Every route, for the document they are described by.
 pub fn service() -> OpenApiService<Apis, ()> {
-    routes((tenant_apis(), transfer::TransferApi, leases::LeasesApi, storage::StorageApi, health::HealthApi))
-        .description(
-            "Storage for Strands agent sessions: sessions, agents, messages and multi-agent \
+    routes((
+        tenant_apis(),
+        fork::ForkApi,
+        transfer::TransferApi,
+        leases::LeasesApi,
+        storage::StorageApi,
+        health::HealthApi,
+    ))
+    .description(
+        "Storage for Strands agent sessions: sessions, agents, messages and multi-agent \
          state. Drop-in for the earlier Python Session Backend API. Every error body is \
          `{\"detail\": {\"error\", \"message\", \"request_id\"}}`; every response carries \
          `X-Request-Id`. Ids are percent-encoded in paths. Request bodies are JSON \
@@ -125,7 +136,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
          (`pip install strands-session-backend`: the SDK's session manager, repository and \
          `Storage`; `[server]` adds [session-backend](https://pypi.org/project/session-backend/), \
          this service as one binary). Start with **Sessions**; the probes are under **Health**.",
-        )
+    )
 }
 
 /// Page-style paging (`page` from 1, `page_size`), both bounded by the

@@ -3,14 +3,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use poem::{Endpoint, EndpointExt, Route, middleware::CatchPanic};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, middleware::CatchPanic};
 
 use crate::{
     api::{self, AppState},
     auth::{self, Auth, Limit},
     config::Config,
     db::Database,
-    drain::Draining,
+    drain::{BodyLimits, Draining},
     metrics::Metrics,
     middleware, store,
 };
@@ -67,22 +67,16 @@ pub fn app(
         }))
     };
     let (tenants, operators, browsers) = (auth.clone(), auth.clone(), auth);
-    let tenant_routes = Arc::new(
-        api::tenant_routes()
-            .around(move |ep, req| middleware::deadline(ep, req, deadline))
-            .around({
-                let limits = limits.clone();
-                move |ep, req| middleware::read_body(ep, req, limits.clone())
-            })
-            .around({
-                let auth = tenants.clone();
-                move |ep, req| auth::tenants_only(ep, req, auth.clone(), Limit::Rate)
-            }),
-    );
+    let tenant_routes = Arc::new(json_routes(
+        api::tenant_routes().around(move |ep, req| middleware::deadline(ep, req, deadline)),
+        limits.clone(),
+        tenants.clone(),
+    ));
     let transfer_routes = Arc::new(api::transfer_routes().around({
         let auth = tenants.clone();
         move |ep, req| auth::tenants_only(ep, req, auth.clone(), Limit::Rate)
     }));
+    let fork_routes = json_routes(api::fork_routes(), limits.clone(), tenants.clone());
     let lease_routes = api::lease_routes()
         .around(move |ep, req| middleware::deadline(ep, req, deadline))
         .around(move |ep, req| middleware::read_body(ep, req, limits.clone()))
@@ -97,6 +91,7 @@ pub fn app(
     Route::new()
         .nest_no_strip("/api/v1/storage", storage_routes)
         .at(api::LEASE_PATH, lease_routes)
+        .at(api::FORK_PATH, fork_routes)
         .at(api::EXPORT_PATH, transfer_routes.clone())
         .at(api::IMPORT_PATH, middleware::PostOr { post: transfer_routes, other: tenant_routes.clone() })
         .nest_no_strip("/api", tenant_routes)
@@ -110,4 +105,17 @@ pub fn app(
         .with(CatchPanic::new().with_handler(middleware::PanicToEnvelope))
         .around(move |ep, req| middleware::observe(ep, req, metrics.clone(), routes))
         .before(|req| async move { Ok(middleware::key_as_one_segment(req)) })
+}
+
+/// `routes` for tenants, under the rate limit, with their JSON bodies read
+/// whole (and bounded) before they run.
+fn json_routes(
+    routes: impl IntoEndpoint<Endpoint: 'static>,
+    limits: BodyLimits,
+    tenants: Arc<Auth>,
+) -> impl Endpoint {
+    routes
+        .into_endpoint()
+        .around(move |ep, req| middleware::read_body(ep, req, limits.clone()))
+        .around(move |ep, req| auth::tenants_only(ep, req, tenants.clone(), Limit::Rate))
 }

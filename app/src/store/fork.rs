@@ -1,24 +1,29 @@
 //! Forking a session: a copy of it under a new id, with its agents and
 //! their messages, its multi-agent states and its snapshot blobs. The
-//! blobs are read from one snapshot of the source and staged under the new
-//! id as an import stages them; one transaction then copies the rows, from
-//! one snapshot of its own (so a message appended meanwhile is copied with
-//! its agent or not at all), and switches the blobs in. One agent's history
-//! may be cut after a message; its conversation-manager state then
+//! blobs are read from one snapshot of the source into a spool (so no
+//! connection is held while they are written again) and staged under the
+//! new id as an import stages them; one transaction then copies the rows,
+//! from one snapshot of its own (so a message appended meanwhile is copied
+//! with its agent or not at all), and switches the blobs in. One agent's
+//! history may be cut after a message; its conversation-manager state then
 //! restores exactly what is kept.
+
+use std::time::Duration;
 
 use entity::{JsonText, agent, message, multi_agent, session};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, EntityTrait, IdenStatic, Iterable,
     sea_query::{Condition, Expr, ExprTrait, InsertStatement, Query, SelectStatement},
 };
+use tokio::io::{AsyncReadExt, BufReader};
 
 use super::{
     ChildKey,
-    blobs::{Staged, Timing},
+    blobs::{CHUNK_BYTES, KEY_MAX_BYTES, Staged, Timing},
     children,
     sessions::{self, NewSession},
     snapshots,
+    spool::Spool,
     transfer::{self, Snapshot},
 };
 use crate::{
@@ -45,7 +50,7 @@ pub struct Fork<'a> {
 }
 
 /// How a fork stages the source's snapshot blobs: as an import does,
-/// indexing the first `index_bytes` of each.
+/// indexing the first `index_bytes` of each, within `timing.transfer`.
 #[derive(Clone, Copy, Debug)]
 pub struct Copying {
     pub index_bytes: usize,
@@ -62,33 +67,67 @@ pub enum Forked {
 
 /// Makes the fork. 404 when the source has neither a row nor a blob (or
 /// the cut's agent is missing), 409 when the target id is taken (a row, or
-/// a blob under its prefix).
+/// a blob under its prefix), 503 when the blobs take longer than
+/// `copying.timing.transfer` to copy.
 pub async fn fork(db: &Conn, fork: Fork<'_>, copying: Copying) -> Result<Forked, Error> {
     let mut blobs = Staged::new(db, fork.tenant, copying.index_bytes, copying.timing);
     blobs.under(snapshots::prefix(fork.target));
-    let forked = match stage_blobs(db, fork, &mut blobs).await {
-        Ok(()) => switch(db, fork, &blobs).await,
+    let deadline = copying.timing.transfer;
+    let copied = tokio::time::timeout(deadline, async {
+        let (had_row, spool) = read_source(db, fork).await?;
+        stage(&mut blobs, spool).await?;
+        Ok(had_row)
+    })
+    .await
+    .unwrap_or_else(|_| Err(too_slow(deadline)));
+    let forked = match copied {
+        Ok(had_row) => switch(db, fork, had_row, &blobs).await,
         Err(e) => Err(e),
     };
     match &forked {
         Ok(_) => blobs.settle(),
+        Err(_) if blobs.count() == 0 => blobs.settle(),
         Err(_) => blobs.discard().await,
     }
     forked
 }
 
-/// Stages the source's snapshot blobs under the target's prefix, read from
-/// one snapshot.
-async fn stage_blobs(db: &Conn, fork: Fork<'_>, blobs: &mut Staged) -> Result<(), Error> {
+fn too_slow(deadline: Duration) -> Error {
+    Error::Unavailable(format!(
+        "the fork did not copy the session's snapshots within {} ms (storage.transfer_timeout_ms); nothing was made",
+        deadline.as_millis()
+    ))
+}
+
+/// Reads the source from one snapshot: whether it has a row, and its
+/// snapshot blobs into a spool, each as its key below the prefix (a
+/// little-endian `u32` length, then the bytes) and its value (a `u64`
+/// length, then the bytes).
+async fn read_source(db: &Conn, fork: Fork<'_>) -> Result<(bool, Spool), Error> {
     let source = Snapshot::open(db, fork.tenant, fork.source).await?;
-    let prefix = snapshots::prefix(fork.source);
+    let (from, to) = (snapshots::prefix(fork.source), snapshots::prefix(fork.target));
+    let mut spool = Spool::default();
     let mut after: Option<String> = None;
     loop {
         let (page, next) = source.blobs(after.as_deref()).await?;
         for (key, head) in &page {
-            blobs.begin(key.strip_prefix(&prefix).ok_or(Error::Internal)?).await?;
+            let below = key.strip_prefix(&from).ok_or(Error::Internal)?;
+            if to.len() + below.len() > KEY_MAX_BYTES {
+                return Err(Error::Validation(format!(
+                    "`session_id`: under the new id, a key of the session's snapshots is longer than {KEY_MAX_BYTES} bytes"
+                )));
+            }
+            spool.write(&u32::try_from(below.len()).map_err(|_| Error::Internal)?.to_le_bytes()).await?;
+            spool.write(below.as_bytes()).await?;
+            spool.write(&u64::try_from(head.size).map_err(|_| Error::Internal)?.to_le_bytes()).await?;
+            let mut written = 0;
             for seq in 0..head.chunks() {
-                blobs.feed(&source.chunk(key, head.version, seq).await?).await?;
+                let chunk = source.chunk(key, head.version, seq).await?;
+                written += chunk.len() as u64;
+                spool.write(&chunk).await?;
+            }
+            if u64::try_from(head.size).ok() != Some(written) {
+                return Err(Error::Internal);
             }
         }
         match next {
@@ -96,29 +135,57 @@ async fn stage_blobs(db: &Conn, fork: Fork<'_>, blobs: &mut Staged) -> Result<()
             None => break,
         }
     }
-    blobs.end().await?;
-    source.close().await
+    let had_row = source.session().is_some();
+    source.close().await?;
+    Ok((had_row, spool))
+}
+
+/// Stages the blobs [`read_source`] spooled.
+async fn stage(blobs: &mut Staged, spool: Spool) -> Result<(), Error> {
+    let unread = |e: std::io::Error| {
+        tracing::error!(error = %e, "a fork's spool cannot be read back");
+        Error::Internal
+    };
+    let mut reader = BufReader::new(spool.into_reader().await?);
+    let mut buffer = vec![0; CHUNK_BYTES];
+    loop {
+        let length = match reader.read_u32_le().await {
+            Ok(length) => length as usize,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(unread(e)),
+        };
+        let mut key = vec![0; length];
+        reader.read_exact(&mut key).await.map_err(unread)?;
+        blobs.begin(std::str::from_utf8(&key).map_err(|_| Error::Internal)?).await?;
+        let mut left = reader.read_u64_le().await.map_err(unread)?;
+        while left > 0 {
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(buffer.len());
+            reader.read_exact(&mut buffer[..n]).await.map_err(unread)?;
+            blobs.feed(&buffer[..n]).await?;
+            left -= n as u64;
+        }
+    }
+    blobs.end().await
 }
 
 /// Tries of the switch when it collides with another write.
 const SWITCH_TRIES: u32 = 3;
 
 /// The fork's one transaction: the rows copied, the staged `blobs`
-/// switched in. On PostgreSQL its snapshot is taken before its prefix lock
-/// is granted, so a write it waited for (a fork, an import or a storage
-/// write into the new id) can make it collide: it is tried again, and the
-/// next try sees that write.
-async fn switch(db: &Conn, fork: Fork<'_>, blobs: &Staged) -> Result<Forked, Error> {
+/// switched in. A write into the new id's keys that its snapshot cannot
+/// see makes it collide (PostgreSQL): it is tried again, and the next try
+/// sees that write.
+async fn switch(db: &Conn, fork: Fork<'_>, had_row: bool, blobs: &Staged) -> Result<Forked, Error> {
     let mut tries = 1;
     loop {
-        match switch_once(db, fork, blobs).await {
+        match switch_once(db, fork, had_row, blobs).await {
             Err(Error::Collision) if tries < SWITCH_TRIES => tries += 1,
             done => return done,
         }
     }
 }
 
-async fn switch_once(db: &Conn, fork: Fork<'_>, blobs: &Staged) -> Result<Forked, Error> {
+async fn switch_once(db: &Conn, fork: Fork<'_>, had_row: bool, blobs: &Staged) -> Result<Forked, Error> {
     let txn = db.begin().await?;
     if txn.backend() == DatabaseBackend::Postgres {
         // One snapshot for every statement below.
@@ -126,9 +193,14 @@ async fn switch_once(db: &Conn, fork: Fork<'_>, blobs: &Staged) -> Result<Forked
     }
     // First, so forks and imports into one id go one after another.
     blobs.hold(&txn).await.map_err(|e| transfer::conflict_is_taken(e, fork.target))?;
+    if txn.backend() == DatabaseBackend::Postgres && taken_now(db, fork).await? {
+        return Err(transfer::taken(fork.target));
+    }
     let forked = match sessions::get(&txn, fork.tenant, fork.source).await {
         Ok(source) => Forked::Session(copy_rows(&txn, fork, source).await?),
-        Err(Error::NotFound(_)) if blobs.count() > 0 => {
+        // Its row was deleted since the blobs were read.
+        Err(e @ Error::NotFound(_)) if had_row => return Err(e),
+        Err(Error::NotFound(_)) => {
             if let Some(cut) = fork.cut {
                 return Err(Error::NotFound(format!(
                     "agent `{}` not found: session `{}` is kept only as snapshot blobs",
@@ -143,6 +215,22 @@ async fn switch_once(db: &Conn, fork: Fork<'_>, blobs: &Staged) -> Result<Forked
     blobs.switch(&txn).await.map_err(|e| transfer::conflict_is_taken(e, fork.target))?;
     txn.commit().await?;
     Ok(forked)
+}
+
+/// Whether the new id is taken as the database stands now, outside the
+/// switch's snapshot: on PostgreSQL that snapshot is taken before its
+/// prefix lock is granted, so it may not see a fork or an import into the
+/// id that the lock waited for. Asked once the lock is held, so nothing
+/// else is switched in under the id meanwhile.
+async fn taken_now(db: &Conn, fork: Fork<'_>) -> Result<bool, Error> {
+    if snapshots::exist(db, fork.tenant, fork.target).await? {
+        return Ok(true);
+    }
+    match sessions::get(db, fork.tenant, fork.target).await {
+        Ok(_) => Ok(true),
+        Err(Error::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Copies the session `source` (its row, agents, messages and multi-agent

@@ -15,6 +15,7 @@ pub mod multi_agents;
 pub mod retention;
 pub mod sessions;
 pub mod snapshots;
+pub mod spool;
 pub mod transfer;
 pub mod version;
 

@@ -20,6 +20,8 @@ both_backends!(
     a_snapshot_session_exports_and_imports_its_blobs,
     a_session_with_rows_and_blobs_carries_both,
     a_fork_copies_snapshot_blobs,
+    forks_race_deletes_and_imports_cleanly,
+    forks_are_not_held_to_the_request_deadline,
     malformed_blobs_are_refused_naming_the_path,
     a_blob_upload_cut_short_leaves_nothing,
     writes_racing_an_import_of_their_keys_go_before_or_after_it
@@ -294,6 +296,63 @@ async fn a_fork_copies_snapshot_blobs(backend: Backend) {
     let copied = read(&app, "session/both-cut/scopes/agent/a/snapshots/snapshot_latest.json").await;
     assert_eq!(copied, (200, br#"{"v": 1}"#.to_vec()));
     assert_eq!(staged_values(&app).await, 0);
+}
+
+async fn forks_race_deletes_and_imports_cleanly(backend: Backend) {
+    let Some(app) = small_members(backend).await else { return };
+    let latest = "scopes/agent/a/snapshots/snapshot_latest.json";
+    for round in 0..6u64 {
+        // A session with a row and blobs, deleted while it is forked: the
+        // fork is whole (the row's answer, with an ETag) or 404, never a
+        // copy of the blobs alone.
+        let source = format!("both-{round}");
+        app.agent(&source, "a").await;
+        put(&app, &format!("session/{source}/{latest}"), binary()).await;
+        let delete = async {
+            tokio::time::sleep(Duration::from_millis(round * 4)).await;
+            app.delete(&format!("/api/v1/sessions/{source}")).await.expect(204);
+        };
+        let copy = format!("copy-{round}");
+        let (forked, ()) = tokio::join!(fork(&app, &source, json!({"session_id": copy})), delete);
+        match forked.status.as_u16() {
+            201 => {
+                assert!(forked.headers.get("etag").is_some(), "round {round}: {}", forked.body);
+                assert_eq!(forked.body["session_type"], "AGENT", "round {round}");
+                assert_eq!(read(&app, &format!("session/{copy}/{latest}")).await, (200, binary()));
+            }
+            404 => assert_eq!(read(&app, &format!("session/{copy}/{latest}")).await.0, 404),
+            other => panic!("round {round}: {other} {}", forked.body),
+        }
+
+        // A fork of rows only and an import of blobs only into one id: one
+        // of them makes it, and the id is not half of each.
+        let rows = format!("rows-{round}");
+        app.agent(&rows, "a").await;
+        let id = format!("merged-{round}");
+        let document = json!({"format": "session-backend/1", "session_id": id, "session": null,
+            "agents": [], "multi_agents": [], "complete": true,
+            "blobs": [{"key": latest, "data": [base64::engine::general_purpose::STANDARD.encode("{}")]}]});
+        let (forked, imported) =
+            tokio::join!(fork(&app, &rows, json!({"session_id": id})), import(&app, document.to_string()));
+        let statuses = (forked.status.as_u16(), imported.status.as_u16());
+        assert!(statuses == (201, 409) || statuses == (409, 201), "round {round}: {statuses:?}");
+        let row = app.get(&format!("/api/v1/sessions/{id}")).await.status.as_u16();
+        let blob = read(&app, &format!("session/{id}/{latest}")).await.0;
+        assert_eq!((row, blob), if statuses.0 == 201 { (200, 404) } else { (404, 200) }, "round {round}");
+    }
+    assert_eq!(staged_values(&app).await, 0, "nothing left staged");
+}
+
+async fn forks_are_not_held_to_the_request_deadline(backend: Backend) {
+    // A request deadline no fork meets: a fork copying blobs is bounded by
+    // `storage.transfer_timeout_ms` instead.
+    let Some(app) = spawn_app_with(backend, |config| config.server.request_timeout_ms = 1).await else {
+        return;
+    };
+    for (key, value) in values() {
+        put(&app, &format!("session/snap/{key}"), value).await;
+    }
+    assert_eq!(fork(&app, "snap", json!({"session_id": "copy"})).await.expect(201)["blobs"], 5);
 }
 
 async fn malformed_blobs_are_refused_naming_the_path(backend: Backend) {

@@ -7,15 +7,12 @@
 use base64::Engine;
 use futures::{Stream, StreamExt};
 
-use super::{
-    document::{AgentRecord, FORMAT, MultiAgentRecord, SessionRecord},
-    spool::Spool,
-};
+use super::document::{AgentRecord, FORMAT, MultiAgentRecord, SessionRecord};
 use crate::{
     api::messages::Message,
     db::Conn,
     error::Error,
-    store::{snapshots, transfer::Snapshot},
+    store::{snapshots, spool::Spool, transfer::Snapshot},
 };
 
 /// The session's document; no base64 piece of a blob's value is longer

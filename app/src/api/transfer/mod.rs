@@ -6,7 +6,6 @@ mod document;
 mod export;
 mod import;
 mod reader;
-mod spool;
 
 use entity::session;
 use poem::{Body, IntoResponse, Request, RequestBody, Response, http::header, web::Data};
@@ -209,7 +208,7 @@ impl TransferApi {
             ))
         })??;
         let len = i64::try_from(spool.len()).unwrap_or(i64::MAX);
-        Ok(Exported::Ok(DocumentStream(spool.into_body().await?), len))
+        Ok(Exported::Ok(DocumentStream(Body::from_async_read(spool.into_reader().await?)), len))
     }
 
     /// Import a session

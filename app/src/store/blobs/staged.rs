@@ -264,7 +264,7 @@ async fn make_due(db: &Conn, tenant: &str, prefix: &str, version: i64) {
     let due =
         format!("UPDATE blob_garbage SET reclaim_after = 0 WHERE tenant_id = $1 AND version = $2{within}");
     if let Err(e) = execute(db, statement(db.backend(), &due, values)).await {
-        tracing::warn!(error = %e, "an import's staged values stay until their listing comes due");
+        tracing::warn!(error = %e, "staged values stay until their listing comes due");
     }
 }
 

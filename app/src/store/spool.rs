@@ -1,10 +1,10 @@
-//! [`Spool`]: an answer written whole before it is sent, so that reading
-//! it from the database never waits for the client. It stays in memory
-//! up to [`IN_MEMORY`] bytes, then goes on in an unnamed temporary file
-//! (in `TMPDIR`), gone when the answer is.
+//! [`Spool`]: bytes written whole before they are read back, so that
+//! reading them from the database never waits for whoever takes them (a
+//! client downloading an export, a fork's staging). It stays in memory up
+//! to [`IN_MEMORY`] bytes, then goes on in an unnamed temporary file (in
+//! `TMPDIR`), gone when the reader is.
 
-use poem::Body;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt};
 
 use crate::error::Error;
 
@@ -64,19 +64,19 @@ impl Spool {
         Ok(())
     }
 
-    /// The answer's body.
-    pub async fn into_body(mut self) -> Result<Body, Error> {
-        let Some(mut file) = self.file.take() else { return Ok(Body::from(self.memory)) };
+    /// What was written, from the start.
+    pub async fn into_reader(mut self) -> Result<Box<dyn AsyncRead + Send + Unpin>, Error> {
+        let Some(mut file) = self.file.take() else { return Ok(Box::new(std::io::Cursor::new(self.memory))) };
         file.write_all(&self.memory).await.map_err(unspoolable)?;
         file.flush().await.map_err(unspoolable)?;
         file.rewind().await.map_err(unspoolable)?;
-        Ok(Body::from_async_read(file))
+        Ok(Box::new(file))
     }
 }
 
 fn unspoolable(e: std::io::Error) -> Error {
-    tracing::warn!(error = %e, "cannot write an export's temporary file");
+    tracing::warn!(error = %e, "cannot write a temporary file");
     Error::Unavailable(format!(
-        "the export cannot be written to a temporary file ({e}); the server needs a writable TMPDIR"
+        "a temporary file cannot be written ({e}); the server needs a writable TMPDIR"
     ))
 }
