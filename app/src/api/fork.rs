@@ -64,8 +64,10 @@ impl ForkApi {
     /// lease and the source's time to live, counted from now. A session
     /// kept only as blobs (the SDK's `SnapshotSessionManager`) forks into
     /// one kept only as blobs: the answer is its id and blob count, with
-    /// no `ETag`. `404` when the source has neither a row nor a blob,
-    /// `409` when the new id is taken (a row, or a blob under its prefix).
+    /// no `ETag`. `404` when the source has neither a row nor a blob (or
+    /// its row is deleted while its blobs are copied), `409` when the new
+    /// id is taken (a row, or a blob under its prefix), `503` when the
+    /// blobs take longer than `storage.transfer_timeout_ms` to copy.
     #[oai(path = "/api/v1/sessions/:session_id/fork", method = "post", operation_id = "fork_session")]
     async fn fork(
         &self,
@@ -92,7 +94,9 @@ impl ForkApi {
         let target = body.session_id.into_string();
         let fork = Fork { tenant: tenant.as_str(), source: session_id.as_str(), target: &target, cut };
         let copying = Copying { index_bytes: state.storage.search_index_bytes, timing: state.blob_timing };
-        let _turn = turn(&state).await?;
+        // Two shares: on PostgreSQL the switch looks outside its
+        // transaction on a second connection.
+        let _turn = turn(&state, 2).await?;
         let forked = fork::fork(state.db.conn(), fork, copying).await?;
         tracing::info!(
             audit = "fork",

@@ -73,8 +73,10 @@ pub async fn fork(db: &Conn, fork: Fork<'_>, copying: Copying) -> Result<Forked,
     let mut blobs = Staged::new(db, fork.tenant, copying.index_bytes, copying.timing);
     blobs.under(snapshots::prefix(fork.target));
     let deadline = copying.timing.transfer;
+    let mut staging = false;
     let copied = tokio::time::timeout(deadline, async {
         let (had_row, spool) = read_source(db, fork).await?;
+        staging = true;
         stage(&mut blobs, spool).await?;
         Ok(had_row)
     })
@@ -85,9 +87,9 @@ pub async fn fork(db: &Conn, fork: Fork<'_>, copying: Copying) -> Result<Forked,
         Err(e) => Err(e),
     };
     match &forked {
-        Ok(_) => blobs.settle(),
-        Err(_) if blobs.count() == 0 => blobs.settle(),
-        Err(_) => blobs.discard().await,
+        // Nothing was staged: nothing to let go.
+        Err(_) if staging => blobs.discard().await,
+        _ => blobs.settle(),
     }
     forked
 }

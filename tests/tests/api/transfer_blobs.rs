@@ -303,8 +303,9 @@ async fn forks_race_deletes_and_imports_cleanly(backend: Backend) {
     let latest = "scopes/agent/a/snapshots/snapshot_latest.json";
     for round in 0..6u64 {
         // A session with a row and blobs, deleted while it is forked: the
-        // fork is whole (the row's answer, with an ETag) or 404, never a
-        // copy of the blobs alone.
+        // fork is whole (the row's answer, with an ETag), or 404, or (read
+        // between the delete's row and its blobs) the blobs left then;
+        // never a row without its blobs.
         let source = format!("both-{round}");
         app.agent(&source, "a").await;
         put(&app, &format!("session/{source}/{latest}"), binary()).await;
@@ -316,8 +317,15 @@ async fn forks_race_deletes_and_imports_cleanly(backend: Backend) {
         let (forked, ()) = tokio::join!(fork(&app, &source, json!({"session_id": copy})), delete);
         match forked.status.as_u16() {
             201 => {
-                assert!(forked.headers.get("etag").is_some(), "round {round}: {}", forked.body);
-                assert_eq!(forked.body["session_type"], "AGENT", "round {round}");
+                let with_row = forked.headers.get("etag").is_some();
+                assert_eq!(
+                    forked.body["session_type"] == "AGENT",
+                    with_row,
+                    "round {round}: {}",
+                    forked.body
+                );
+                let row = app.get(&format!("/api/v1/sessions/{copy}")).await.status.as_u16();
+                assert_eq!(row, if with_row { 200 } else { 404 }, "round {round}");
                 assert_eq!(read(&app, &format!("session/{copy}/{latest}")).await, (200, binary()));
             }
             404 => assert_eq!(read(&app, &format!("session/{copy}/{latest}")).await.0, 404),

@@ -159,11 +159,12 @@ impl<'a> ApiExtractor<'a> for DocumentUpload {
     }
 }
 
-/// A turn among the exports, imports and forks running at once (503 when
-/// none comes within the request deadline).
-pub(super) async fn turn(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+/// `shares` of the turns among the exports, imports and forks running at
+/// once, each share a database connection its holder may take (503 when
+/// they do not come within the request deadline).
+pub(super) async fn turn(state: &AppState, shares: u32) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
     let wait = state.body_limits.turn_wait;
-    match tokio::time::timeout(wait, state.transfers.clone().acquire_owned()).await {
+    match tokio::time::timeout(wait, state.transfers.clone().acquire_many_owned(shares)).await {
         Ok(Ok(permit)) => Ok(permit),
         _ => Err(busy()),
     }
@@ -197,7 +198,7 @@ impl TransferApi {
         tenant: Tenant,
         session_id: Path<Id>,
     ) -> ApiResult<Exported, Missing> {
-        let _turn = turn(&state).await?;
+        let _turn = turn(&state, 1).await?;
         let deadline = state.blob_timing.transfer;
         let member_bytes = state.body_limits.max_bytes;
         let export = export::export(state.db.conn(), tenant.as_str(), session_id.as_str(), member_bytes);
@@ -251,7 +252,7 @@ impl TransferApi {
             state.body_limits.stall,
             state.body_limits.draining.clone(),
         );
-        let Ok(_turn) = turn(&state).await else {
+        let Ok(_turn) = turn(&state, 1).await else {
             crate::drain::discard(body, DRAIN_LIMIT).await;
             return Err(busy().into());
         };
