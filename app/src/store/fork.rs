@@ -195,8 +195,11 @@ async fn switch_once(db: &Conn, fork: Fork<'_>, had_row: bool, blobs: &Staged) -
     }
     // First, so forks and imports into one id go one after another.
     blobs.hold(&txn).await.map_err(|e| transfer::conflict_is_taken(e, fork.target))?;
-    if txn.backend() == DatabaseBackend::Postgres && taken_now(db, fork).await? {
-        return Err(transfer::taken(fork.target));
+    if txn.backend() == DatabaseBackend::Postgres {
+        // The snapshot is taken before the prefix lock is granted, so it
+        // may not see a fork or an import into the id that the lock waited
+        // for: one look outside it, now that the lock is held.
+        transfer::refuse_taken(db, fork.tenant, fork.target).await?;
     }
     let forked = match sessions::get(&txn, fork.tenant, fork.source).await {
         Ok(source) => Forked::Session(copy_rows(&txn, fork, source).await?),
@@ -217,22 +220,6 @@ async fn switch_once(db: &Conn, fork: Fork<'_>, had_row: bool, blobs: &Staged) -
     blobs.switch(&txn).await.map_err(|e| transfer::conflict_is_taken(e, fork.target))?;
     txn.commit().await?;
     Ok(forked)
-}
-
-/// Whether the new id is taken as the database stands now, outside the
-/// switch's snapshot: on PostgreSQL that snapshot is taken before its
-/// prefix lock is granted, so it may not see a fork or an import into the
-/// id that the lock waited for. Asked once the lock is held, so nothing
-/// else is switched in under the id meanwhile.
-async fn taken_now(db: &Conn, fork: Fork<'_>) -> Result<bool, Error> {
-    if snapshots::exist(db, fork.tenant, fork.target).await? {
-        return Ok(true);
-    }
-    match sessions::get(db, fork.tenant, fork.target).await {
-        Ok(_) => Ok(true),
-        Err(Error::NotFound(_)) => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 /// Copies the session `source` (its row, agents, messages and multi-agent

@@ -416,6 +416,20 @@ pub(super) async fn vacant(txn: &Txn, tenant: &str, session_id: &str) -> Result<
     }
 }
 
+/// Refuses (409) when session `session_id` exists as the database stands
+/// now (outside any transaction): a live row, or a blob under its prefix.
+pub async fn refuse_taken(db: &Conn, tenant: &str, session_id: &str) -> Result<(), Error> {
+    match sessions::get(db, tenant, session_id).await {
+        Ok(_) => return Err(taken(session_id)),
+        Err(Error::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    if snapshots::exist(db, tenant, session_id).await? {
+        return Err(taken(session_id));
+    }
+    Ok(())
+}
+
 /// `e`, said as [`taken`] when it is a conflict.
 pub(super) fn conflict_is_taken(e: Error, session_id: &str) -> Error {
     match e {

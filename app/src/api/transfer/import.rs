@@ -23,9 +23,9 @@ use crate::{
     error::Error,
     store::{
         blobs::{Staged, Timing},
-        sessions::{self, NewSession},
+        sessions::NewSession,
         snapshots,
-        transfer::{Staging, taken},
+        transfer::{Staging, refuse_taken},
     },
 };
 
@@ -98,14 +98,7 @@ where
             match part {
                 Part::SessionId(id) => {
                     // Refused early what the switch would refuse at the end.
-                    match sessions::get(db, tenant, &id).await {
-                        Ok(_) => return Err(taken(&id)),
-                        Err(Error::NotFound(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                    if snapshots::exist(db, tenant, &id).await? {
-                        return Err(taken(&id));
-                    }
+                    refuse_taken(db, tenant, &id).await?;
                     blobs.under(snapshots::prefix(&id));
                     seen.id = Some(id);
                 }
